@@ -1,0 +1,35 @@
+# One command for students and CI: `make test` creates .venv, installs everything, runs the suite.
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+# The CPU build of torch for CPU machines and CI (pinned here, ranges in pyproject.toml).
+TORCH_PIN ?= torch==2.13.0
+NOTEBOOKS := $(wildcard notebooks/*.ipynb notebooks/solutions/*.ipynb)
+
+.PHONY: install test test-lib test-notebooks lab editions figures demo clean
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet $(TORCH_PIN)
+	$(PY) -m pip install --quiet -e ".[dev]"
+	touch $@
+
+install: $(VENV)/.installed
+
+test: test-lib test-notebooks
+
+test-lib: install
+	$(PY) -m pytest tests -q
+
+test-notebooks: install
+ifneq ($(strip $(NOTEBOOKS)),)
+	COURSE_LIB_CI=1 $(PY) -m pytest -q -p no:python --nbval-lax --nbval-current-env $(NOTEBOOKS)
+else
+	@echo "no notebooks yet"
+endif
+
+lab: install
+	$(VENV)/bin/jupyter lab notebooks/
+
+clean:
+	rm -rf $(VENV) .pytest_cache

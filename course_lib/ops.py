@@ -1,0 +1,160 @@
+"""Low-level operations with the exact semantics of the official DeepFill v1 release.
+
+Two details decide whether the official TensorFlow weights give the official outputs:
+
+* TF ``'SAME'`` padding puts the odd extra pixel at the bottom/right. A stride-2, 3x3 conv
+  on an even size pads (top, bottom) = (0, 1); PyTorch's symmetric ``padding=1`` pads
+  (1, 1) and shifts every feature by half a pixel.  :func:`same_padding` and
+  :class:`SameConv2d` reproduce TF.
+* Every resize in the release is nearest neighbour with ``align_corners=True``: the source
+  index is ``round(dst * (in - 1) / (out - 1))``.  For x2 upsampling that equals pixel
+  repetition, for x1/2 downsampling it does NOT equal ``x[..., ::2, ::2]`` (64 -> 32 picks
+  rows 0, 2, ..., 30, 33, 35, ..., 63).  :func:`resize_nearest` reproduces TF.
+
+Taught in notebook 00 / lesson 00 (conventions) and used by every layer of the model.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Optional
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+__all__ = [
+    "same_padding",
+    "pad_same",
+    "nearest_indices",
+    "resize_nearest",
+    "SameConv2d",
+    "GenConv",
+    "GenDeconv",
+    "ACTIVATIONS",
+]
+
+
+def same_padding(size: int, kernel: int, stride: int = 1, dilation: int = 1) -> tuple[int, int]:
+    """Padding ``(before, after)`` of TensorFlow's ``'SAME'`` mode along one axis.
+
+    TF: ``out = ceil(size / stride)``; ``total = max((out - 1) * stride + k_eff - size, 0)``
+    with ``k_eff = (kernel - 1) * dilation + 1``; ``before = total // 2`` and the rest
+    (the extra pixel, if any) goes ``after`` (bottom/right).
+    """
+    if size < 1 or kernel < 1 or stride < 1 or dilation < 1:
+        raise ValueError(
+            f"same_padding needs positive size/kernel/stride/dilation, got "
+            f"size={size}, kernel={kernel}, stride={stride}, dilation={dilation}"
+        )
+    k_eff = (kernel - 1) * dilation + 1
+    out = math.ceil(size / stride)
+    total = max((out - 1) * stride + k_eff - size, 0)
+    before = total // 2
+    return before, total - before
+
+
+def pad_same(x: torch.Tensor, kernel: int, stride: int = 1, dilation: int = 1,
+             mode: str = "constant") -> torch.Tensor:
+    """Pad an NCHW tensor as TF ``'SAME'`` does before a ``kernel`` x ``kernel`` conv."""
+    top, bottom = same_padding(x.shape[-2], kernel, stride, dilation)
+    left, right = same_padding(x.shape[-1], kernel, stride, dilation)
+    return F.pad(x, (left, right, top, bottom), mode=mode)  # (B, C, H+t+b, W+l+r)
+
+
+def nearest_indices(in_size: int, out_size: int, align_corners: bool = True,
+                    device: Optional[torch.device] = None) -> torch.Tensor:
+    """Source indices of TF's ``resize_nearest_neighbor`` along one axis.
+
+    TF (legacy, ``half_pixel_centers=False``) computes the scale in float32,
+    ``scale = (in - 1) / (out - 1)`` when ``align_corners`` (and ``out > 1``), else
+    ``in / out``; the source index is ``roundf(dst * scale)`` (round half away from zero)
+    with ``align_corners``, ``floorf(dst * scale)`` without, clamped to ``in - 1``.
+    """
+    if in_size < 1 or out_size < 1:
+        raise ValueError(f"resize sizes must be positive, got in={in_size}, out={out_size}")
+    if align_corners and out_size > 1:
+        scale = torch.tensor((in_size - 1) / (out_size - 1), dtype=torch.float32)
+    else:
+        scale = torch.tensor(in_size / out_size, dtype=torch.float32)
+    dst = torch.arange(out_size, dtype=torch.float32)
+    src = dst * scale  # float32 as in TF
+    src = torch.floor(src + 0.5) if align_corners else torch.floor(src)
+    return src.clamp_(max=in_size - 1).to(dtype=torch.long, device=device)
+
+
+def resize_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: bool = True) -> torch.Tensor:
+    """Nearest-neighbour resize of an NCHW tensor to ``size = (H_out, W_out)``, TF semantics.
+
+    Release: ``resize(x, scale, to_shape, align_corners=True)`` with
+    ``tf.image.resize_nearest_neighbor``; used for the x2 upsampling of ``gen_deconv``,
+    the mask resize to feature size and the x1/rate downsampling in contextual attention.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"resize_nearest expects an NCHW tensor, got shape {tuple(x.shape)}")
+    h_out, w_out = int(size[0]), int(size[1])
+    rows = nearest_indices(x.shape[-2], h_out, align_corners, x.device)  # (H_out,)
+    cols = nearest_indices(x.shape[-1], w_out, align_corners, x.device)  # (W_out,)
+    return x.index_select(-2, rows).index_select(-1, cols)  # (B, C, H_out, W_out)
+
+
+ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "elu": F.elu,
+    "relu": F.relu,
+    "leaky_relu": lambda t: F.leaky_relu(t, 0.2),
+    "none": lambda t: t,
+}
+
+
+class SameConv2d(nn.Conv2d):
+    """``nn.Conv2d`` with TensorFlow ``'SAME'`` zero padding (asymmetric when it must be).
+
+    Stride-1 and dilated convs pad symmetrically (identical to PyTorch's ``padding=``);
+    stride-2 convs on even sizes pad one more pixel at the bottom/right, as TF does.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int,
+                 stride: int = 1, dilation: int = 1, bias: bool = True) -> None:
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride,
+                         padding=0, dilation=dilation, bias=bias)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_out, H', W')
+        k, s, d = self.kernel_size[0], self.stride[0], self.dilation[0]
+        return super().forward(pad_same(x, k, s, d))
+
+
+class GenConv(SameConv2d):
+    """The release's ``gen_conv``: 'SAME' conv with bias, then an activation.
+
+    ``activation`` is ``'elu'`` (default, every generator conv), ``'relu'`` (``pmconv6``)
+    or ``'none'`` (the output convs ``conv17``/``allconv17``, which the generator then clips
+    to [-1, 1] instead of using tanh).
+    """
+
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 3,
+                 stride: int = 1, dilation: int = 1, activation: str = "elu") -> None:
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {activation!r}; choose one of {sorted(ACTIVATIONS)}")
+        super().__init__(in_channels, out_channels, kernel_size, stride=stride, dilation=dilation)
+        self.activation = activation
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return ACTIVATIONS[self.activation](super().forward(x))
+
+    def extra_repr(self) -> str:
+        return super().extra_repr() + f", activation={self.activation}"
+
+
+class GenDeconv(nn.Module):
+    """The release's ``gen_deconv``: nearest x2 upsampling (align_corners) then a 3x3 GenConv.
+
+    The conv lives in ``self.conv`` so that the checkpoint name
+    ``convN_upsample/convN_upsample_conv`` maps to ``convN_upsample.conv``.
+    """
+
+    def __init__(self, in_channels: int, out_channels: int) -> None:
+        super().__init__()
+        self.conv = GenConv(in_channels, out_channels, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C_out, 2H, 2W)
+        h, w = x.shape[-2:]
+        return self.conv(resize_nearest(x, (2 * h, 2 * w)))
