@@ -1,0 +1,44 @@
+"""Command line: ``python -m course_lib <command> ...``.
+
+Each command lives in the module that does its job; that module exposes
+``main(argv: list[str]) -> int``. This file only dispatches, so importing one command
+never pays for the others.
+"""
+from __future__ import annotations
+
+import importlib
+import sys
+from typing import Optional
+
+# command -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "convert": ("course_lib.convert", "convert an official TF checkpoint to a course_lib .pt file"),
+    "train": ("course_lib.train", "train DeepFill v1 (configs: toy_cpu, celeba, celebahq, places2)"),
+    "inpaint": ("course_lib.inpaint_cli", "inpaint one image or a folder of images"),
+    "evaluate": ("course_lib.evaluate", "Table 1 metrics (L1, L2, PSNR, TV, SSIM) on a data set"),
+    "make-flist": ("course_lib.data", "write an flist file (one image path per line) for a folder"),
+}
+
+
+def usage() -> str:
+    lines = ["usage: python -m course_lib <command> [options]", "", "commands:"]
+    lines += [f"  {name:<11} {help_}" for name, (_, help_) in COMMANDS.items()]
+    lines += ["", "python -m course_lib <command> --help shows a command's options."]
+    return "\n".join(lines)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
