@@ -1,0 +1,112 @@
+"""The two WGAN-GP critics of DeepFill v1: a local one on the hole's box, a global one on the image.
+
+Paper: Yu et al., CVPR 2018, Section 3.1 ("global and local Wasserstein GANs") and the
+supplementary's critic architecture. Taught in notebook 06 (adversarial training).
+
+Release (``build_wgan_local_discriminator`` / ``build_wgan_global_discriminator`` plus the
+dense layers ``dout_local_fc`` / ``dout_global_fc``):
+
+* four ``dis_conv`` layers: 5x5, stride 2, TF ``'SAME'`` zero padding, bias, leaky ReLU
+  with slope 0.2 (:class:`course_lib.ops.SameConv2d`);
+* local critic on the 128x128 box around the hole: ``cnum, 2cnum, 4cnum, 8cnum`` channels;
+  global critic on the 256x256 image: ``cnum, 2cnum, 4cnum, 4cnum``;
+* the features are flattened in **NHWC** order (TensorFlow's layout) before the dense layer
+  to one score. The official dense kernel is ``[H*W*C, 1]`` indexed ``(h, w, c)``, so the
+  features are permuted to (B, H, W, C) before flattening; PyTorch's plain NCHW flatten
+  would scramble the converted weights.
+
+No sigmoid: a WGAN critic outputs an unbounded score.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from course_lib.ops import SameConv2d
+
+__all__ = ["Critic", "LocalCritic", "GlobalCritic"]
+
+
+class Critic(nn.Module):
+    """Four 5x5 stride-2 'SAME' convs with leaky ReLU 0.2, NHWC flatten, dense ``fc`` -> 1 score.
+
+    ``channels`` are the four conv widths; ``size`` is the (square) input size the dense
+    layer is built for. Input (B, 3, size, size) in [-1, 1] -> (B, 1).
+    """
+
+    def __init__(self, channels: tuple[int, int, int, int], size: int) -> None:
+        super().__init__()
+        if not isinstance(size, int) or isinstance(size, bool) or size < 1:
+            raise ValueError(f"size must be a positive int (the square input side), got {size!r}")
+        if len(channels) != 4 or any((not isinstance(c, int)) or c < 1 for c in channels):
+            raise ValueError(f"channels must be four positive ints, got {channels!r}")
+        self.size = size
+        self.conv1 = SameConv2d(3, channels[0], 5, stride=2)
+        self.conv2 = SameConv2d(channels[0], channels[1], 5, stride=2)
+        self.conv3 = SameConv2d(channels[1], channels[2], 5, stride=2)
+        self.conv4 = SameConv2d(channels[2], channels[3], 5, stride=2)
+        self.feature_size = self._feature_side(size)  # TF 'SAME': ceil(size / 2) four times
+        self.fc = nn.Linear(self.feature_size ** 2 * channels[3], 1)
+
+    @staticmethod
+    def _feature_side(size: int) -> int:
+        for _ in range(4):
+            size = math.ceil(size / 2)
+        return size
+
+    def _check(self, x: torch.Tensor) -> None:
+        name = type(self).__name__
+        if not isinstance(x, torch.Tensor) or x.dim() != 4 or x.shape[1] != 3:
+            shape = tuple(x.shape) if isinstance(x, torch.Tensor) else type(x).__name__
+            raise ValueError(
+                f"{name} expects a (B, 3, {self.size}, {self.size}) image batch, got {shape}; "
+                "add a batch axis with x[None], move channels first with x.permute(0, 3, 1, 2)")
+        if tuple(x.shape[-2:]) != (self.size, self.size):
+            hint = ("crop the box around the hole with course_lib.masks.local_patch"
+                    if isinstance(self, LocalCritic) else "crop or resize the images")
+            raise ValueError(
+                f"{name} was built for {self.size}x{self.size} inputs, got "
+                f"{x.shape[-2]}x{x.shape[-1]}; {hint}, or build {name}(size={x.shape[-2]}) "
+                "for square inputs of another size")
+        if x.dtype != self.fc.weight.dtype:
+            raise TypeError(
+                f"x has dtype {x.dtype} but the critic's parameters are {self.fc.weight.dtype}; "
+                f"convert the model with critic.to(x.dtype) or the input with x.to({self.fc.weight.dtype})")
+
+    def features(self, x: torch.Tensor) -> torch.Tensor:
+        """The conv features before the dense layer: (B, C4, size/16, size/16) (rounded up)."""
+        for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
+            x = F.leaky_relu(conv(x), 0.2)  # (B, C_k, ceil(H/2), ceil(W/2))
+        return x
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """``x`` (B, 3, size, size) -> scores (B, 1)."""
+        self._check(x)
+        h = self.features(x)  # (B, C4, h, w)
+        h = h.permute(0, 2, 3, 1).flatten(1)  # (B, h*w*C4) in NHWC order, as TF flattens
+        return self.fc(h)  # (B, 1)
+
+
+class LocalCritic(Critic):
+    """Local critic on the hole's box (release ``discriminator_local`` + ``dout_local_fc``).
+
+    Channels ``cnum, 2cnum, 4cnum, 8cnum`` (64..512 in the release); 128x128 input.
+    """
+
+    def __init__(self, cnum: int = 64, size: int = 128) -> None:
+        super().__init__((cnum, 2 * cnum, 4 * cnum, 8 * cnum), size)
+        self.cnum = cnum
+
+
+class GlobalCritic(Critic):
+    """Global critic on the whole image (release ``discriminator_global`` + ``dout_global_fc``).
+
+    Channels ``cnum, 2cnum, 4cnum, 4cnum`` (64, 128, 256, 256 in the release); 256x256 input.
+    """
+
+    def __init__(self, cnum: int = 64, size: int = 256) -> None:
+        super().__init__((cnum, 2 * cnum, 4 * cnum, 4 * cnum), size)
+        self.cnum = cnum

@@ -1,0 +1,123 @@
+"""The attention map as a colour picture: the Middlebury optical-flow colour code.
+
+Contextual attention (paper Sec. 3.2, Fig. 5) shows where each pixel copied its patch
+from: the offset (row, col) of the best background patch is drawn with the colour wheel
+of the Middlebury optical-flow benchmark (hue = direction, saturation = length).
+The release (``inpaint_ops.py``: ``make_color_wheel``, ``compute_color``,
+``flow_to_image``) uses the wheel with segments RY 15, YG 6, GC 4, CB 11, BM 13, MR 6
+(55 colours). This module reproduces its colours bit for bit, 0-based.
+
+Taught in notebook 04 (contextual attention), where the flow image is read.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+
+__all__ = ["COLOR_WHEEL_SEGMENTS", "make_color_wheel", "flow_to_color"]
+
+# (name, length) of each hue segment, in wheel order: red->yellow->green->cyan->blue->magenta->red
+COLOR_WHEEL_SEGMENTS: tuple[tuple[str, int], ...] = (
+    ("RY", 15), ("YG", 6), ("GC", 4), ("CB", 11), ("BM", 13), ("MR", 6),
+)
+
+# Offsets larger than this are "unknown flow" in the Middlebury code: drawn as zero flow.
+UNKNOWN_FLOW_THRESH = 1e7
+
+# Each segment: (channel held at 255, channel that ramps, ramp goes up?)
+_SEGMENT_RULES: tuple[tuple[int, int, bool], ...] = (
+    (0, 1, True),   # RY: R = 255, G 0 -> 255
+    (1, 0, False),  # YG: G = 255, R 255 -> 0
+    (1, 2, True),   # GC: G = 255, B 0 -> 255
+    (2, 1, False),  # CB: B = 255, G 255 -> 0
+    (2, 0, True),   # BM: B = 255, R 0 -> 255
+    (0, 2, False),  # MR: R = 255, B 255 -> 0
+)
+
+
+def make_color_wheel() -> torch.Tensor:
+    """The 55 RGB colours of the Middlebury wheel, values 0..255 (float64 tensor (55, 3)).
+
+    Within a segment of length ``n`` the ramp is ``floor(255 * i / n)`` for ``i = 0..n-1``
+    (going up) or ``255 - floor(255 * i / n)`` (going down), as in the release's
+    ``make_color_wheel``. Row 0 is pure red (255, 0, 0), row 15 yellow (255, 255, 0).
+    """
+    rows = []
+    for (_, n), (held, ramped, up) in zip(COLOR_WHEEL_SEGMENTS, _SEGMENT_RULES):
+        seg = torch.zeros(n, 3, dtype=torch.float64)  # (n, 3)
+        ramp = torch.floor(255.0 * torch.arange(n, dtype=torch.float64) / n)  # (n,)
+        seg[:, held] = 255.0
+        seg[:, ramped] = ramp if up else 255.0 - ramp
+        rows.append(seg)
+    return torch.cat(rows, dim=0)  # (55, 3)
+
+
+def _check_offsets(offsets: torch.Tensor) -> None:
+    if not isinstance(offsets, torch.Tensor):
+        raise TypeError(
+            f"flow_to_color expects a torch.Tensor of offsets (B, 2, H, W), got "
+            f"{type(offsets).__name__}; wrap it with torch.as_tensor(...)"
+        )
+    if offsets.dim() != 4 or offsets.shape[1] != 2:
+        raise ValueError(
+            f"flow_to_color expects offsets of shape (B, 2, H, W) (channel 0 = row offset, "
+            f"channel 1 = column offset), got {tuple(offsets.shape)}; add a batch dimension "
+            f"with offsets[None] or move the (row, col) axis to dim 1"
+        )
+    if offsets.dtype == torch.bool or offsets.is_complex():
+        raise TypeError(f"flow_to_color needs integer or float offsets, got dtype {offsets.dtype}")
+
+
+def flow_to_color(offsets: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
+    """Colour-code offsets ``(B, 2, H, W)`` into an RGB image ``(B, 3, H, W)`` in [-1, 1].
+
+    Release ``flow_to_image`` + ``compute_color``, per image: ``u`` = channel 0 (row
+    offset), ``v`` = channel 1 (column offset); |values| > 1e7 count as unknown and become
+    0; both are divided by (largest radius + float64 eps); the hue angle is
+    ``atan2(-v, -u) / pi`` mapped onto the 55-colour wheel with linear interpolation
+    between neighbouring colours; saturation fades to white as the radius goes to 0
+    (``col = 1 - rad * (1 - col)``; beyond radius 1, ``col * 0.75``); the result is
+    ``floor(255 * col)`` as uint8, returned as ``img / 127.5 - 1``. NaN offsets are black.
+
+    So: zero offset = white, an offset pointing down (+row) = red, up = sky blue
+    (0, 209, 255), right (+col) = orange-yellow, left = violet.
+
+    Deviation: the release keeps a running maximum radius across the images of a batch
+    (image i is normalised by the largest radius among images 0..i); here each image is
+    normalised by its own largest radius, so a picture does not depend on its batch mates.
+    """
+    _check_offsets(offsets)
+    wheel = make_color_wheel().to(offsets.device) / 255.0  # (55, 3) in [0, 1]
+    ncols = wheel.shape[0]
+    u = offsets[:, 0].detach().to(torch.float64).clone()  # (B, H, W)
+    v = offsets[:, 1].detach().to(torch.float64).clone()  # (B, H, W)
+    unknown = (u.abs() > UNKNOWN_FLOW_THRESH) | (v.abs() > UNKNOWN_FLOW_THRESH)
+    u[unknown] = 0.0
+    v[unknown] = 0.0
+    nan = torch.isnan(u) | torch.isnan(v)  # (B, H, W)
+    u[nan] = 0.0
+    v[nan] = 0.0
+    max_rad = torch.sqrt(u**2 + v**2).flatten(1).amax(dim=1)  # (B,)
+    eps = torch.finfo(torch.float64).eps  # numpy's np.finfo(float).eps, as the release
+    u = u / (max_rad + eps).view(-1, 1, 1)  # (B, H, W)
+    v = v / (max_rad + eps).view(-1, 1, 1)  # (B, H, W)
+
+    rad = torch.sqrt(u**2 + v**2)  # (B, H, W), <= 1 after the normalisation
+    a = torch.atan2(-v, -u) / math.pi  # (B, H, W) in [-1, 1]
+    # The release computes the 1-based position fk in [1, ncols]; keep that arithmetic so
+    # that the interpolation weight f is bit-identical, then index 0-based.
+    fk = (a + 1.0) / 2.0 * (ncols - 1) + 1.0  # (B, H, W)
+    k0_1based = torch.floor(fk)
+    f = (fk - k0_1based).unsqueeze(1)  # (B, 1, H, W)
+    k0 = k0_1based.long() - 1  # 0-based, in [0, ncols - 1]
+    k1 = k0 + 1
+    k1[k1 == ncols] = 0  # wrap around the wheel
+    col0 = wheel[k0].permute(0, 3, 1, 2)  # (B, H, W, 3) -> (B, 3, H, W)
+    col1 = wheel[k1].permute(0, 3, 1, 2)  # (B, H, W, 3) -> (B, 3, H, W)
+    col = (1.0 - f) * col0 + f * col1  # (B, 3, H, W)
+    rad = rad.unsqueeze(1)  # (B, 1, H, W)
+    col = torch.where(rad <= 1.0, 1.0 - rad * (1.0 - col), col * 0.75)
+    col = col * (~nan).unsqueeze(1)  # NaN offsets -> black
+    img = torch.floor(255.0 * col).clamp(0, 255)  # uint8 values, as np.uint8(np.floor(...))
+    return (img / 127.5 - 1.0).to(dtype)  # (B, 3, H, W) in [-1, 1]
