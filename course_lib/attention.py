@@ -6,7 +6,7 @@ similarity, Eq. 1), the scores are "fused" so that neighbours agree (attention
 propagation, Eq. 2), a masked softmax turns them into weights, and the output is the
 weighted sum of background patches, pasted back with a transposed convolution.
 
-Each step is one public function so that notebook 04 (contextual attention) can build and
+Each step is one public function so that the contextual-attention notebook can build and
 check them one at a time; :func:`contextual_attention` chains them exactly as the release's
 ``contextual_attention`` in ``inpaint_ops.py`` (steps 1-10 of the reference):
 
@@ -98,9 +98,10 @@ def extract_patches(x: torch.Tensor, kernel: int, stride: int = 1) -> torch.Tens
     _check_positive_int("kernel", kernel)
     _check_positive_int("stride", stride)
     B, C = x.shape[:2]
-    cols = F.unfold(pad_same(x, kernel, stride), kernel, stride=stride)  # (B, C*k*k, L)
-    patches = cols.view(B, C, kernel, kernel, -1)  # (B, C, k, k, L)
-    return patches.permute(0, 4, 1, 2, 3)  # (B, L, C, k, k)
+    windows = pad_same(x, kernel, stride).unfold(2, kernel, stride).unfold(3, kernel, stride)
+    # windows: (B, C, nH, nW, k, k), nH = ceil(H/stride), nW = ceil(W/stride)
+    patches = windows.permute(0, 2, 3, 1, 4, 5)  # (B, nH, nW, C, k, k)
+    return patches.reshape(B, -1, C, kernel, kernel)  # (B, L, C, k, k), L = nH*nW row-major
 
 
 def downsample(x: torch.Tensor, rate: int) -> torch.Tensor:
@@ -126,8 +127,9 @@ def valid_patches(mask: torch.Tensor, ksize: int, stride: int = 1) -> torch.Tens
     _check_nchw("mask", mask, floating=False)
     if mask.shape[1] != 1:
         raise ValueError(f"mask must have one channel (B, 1, H, W), got {tuple(mask.shape)}")
-    m = extract_patches(mask, ksize, stride)  # (B, L, 1, k, k)
-    return (m.mean(dim=(2, 3, 4)) == 0).to(mask.dtype if mask.is_floating_point() else torch.float32)
+    dtype = mask.dtype if mask.is_floating_point() else torch.float32
+    m = extract_patches(mask.to(dtype), ksize, stride)  # (B, L, 1, k, k)
+    return (m.mean(dim=(2, 3, 4)) == 0).to(dtype)  # (B, L)
 
 
 def normalize_patches(w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:

@@ -7,7 +7,8 @@ The release (``inpaint_ops.py``: ``make_color_wheel``, ``compute_color``,
 ``flow_to_image``) uses the wheel with segments RY 15, YG 6, GC 4, CB 11, BM 13, MR 6
 (55 colours). This module reproduces its colours bit for bit, 0-based.
 
-Taught in notebook 04 (contextual attention), where the flow image is read.
+Taught in the contextual-attention notebook (lesson "Contextual attention"), where
+the flow image is read.
 """
 from __future__ import annotations
 
@@ -15,7 +16,7 @@ import math
 
 import torch
 
-__all__ = ["COLOR_WHEEL_SEGMENTS", "make_color_wheel", "flow_to_color"]
+__all__ = ["COLOR_WHEEL_SEGMENTS", "make_color_wheel", "compute_color", "flow_to_color"]
 
 # (name, length) of each hue segment, in wheel order: red->yellow->green->cyan->blue->magenta->red
 COLOR_WHEEL_SEGMENTS: tuple[tuple[str, int], ...] = (
@@ -69,55 +70,61 @@ def _check_offsets(offsets: torch.Tensor) -> None:
         raise TypeError(f"flow_to_color needs integer or float offsets, got dtype {offsets.dtype}")
 
 
+def compute_color(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Colours of flow vectors ``(u, v)`` already divided by the largest radius.
+
+    Release ``compute_color``: ``u`` (row) and ``v`` (column) float tensors of any equal
+    shape ``S``; returns ``(*S, 3)`` float64 with whole values 0..255. The hue angle
+    ``atan2(-v, -u) / pi`` is mapped onto the 55-colour wheel with linear interpolation
+    between neighbouring colours; saturation fades to white as the radius goes to 0
+    (``col = 1 - rad * (1 - col)``); beyond radius 1 the colour is darkened,
+    ``col * 0.75`` (never reached from :func:`flow_to_color`, which normalises first);
+    the result is ``floor(255 * col)``. NaN vectors are black.
+    """
+    wheel = make_color_wheel().to(u.device) / 255.0  # (55, 3) in [0, 1]
+    ncols = wheel.shape[0]
+    nan = torch.isnan(u) | torch.isnan(v)
+    u = torch.where(nan, torch.zeros_like(u), u).to(torch.float64)
+    v = torch.where(nan, torch.zeros_like(v), v).to(torch.float64)
+    rad = torch.sqrt(u**2 + v**2).unsqueeze(-1)  # (*S, 1)
+    a = torch.atan2(-v, -u) / math.pi  # (*S,) in [-1, 1]
+    # The release computes the 1-based position fk in [1, ncols]; keep that arithmetic so
+    # that the interpolation weight f is bit-identical, then index 0-based.
+    fk = (a + 1.0) / 2.0 * (ncols - 1) + 1.0  # (*S,)
+    k0_1based = torch.floor(fk)
+    f = (fk - k0_1based).unsqueeze(-1)  # (*S, 1)
+    k0 = k0_1based.long() - 1  # 0-based, in [0, ncols - 1]
+    k1 = k0 + 1
+    k1[k1 == ncols] = 0  # wrap around the wheel (only when f == 0)
+    col = (1.0 - f) * wheel[k0] + f * wheel[k1]  # (*S, 3)
+    col = torch.where(rad <= 1.0, 1.0 - rad * (1.0 - col), col * 0.75)
+    col = col * (~nan).unsqueeze(-1)  # NaN -> black
+    return torch.floor(255.0 * col).clamp(0, 255)  # (*S, 3), as np.uint8(np.floor(...))
+
+
 def flow_to_color(offsets: torch.Tensor, dtype: torch.dtype = torch.float32) -> torch.Tensor:
     """Colour-code offsets ``(B, 2, H, W)`` into an RGB image ``(B, 3, H, W)`` in [-1, 1].
 
-    Release ``flow_to_image`` + ``compute_color``, per image: ``u`` = channel 0 (row
-    offset), ``v`` = channel 1 (column offset); |values| > 1e7 count as unknown and become
-    0; both are divided by (largest radius + float64 eps); the hue angle is
-    ``atan2(-v, -u) / pi`` mapped onto the 55-colour wheel with linear interpolation
-    between neighbouring colours; saturation fades to white as the radius goes to 0
-    (``col = 1 - rad * (1 - col)``; beyond radius 1, ``col * 0.75``); the result is
-    ``floor(255 * col)`` as uint8, returned as ``img / 127.5 - 1``. NaN offsets are black.
+    Release ``flow_to_image``, per image: ``u`` = channel 0 (row offset), ``v`` =
+    channel 1 (column offset); |values| > 1e7 count as unknown and become 0; both are
+    divided by (largest radius + float64 eps); :func:`compute_color` gives 0..255 colours,
+    returned as ``img / 127.5 - 1``.
 
     So: zero offset = white, an offset pointing down (+row) = red, up = sky blue
-    (0, 209, 255), right (+col) = orange-yellow, left = violet.
+    (0, 209, 255), right (+col) = orange-yellow (255, 229, 0), left = violet (88, 0, 255).
 
     Deviation: the release keeps a running maximum radius across the images of a batch
     (image i is normalised by the largest radius among images 0..i); here each image is
     normalised by its own largest radius, so a picture does not depend on its batch mates.
     """
     _check_offsets(offsets)
-    wheel = make_color_wheel().to(offsets.device) / 255.0  # (55, 3) in [0, 1]
-    ncols = wheel.shape[0]
     u = offsets[:, 0].detach().to(torch.float64).clone()  # (B, H, W)
     v = offsets[:, 1].detach().to(torch.float64).clone()  # (B, H, W)
     unknown = (u.abs() > UNKNOWN_FLOW_THRESH) | (v.abs() > UNKNOWN_FLOW_THRESH)
     u[unknown] = 0.0
     v[unknown] = 0.0
-    nan = torch.isnan(u) | torch.isnan(v)  # (B, H, W)
-    u[nan] = 0.0
-    v[nan] = 0.0
-    max_rad = torch.sqrt(u**2 + v**2).flatten(1).amax(dim=1)  # (B,)
+    finite_rad = torch.nan_to_num(torch.sqrt(u**2 + v**2), nan=0.0)  # (B, H, W)
+    max_rad = finite_rad.flatten(1).amax(dim=1).view(-1, 1, 1)  # (B, 1, 1)
     eps = torch.finfo(torch.float64).eps  # numpy's np.finfo(float).eps, as the release
-    u = u / (max_rad + eps).view(-1, 1, 1)  # (B, H, W)
-    v = v / (max_rad + eps).view(-1, 1, 1)  # (B, H, W)
-
-    rad = torch.sqrt(u**2 + v**2)  # (B, H, W), <= 1 after the normalisation
-    a = torch.atan2(-v, -u) / math.pi  # (B, H, W) in [-1, 1]
-    # The release computes the 1-based position fk in [1, ncols]; keep that arithmetic so
-    # that the interpolation weight f is bit-identical, then index 0-based.
-    fk = (a + 1.0) / 2.0 * (ncols - 1) + 1.0  # (B, H, W)
-    k0_1based = torch.floor(fk)
-    f = (fk - k0_1based).unsqueeze(1)  # (B, 1, H, W)
-    k0 = k0_1based.long() - 1  # 0-based, in [0, ncols - 1]
-    k1 = k0 + 1
-    k1[k1 == ncols] = 0  # wrap around the wheel
-    col0 = wheel[k0].permute(0, 3, 1, 2)  # (B, H, W, 3) -> (B, 3, H, W)
-    col1 = wheel[k1].permute(0, 3, 1, 2)  # (B, H, W, 3) -> (B, 3, H, W)
-    col = (1.0 - f) * col0 + f * col1  # (B, 3, H, W)
-    rad = rad.unsqueeze(1)  # (B, 1, H, W)
-    col = torch.where(rad <= 1.0, 1.0 - rad * (1.0 - col), col * 0.75)
-    col = col * (~nan).unsqueeze(1)  # NaN offsets -> black
-    img = torch.floor(255.0 * col).clamp(0, 255)  # uint8 values, as np.uint8(np.floor(...))
-    return (img / 127.5 - 1.0).to(dtype)  # (B, 3, H, W) in [-1, 1]
+    img = compute_color(u / (max_rad + eps), v / (max_rad + eps))  # (B, H, W, 3)
+    return (img.permute(0, 3, 1, 2) / 127.5 - 1.0).to(dtype)  # (B, 3, H, W) in [-1, 1]

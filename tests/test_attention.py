@@ -225,7 +225,9 @@ def test_f_and_b_differ_in_size_and_no_fuse() -> None:
         ref = reference_attention(f.numpy(), b.numpy(), mask.numpy(), fuse=fuse)
         y, flow = contextual_attention(f, b, mask, fuse=fuse)
         assert torch.allclose(y, t64(ref["y"]), atol=1e-10), f"fuse={fuse}"
-        assert flow.shape == (1, 3, 8, 12)
+        expected_flow = F.interpolate(flow_to_color(torch.from_numpy(ref["offsets"]), dtype=torch.float64),
+                                      size=(8, 12), mode="bilinear", align_corners=True)
+        assert torch.allclose(flow, expected_flow, atol=1e-12), f"fuse={fuse}"
 
 
 def test_per_sample_masks_equal_separate_calls(case: dict) -> None:
@@ -321,24 +323,23 @@ def test_normalize_patches_unit_norm_and_floor() -> None:
 
 
 def test_fuse_scores_hand_example() -> None:
-    # Hf = Wf = Hb = Wb = 2: a 4x4 score matrix with a single 1 at (p=0, q=0).
-    # Row-major identity fuse spreads it along the diagonal to (1, 1); in column-major
-    # order (p=1 <-> p=2, q=1 <-> q=2) (1, 1) becomes (2, 2), spreading to (1, 1) and
-    # (3, 3), while (0, 0) spreads to (1, 1) again.
+    # Hf = Wf = Hb = Wb = 2, score matrix [foreground p, background q] 4x4 with a single
+    # 1 at (0, 0). Pass 1 (row-major, identity 3x3): ones at (0, 0) and (1, 1).
+    # Reorder column-major, p = (i, j) -> j*2 + i: (1, 1) becomes (2, 2).
+    # Pass 2: (0,0) <- (0,0),(1,1) = 1; (1,1) <- (0,0),(1,1),(2,2) = 2;
+    # (2,2) <- (1,1),(2,2),(3,3) = 1; (3,3) <- (2,2),(3,3) = 1.
+    # Back to row-major, (1, 1) and (2, 2) swap: diagonal 1, 1, 2, 1.
     scores = torch.zeros(1, 4, 2, 2)
-    scores[0, 0, 0, 0] = 1.0  # patch l = 0 at foreground (0, 0)
+    scores[0, 0, 0, 0] = 1.0  # patch q = 0 at foreground (0, 0)
     fused = fuse_scores(scores, 3)
-    M = fused.permute(0, 2, 3, 1).reshape(4, 4)  # [foreground p, background q]
-    expected = torch.zeros(4, 4)
-    expected[0, 0] = 1.0  # from (0,0) itself
-    expected[1, 1] = 1.0  # (1,1) in row-major: (0,0) -> its diagonal neighbour
-    expected[2, 2] = 1.0  # row-major (1,1) = column-major (2,2) ... itself
-    expected[3, 3] = 1.0  # ... its neighbour (3,3)
-    # column-major pass on the column-major matrix with ones at (0,0) and (2,2):
-    # (0,0) collects (0,0),(1,1) -> 1; (1,1) collects (0,0),(1,1),(2,2) -> 2;
-    # (2,2) -> 1; (3,3) collects (2,2),(3,3) -> 1. Mapping (1,1)cm back to row-major (2,2).
-    expected = torch.tensor([[1.0, 0, 0, 0], [0, 1, 0, 0], [0, 0, 2, 0], [0, 0, 0, 1]])
-    assert torch.equal(M, expected)
+    M = fused.permute(0, 2, 3, 1).reshape(4, 4)  # (1, L, 2, 2) -> [p, q]
+    assert torch.equal(M, torch.diag(torch.tensor([1.0, 1.0, 2.0, 1.0])))
+
+
+def test_fuse_scores_needs_bg_size_when_sizes_differ() -> None:
+    with pytest.raises(ValueError, match="bg_size"):
+        fuse_scores(torch.zeros(1, 6, 2, 2))
+    assert fuse_scores(torch.zeros(1, 6, 2, 2), bg_size=(2, 3)).shape == (1, 6, 2, 2)
 
 
 def test_reconstruct_one_hot_gives_back_the_image() -> None:
@@ -383,13 +384,13 @@ def test_offsets_identity_and_hand_example() -> None:
     assert off[0, :, 0, 0].tolist() == [1, 2]
 
 
-def test_identity_attention_offsets_are_zero_without_hole() -> None:
-    # A distinctive image with no hole: every patch matches itself best.
-    x = torch.zeros(1, 1, 8, 8, dtype=torch.float64)
-    x[0, 0, 2, 3] = 1.0
-    scores = torch.eye(16, dtype=torch.float64).view(1, 16, 4, 4)
-    a = masked_softmax(scores, torch.ones(1, 16, dtype=torch.float64))
-    assert torch.equal(attention_offsets(a, 4), torch.zeros(1, 2, 4, 4, dtype=torch.long))
+def test_self_attention_without_hole_copies_itself_and_flow_is_white() -> None:
+    # Without fuse and hole, <b_p, b_q / |b_q|> <= |b_p| with equality only at q = p
+    # (Cauchy-Schwarz, random patches are never parallel): every position attends most
+    # to its own patch, every offset is 0 and the flow image is white.
+    x = torch.randn(2, 4, 16, 16, generator=torch.Generator().manual_seed(6), dtype=torch.float64)
+    y, flow = contextual_attention(x, x, fuse=False)
+    assert torch.allclose(flow, torch.ones_like(flow), rtol=0, atol=1e-12)  # bilinear x2: 1 ulp
 
 
 def test_full_mask_is_finite() -> None:
@@ -451,3 +452,20 @@ def test_integer_features_raise_type_error() -> None:
         contextual_attention(torch.zeros(1, 3, 8, 8, dtype=torch.long), torch.zeros(1, 3, 8, 8))
     with pytest.raises(TypeError):
         contextual_attention(np.zeros((1, 3, 8, 8)), torch.zeros(1, 3, 8, 8))  # type: ignore[arg-type]
+
+
+def test_extract_patches_accepts_integer_tensors() -> None:
+    p = extract_patches(torch.arange(16).view(1, 1, 4, 4), 2, 2)  # int64, as masks may be
+    assert p.dtype == torch.int64 and p[0, 1, 0].tolist() == [[2, 3], [6, 7]]
+
+
+def test_stride_two_runs_and_keeps_shapes() -> None:
+    # The release only runs stride 1 with fuse (its reshape assumes L = Hb*Wb); here the
+    # fuse uses the grid of patch positions. Shape and finiteness only.
+    x = torch.randn(2, 3, 16, 16, generator=torch.Generator().manual_seed(7))
+    mask = torch.zeros(2, 1, 16, 16)
+    mask[:, :, 4:8, 4:8] = 1.0
+    for fuse in (True, False):
+        y, flow = contextual_attention(x, x, mask, stride=2, fuse=fuse)
+        assert y.shape == x.shape and flow.shape == (2, 3, 16, 16)
+        assert torch.isfinite(y).all()

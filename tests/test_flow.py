@@ -4,7 +4,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from course_lib.flow import flow_to_color, make_color_wheel
+from course_lib.flow import compute_color, flow_to_color, make_color_wheel
 
 
 def to_uint8(img: torch.Tensor) -> torch.Tensor:
@@ -120,3 +120,19 @@ def test_output_range_and_dtype() -> None:
 def test_bad_inputs_raise(bad: object, error: type) -> None:
     with pytest.raises(error):
         flow_to_color(bad)  # type: ignore[arg-type]
+
+
+def test_compute_color_beyond_radius_one_is_darkened() -> None:
+    # radius 2 pointing down: wheel[0] = (1, 0, 0) * 0.75 -> floor(191.25) = 191
+    rgb = compute_color(torch.tensor([2.0]), torch.tensor([0.0]))
+    assert rgb.tolist() == [[191.0, 0.0, 0.0]]
+    # radius 1 and 0.5 pointing down, and a NaN vector
+    rgb = compute_color(torch.tensor([1.0, 0.5, float("nan")]), torch.tensor([0.0, 0.0, 0.0]))
+    assert rgb.tolist() == [[255.0, 0.0, 0.0], [255.0, 127.0, 127.0], [0.0, 0.0, 0.0]]
+
+
+def test_angle_pi_lands_on_the_last_colour() -> None:
+    # u = 1, v = -0.0: atan2(+0, -1) = +pi -> 1-based fk = 55 -> wheel[54], weight 0 on the
+    # wrapped neighbour wheel[0].
+    rgb = compute_color(torch.tensor([1.0]), torch.tensor([-0.0]))
+    assert rgb.tolist() == [[255.0, 0.0, 43.0]]
