@@ -5,6 +5,19 @@ Conventions (the course's style guide, see README.md): images ``x`` are NCHW flo
 [-1, 1], RGB; ``mask`` is (B or 1, 1, H, W) with 1 = hole, 0 = known;
 ``x_incomplete = x * (1 - mask)``.
 """
+from .attention import (attention_offsets, contextual_attention, downsample, extract_patches,
+                        fuse_scores, masked_softmax, matching_scores, normalize_patches,
+                        reconstruct, valid_patches)
+from .critics import Critic, GlobalCritic, LocalCritic
+from .flow import compute_color, flow_to_color, make_color_wheel
+from .generator import PARAMS_AT_CNUM_32, CoarseNetwork, Generator, RefineNetwork
+from .images import (image_to_tensor, load_image, load_mask, mask_to_image, mask_to_tensor,
+                     save_image, tensor_to_image, to_uint8)
+from .inpaint import InpaintResult, inpaint
+from .losses import (LossWeights, ae_loss, critic_loss, discounted_l1_loss, generator_loss,
+                     gradient_penalty, spatial_discount, wgan_critic_loss, wgan_generator_loss)
+from .masks import (BBox, bbox_to_mask, brush_stroke_mask, local_patch, random_bbox,
+                    random_box_mask, strokes_to_mask)
 from .ops import GenConv, GenDeconv, SameConv2d, pad_same, resize_nearest, same_padding
 from .seed import make_generator, seed_everything
 
