@@ -8,6 +8,7 @@ Conventions (the course's style guide, see README.md): images ``x`` are NCHW flo
 from .attention import (attention_offsets, contextual_attention, downsample, extract_patches,
                         fuse_scores, masked_softmax, matching_scores, normalize_patches,
                         reconstruct, valid_patches)
+from .convert import ConversionError, convert_checkpoint
 from .critics import Critic, GlobalCritic, LocalCritic
 from .flow import compute_color, flow_to_color, make_color_wheel
 from .generator import PARAMS_AT_CNUM_32, CoarseNetwork, Generator, RefineNetwork
@@ -19,6 +20,8 @@ from .losses import (LossWeights, ae_loss, critic_loss, discounted_l1_loss, gene
 from .masks import (BBox, bbox_to_mask, brush_stroke_mask, local_patch, random_bbox,
                     random_box_mask, strokes_to_mask)
 from .ops import GenConv, GenDeconv, SameConv2d, pad_same, resize_nearest, same_padding
+from .pretrained import OFFICIAL_WEIGHTS, load_pretrained, load_pretrained_critics
 from .seed import make_generator, seed_everything
+from .tf_checkpoint import CheckpointError, list_variables, read_checkpoint
 
 __version__ = "0.1.0"
