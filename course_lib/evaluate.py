@@ -1,0 +1,356 @@
+"""Evaluation: the paper's Table 1 measures on a data set with fixed, seeded holes.
+
+``evaluate(generator, dataset, ...)`` fills the same holes in the same images on every
+run (image ``i`` gets the mask drawn from a generator seeded by ``(seed, i)``, whatever
+the batch size), composites the output as the release's ``test.py`` does
+(``x_stage2 * mask + x * (1 - mask)``), and averages the per-image measures of
+:mod:`course_lib.metrics` (L1 %, L2 %, PSNR, TV %, SSIM, plus the same over the hole
+only). A non-learned baseline (:func:`baseline_fill`, a smooth diffusion fill) runs on the
+same images and holes, so every number has something to be compared with.
+
+Paper, Table 1 (Places2 validation, "reported only as reference" by the author):
+PatchMatch L1 16.1 %, L2 3.9 %, PSNR 16.62, TV 25.0 %; contextual attention 8.6 %, 2.1 %,
+18.91, 25.3 %. Our definitions are in :mod:`course_lib.metrics`; the paper's exact masks
+and normalisation are unknown, so compare rows of one table, not with the paper.
+
+Command line::
+
+    python -m course_lib evaluate --checkpoint runs/toy/checkpoints --data toy --n 100 --csv eval.csv
+
+Also used for the CPU learning check (toy model vs the diffusion baseline).
+"""
+from __future__ import annotations
+
+import argparse
+import csv
+import os
+import sys
+import warnings
+from pathlib import Path
+from typing import Any, Callable, Mapping, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from course_lib.metrics import all_metrics
+
+__all__ = [
+    "MASK_KINDS",
+    "BASELINES",
+    "evaluation_mask",
+    "evaluation_masks",
+    "baseline_fill",
+    "complete",
+    "evaluate",
+    "format_table",
+    "write_csv",
+    "load_generator",
+    "main",
+]
+
+MASK_KINDS: tuple[str, ...] = ("box", "strokes")
+BASELINES: tuple[str, ...] = ("diffusion", "mean")
+COLUMNS: tuple[str, ...] = ("l1", "l2", "psnr", "tv", "ssim", "hole_l1", "hole_psnr", "hole_ssim")
+HEADERS: dict[str, str] = {"l1": "L1 %", "l2": "L2 %", "psnr": "PSNR dB", "tv": "TV %", "ssim": "SSIM",
+                           "hole_l1": "hole L1 %", "hole_psnr": "hole PSNR", "hole_ssim": "hole SSIM"}
+
+
+# ----------------------------------------------------------------------------- masks
+
+def _image_generator(seed: int, index: int) -> torch.Generator:
+    """A torch generator for image ``index`` of an evaluation run seeded with ``seed``."""
+    state = np.random.SeedSequence([seed, index]).generate_state(2, np.uint32)
+    return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
+
+
+def evaluation_mask(index: int, height: int, width: int, seed: int = 0, kind: str = "box") -> torch.Tensor:
+    """The fixed hole of evaluation image ``index``: (1, 1, H, W), 1 = hole.
+
+    ``'box'``: the release's training hole scaled to the image: a box of half the image
+    side (128 at 256) at a random place, shrunk on each side by 0..side/16 (0..16 px at
+    256), as :func:`course_lib.masks.random_box_mask`. ``'strokes'``: DeepFill v2's
+    free-form brush strokes (:func:`course_lib.masks.brush_stroke_mask`), widths scaled
+    by ``H / 256``. The v1 models were trained on boxes only; expect worse strokes results.
+    """
+    from course_lib.masks import brush_stroke_mask, random_box_mask
+
+    if kind not in MASK_KINDS:
+        raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}")
+    g = _image_generator(seed, index)
+    if kind == "box":
+        bh, bw = height // 2, width // 2
+        mask, _ = random_box_mask(1, height, width, bh, bw, max_delta=(bh // 4, bw // 4), generator=g)
+        return mask  # (1, 1, H, W)
+    scale = min(height, width) / 256.0
+    return brush_stroke_mask(height, width, generator=g, min_width=max(1.0, 12.0 * scale),
+                             max_width=max(2.0, 40.0 * scale))  # (1, 1, H, W)
+
+
+def evaluation_masks(n: int, height: int, width: int, seed: int = 0, kind: str = "box") -> torch.Tensor:
+    """The holes of evaluation images ``0..n-1``: (n, 1, H, W)."""
+    return torch.cat([evaluation_mask(i, height, width, seed, kind) for i in range(n)], dim=0)
+
+
+# ----------------------------------------------------------------------------- baseline
+
+def baseline_fill(x: torch.Tensor, mask: torch.Tensor, method: str = "diffusion") -> torch.Tensor:
+    """A non-learned fill for comparison: known pixels kept, the hole filled. (B, C, H, W).
+
+    ``'diffusion'``: :func:`course_lib.baselines.diffusion_fill`, harmonic inpainting (a
+    smooth membrane that matches the hole's border colours, solved coarse to fine): no
+    texture, but a fair stand-in for classic diffusion inpainting. ``'mean'``:
+    :func:`course_lib.baselines.mean_fill`, the mean colour of the known pixels. Nothing
+    inside the hole of ``x`` is read.
+    """
+    from course_lib.baselines import diffusion_fill, mean_fill
+
+    if method not in BASELINES:
+        raise ValueError(f"baseline method must be one of {BASELINES}, got {method!r}")
+    mask = mask.to(x.dtype)
+    return diffusion_fill(x, mask) if method == "diffusion" else mean_fill(x, mask)
+
+
+# ----------------------------------------------------------------------------- model side
+
+def complete(generator: Callable[..., Any], x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Run the generator and composite as the release's ``test.py``: ``x2 * mask + x * (1 - mask)``."""
+    out = generator(x * (1 - mask), mask)
+    x_stage2 = out[1] if isinstance(out, (tuple, list)) else out  # (B, 3, H, W)
+    return x_stage2 * mask + x * (1 - mask)
+
+
+def _model_device(generator: Any) -> torch.device:
+    if isinstance(generator, nn.Module):
+        for p in generator.parameters():
+            return p.device
+    return torch.device("cpu")
+
+
+def evaluate(generator: Optional[Callable[..., Any]], dataset: Any, n_images: int = 100, seed: int = 0,
+             mask_kind: str = "box", batch_size: int = 8, baseline: str = "diffusion",
+             progress: bool = False) -> dict[str, Any]:
+    """Table-1 measures of ``generator`` and of :func:`baseline_fill` on ``n_images`` images.
+
+    ``dataset[i]`` must give a (3, H, W) image in [-1, 1] with H, W multiples of 8; the
+    first ``n_images`` items are used (``set_epoch(0)`` is called when the dataset has it,
+    so random crops are the same every run). Image ``i`` always gets the hole
+    :func:`evaluation_mask` ``(i, H, W, seed, mask_kind)``. ``generator=None`` evaluates
+    the baseline only.
+
+    Returns ``{"model": {metric: mean}, "baseline": {...}, "ground_truth": {"tv": mean},
+    "n_images", "mask_kind", "seed", "baseline_method", "image_size"}`` (no "model" key
+    without a generator). Metrics: see :mod:`course_lib.metrics` (PSNR capped at 100 dB).
+    """
+    if not isinstance(n_images, int) or n_images < 1:
+        raise ValueError(f"n_images must be a positive int, got {n_images!r}")
+    if not isinstance(batch_size, int) or batch_size < 1:
+        raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+    if mask_kind not in MASK_KINDS:
+        raise ValueError(f"mask_kind must be one of {MASK_KINDS}, got {mask_kind!r}")
+    if len(dataset) < n_images:
+        warnings.warn(f"the dataset has only {len(dataset)} images; evaluating on all of them "
+                      f"instead of {n_images}", RuntimeWarning, stacklevel=2)
+        n_images = len(dataset)
+    if hasattr(dataset, "set_epoch"):
+        dataset.set_epoch(0)
+    device = _model_device(generator)
+    was_training = isinstance(generator, nn.Module) and generator.training
+    if isinstance(generator, nn.Module):
+        generator.eval()
+    sums: dict[str, dict[str, float]] = {"baseline": {}, "ground_truth": {}}
+    if generator is not None:
+        sums["model"] = {}
+    size = None
+    starts = range(0, n_images, batch_size)
+    if progress:
+        from tqdm.auto import tqdm
+        starts = tqdm(starts, desc="evaluate", unit="batch")
+    try:
+        with torch.no_grad():
+            for start in starts:
+                idx = list(range(start, min(start + batch_size, n_images)))
+                x = torch.stack([dataset[i] for i in idx]).to(torch.float32)  # (B, 3, H, W)
+                H, W = x.shape[-2:]
+                size = (H, W)
+                mask = torch.cat([evaluation_mask(i, H, W, seed, mask_kind) for i in idx])  # (B, 1, H, W)
+                outputs = {"baseline": baseline_fill(x, mask, baseline)}
+                if generator is not None:
+                    outputs["model"] = complete(generator, x.to(device), mask.to(device)).float().cpu()
+                for row, y in outputs.items():
+                    for name, values in all_metrics(x, y, mask).items():
+                        sums[row][name] = sums[row].get(name, 0.0) + float(values.double().sum())
+                gt_tv = all_metrics(x, x)["tv"]
+                sums["ground_truth"]["tv"] = sums["ground_truth"].get("tv", 0.0) + float(gt_tv.double().sum())
+    finally:
+        if was_training:
+            generator.train()
+    results: dict[str, Any] = {row: {k: v / n_images for k, v in values.items()} for row, values in sums.items()}
+    results.update(n_images=n_images, mask_kind=mask_kind, seed=seed, baseline_method=baseline,
+                   image_size=list(size) if size else None)
+    return results
+
+
+# ----------------------------------------------------------------------------- output
+
+_ROWS = ("model", "baseline", "ground_truth")
+
+
+def format_table(results: Mapping[str, Any]) -> str:
+    """The results of :func:`evaluate` as a plain-text table (one row per method)."""
+    widths = {c: max(len(HEADERS[c]), 7) for c in COLUMNS}
+    head = f"{'':<13}" + "  ".join(f"{HEADERS[c]:>{widths[c]}}" for c in COLUMNS)
+    lines = [head, "-" * len(head)]
+    for row in _ROWS:
+        if row not in results:
+            continue
+        values = results[row]
+        cells = []
+        for c in COLUMNS:
+            v = values.get(c)
+            cells.append(f"{'':>{widths[c]}}" if v is None else f"{v:>{widths[c]}.{4 if 'ssim' in c else 2}f}")
+        lines.append(f"{row.replace('_', ' '):<13}" + "  ".join(cells))
+    size = results.get("image_size")
+    lines.append(f"{results.get('n_images')} images{f' of {size[0]}x{size[1]}' if size else ''}, "
+                 f"'{results.get('mask_kind')}' holes (seed {results.get('seed')}), "
+                 f"baseline = {results.get('baseline_method')} fill; TV of the ground truth for reference")
+    return "\n".join(lines)
+
+
+def write_csv(results: Mapping[str, Any], path: Union[str, os.PathLike]) -> Path:
+    """Write one CSV row per method: row, n_images, mask_kind, seed and every metric."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.writer(f)
+        writer.writerow(["row", "n_images", "mask_kind", "seed", *COLUMNS])
+        for row in _ROWS:
+            if row in results:
+                values = results[row]
+                writer.writerow([row, results.get("n_images"), results.get("mask_kind"), results.get("seed"),
+                                 *["" if values.get(c) is None else f"{values[c]:.6g}" for c in COLUMNS]])
+    return path
+
+
+# ----------------------------------------------------------------------------- checkpoints
+
+# files course_lib writes itself: trainer checkpoints and exported generator weights
+COURSE_LIB_KINDS: tuple[str, ...] = ("course_lib.train", "course_lib.generator")
+
+
+def _infer_cnum(state: Mapping[str, torch.Tensor]) -> int:
+    """cnum of a generator state dict: the output channels of ``coarse.conv1``."""
+    for key, value in state.items():
+        if key.endswith("conv1.weight") and key.startswith("coarse") and value.dim() == 4:
+            return int(value.shape[0])
+    raise ValueError("cannot find coarse.conv1.weight in the state dict: is this a course_lib Generator's "
+                     "state dict? (official TF checkpoints: convert them with `python -m course_lib convert`)")
+
+
+def load_generator(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
+                   cnum: Optional[int] = None) -> tuple[nn.Module, dict[str, Any]]:
+    """Load a Generator for evaluation; returns ``(generator, config)`` (eval mode).
+
+    Accepts a course_lib training checkpoint (``{"kind": "course_lib.train", "generator":
+    state_dict, "config": {"cnum": ..., "image_size": ...}}``) or a run folder holding
+    them (the newest is used), exported generator weights (``kind: "course_lib.generator"``,
+    float16 allowed), a bare generator state dict (``cnum`` read from the weights unless
+    given), and the official weights, converted (``python -m course_lib convert``) or as
+    the TF checkpoint itself, through :func:`course_lib.pretrained.load_pretrained`.
+    """
+    from course_lib.checkpoint import generator_state_dict, latest_checkpoint
+    from course_lib.generator import Generator
+    from course_lib.pretrained import load_pretrained
+
+    path = Path(path).expanduser()
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:  # no step_*.pt: maybe an official TF checkpoint folder
+            return load_pretrained(path, device), {}
+        path = found
+    if not path.is_file():
+        if Path(str(path) + ".index").is_file():  # a TF prefix such as .../snap-0
+            return load_pretrained(path, device), {}
+        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
+    if path.name.endswith(".index") or ".data-" in path.name:
+        return load_pretrained(path, device), {}
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as err:  # torch raises several types for a file it cannot read
+        raise ValueError(f"cannot read {str(path)!r} as a torch checkpoint ({type(err).__name__}: {err})") from None
+    if not isinstance(obj, Mapping):
+        raise ValueError(f"{str(path)!r} holds a {type(obj).__name__}, not a checkpoint dict or state dict")
+    config = dict(obj["config"]) if isinstance(obj.get("config"), Mapping) else {}
+    if "generator" in obj and obj.get("kind") not in COURSE_LIB_KINDS:
+        return load_pretrained(path, device), config  # a converted official model
+    state = generator_state_dict(obj)
+    generator = Generator(cnum=int(cnum or config.get("cnum") or _infer_cnum(state)))
+    try:
+        generator.load_state_dict(state)
+    except RuntimeError as err:
+        raise ValueError(f"{str(path)!r}: the weights do not fit a course_lib Generator ({err}); "
+                         f"pass --cnum if the width was not detected right") from None
+    return generator.to(device).eval(), config
+
+
+# ----------------------------------------------------------------------------- CLI
+
+def _pick_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(name)
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m course_lib evaluate --checkpoint CKPT --data DIR_OR_FLIST|toy --n 100 --csv out.csv``."""
+    from course_lib.data import DATASET_NAMES, make_dataset
+
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib evaluate",
+        description="Table-1 metrics (L1 %, L2 %, PSNR, TV %, SSIM) of a model and a non-learned baseline "
+                    "on a data set with fixed, seeded holes.",
+    )
+    parser.add_argument("--checkpoint", help="trainer checkpoint (.pt or run folder) or generator state dict; "
+                                             "omit to evaluate the baseline only")
+    parser.add_argument("--data", required=True, help="'toy', an image folder, an flist file, or a data-set root")
+    parser.add_argument("--dataset", choices=DATASET_NAMES,
+                        help="how to read --data (default: toy / folder / flist from what --data is)")
+    parser.add_argument("--split", default="val", help="data-set split (default val)")
+    parser.add_argument("--size", type=int, help="image size (default: the checkpoint's image_size, else 256; toy 64)")
+    parser.add_argument("--n", type=int, default=100, help="number of images (default 100)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the holes and crops (default 0)")
+    parser.add_argument("--mask", choices=MASK_KINDS, default="box", help="hole kind (default box)")
+    parser.add_argument("--batch-size", type=int, default=8)
+    parser.add_argument("--baseline", choices=BASELINES, default="diffusion")
+    parser.add_argument("--cnum", type=int, help="generator width for a bare state dict (default: from the weights)")
+    parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
+    parser.add_argument("--csv", help="write the table to this CSV file")
+    args = parser.parse_args(argv)
+
+    try:
+        device = _pick_device(args.device)
+        generator, config = (None, {})
+        if args.checkpoint:
+            generator, config = load_generator(args.checkpoint, device, args.cnum)
+        name = args.dataset or ("toy" if args.data == "toy" else "flist" if os.path.isfile(args.data) else "folder")
+        size = args.size or config.get("image_size") or (64 if name == "toy" else 256)
+        with warnings.catch_warnings():
+            if name in ("folder", "flist"):  # the user named the images: no "no val sub-folder" warning
+                warnings.simplefilter("ignore", RuntimeWarning)
+            dataset = make_dataset(name, None if name == "toy" else args.data, split=args.split,
+                                   size=int(size), seed=args.seed, n=max(args.n, 1))
+        results = evaluate(generator, dataset, n_images=args.n, seed=args.seed, mask_kind=args.mask,
+                           batch_size=args.batch_size, baseline=args.baseline, progress=sys.stderr.isatty())
+    except (FileNotFoundError, ValueError, TypeError) as err:
+        print(f"evaluate: {err}", file=sys.stderr)
+        return 2
+    if generator is None:
+        print("no --checkpoint given: baseline only")
+    print(format_table(results))
+    if args.csv:
+        print(f"wrote {write_csv(results, args.csv)}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
