@@ -127,6 +127,9 @@ def valid_patches(mask: torch.Tensor, ksize: int, stride: int = 1) -> torch.Tens
     _check_nchw("mask", mask, floating=False)
     if mask.shape[1] != 1:
         raise ValueError(f"mask must have one channel (B, 1, H, W), got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
+        raise ValueError("mask must be binary (values in {0, 1}, 1 = hole); "
+                         "binarise it with (mask > 0.5).float()")
     dtype = mask.dtype if mask.is_floating_point() else torch.float32
     m = extract_patches(mask.to(dtype), ksize, stride)  # (B, L, 1, k, k)
     return (m.mean(dim=(2, 3, 4)) == 0).to(dtype)  # (B, L)

@@ -5,7 +5,8 @@ from: the offset (row, col) of the best background patch is drawn with the colou
 of the Middlebury optical-flow benchmark (hue = direction, saturation = length).
 The release (``inpaint_ops.py``: ``make_color_wheel``, ``compute_color``,
 ``flow_to_image``) uses the wheel with segments RY 15, YG 6, GC 4, CB 11, BM 13, MR 6
-(55 colours). This module reproduces its colours bit for bit, 0-based.
+(55 colours). This module reproduces its colours to within 1/255 (``atan2`` differs in the last bit
+between numpy and torch), indexing 0-based.
 
 Taught in the contextual-attention notebook (lesson "Contextual attention"), where
 the flow image is read.

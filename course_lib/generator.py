@@ -2,8 +2,8 @@
 
 Paper: Yu et al., "Generative Image Inpainting with Contextual Attention", CVPR 2018,
 Section 3.1 (coarse-to-fine network, Figure 2) and Section 3.2 (contextual attention,
-Figure 3). Taught in notebook 03 (coarse network) and notebook 05 (refinement network
-and the full generator).
+Figure 3). Its contextual attention is built step by step in notebooks 03-06; the
+generator itself is what notebook 90 (official weights) and the trainer run.
 
 Everything follows the official release (``build_inpaint_net`` of branch v1.0.0), so that
 converted official checkpoints give the official outputs:
@@ -69,6 +69,10 @@ class CoarseNetwork(nn.Module):
     3-channel output conv without activation, clipped to [-1, 1].
     """
 
+    LAYERS = ("conv1", "conv2_downsample", "conv3", "conv4_downsample", "conv5", "conv6",
+              "conv7_atrous", "conv8_atrous", "conv9_atrous", "conv10_atrous", "conv11", "conv12",
+              "conv13_upsample", "conv14", "conv15_upsample", "conv16", "conv17")
+
     def __init__(self, cnum: int = 32) -> None:
         super().__init__()
         c = cnum
@@ -93,8 +97,8 @@ class CoarseNetwork(nn.Module):
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """``x`` (B, 3, H, W) incomplete image, ``mask`` (B or 1, 1, H, W) -> x_stage1 (B, 3, H, W)."""
         h = stage_input(x, mask)  # (B, 5, H, W)
-        for layer in self.children():  # registration order = the release's layer order
-            h = layer(h)  # ends at (B, 3, H, W)
+        for name in self.LAYERS:  # the release's layer order
+            h = getattr(self, name)(h)  # ends at (B, 3, H, W)
         return h.clamp(-1.0, 1.0)
 
 
@@ -170,11 +174,14 @@ class RefineNetwork(nn.Module):
         return h.clamp(-1.0, 1.0), flow
 
 
-def validate_inputs(x: torch.Tensor, mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+def validate_inputs(x: torch.Tensor, mask: torch.Tensor, like: torch.Tensor,
+                    check_values: bool = True) -> torch.Tensor:
     """Check a generator's inputs; return the mask in ``x``'s dtype.
 
     ``like`` is one of the model's parameters (for its dtype and device). Every error says
-    what was wrong and how to fix it.
+    what was wrong and how to fix it. ``check_values`` also checks the values (binary mask,
+    known pixels finite and in [-1, 1]); each of those checks waits for the device, so the
+    generator skips them in training mode, where the trainer builds its own inputs.
     """
     if not isinstance(x, torch.Tensor) or not isinstance(mask, torch.Tensor):
         raise TypeError(
@@ -213,11 +220,19 @@ def validate_inputs(x: torch.Tensor, mask: torch.Tensor, like: torch.Tensor) -> 
         raise ValueError(
             f"x is on {x.device}, mask on {mask.device}, the generator on {like.device}; "
             "move them together, e.g. x.to(device), mask.to(device), generator.to(device)")
+    if not check_values:
+        return mask.to(x.dtype)
     if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
         raise ValueError(
             "mask must be binary (values in {0, 1}, 1 = hole), got values "
             f"in [{mask.min().item():g}, {mask.max().item():g}]; threshold it with "
             "mask = (mask > 0.5).float() (the release counts a pixel as hole where it is > 127.5 of 255)")
+    known = x.masked_select(~mask.bool().expand_as(x))  # the known pixels, (N,)
+    if known.numel() and (not torch.isfinite(known).all() or known.abs().max() > 1 + 1e-3):
+        raise ValueError(
+            f"the known pixels of x must be finite and in [-1, 1], got values in "
+            f"[{known.min().item():g}, {known.max().item():g}]; scale uint8 pixels with "
+            "x / 127.5 - 1 (and [0, 1] images with x * 2 - 1), or use course_lib.image_to_tensor")
     return mask.to(x.dtype)
 
 
@@ -261,8 +276,10 @@ class Generator(nn.Module):
         self.refine = RefineNetwork(cnum)
 
     def _prepare(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mask = validate_inputs(x, mask, next(self.parameters()))  # (B or 1, 1, H, W)
-        return x * (1.0 - mask), mask  # x_incomplete (B, 3, H, W)
+        mask = validate_inputs(x, mask, next(self.parameters()), check_values=not self.training)
+        # where(), not x * (1 - mask): a NaN or inf marking the hole must not spread
+        x_incomplete = torch.where(mask.bool(), torch.zeros_like(x), x)  # (B, 3, H, W)
+        return x_incomplete, mask
 
     def forward_coarse(self, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Run stage 1 only: ``x``, ``mask`` as in :meth:`forward` -> x_stage1 (B, 3, H, W)."""

@@ -14,7 +14,7 @@ What it does, against the release's ``test.py``:
 * final image ``x2 * mask + input * (1 - mask)`` (known pixels come back exactly);
 * output ``(x + 1) * 127.5`` saturated to uint8 (rounded, see :func:`course_lib.images.to_uint8`).
 
-Taught in notebook 00 (a first inpainting with the pretrained model) and used by the
+Shown in notebook 90 (official weights) and used by the
 ``python -m course_lib inpaint`` command.
 """
 from __future__ import annotations

@@ -11,7 +11,7 @@ Totals of the release:
 * generator: ``0.001 * (g_local + 1.0 * g_global) + 1.2 * l1_loss + 1.2 * ae_loss``
 * critics:   ``d_local + d_global + 10 * (gp_local + gp_global)``
 
-Taught in notebook 02 (spatially discounted loss) and notebook 06 (adversarial training);
+Taught in notebook 02 (spatially discounted loss) and the trainer (a WGAN-GP notebook is planned for part 2);
 the trainer calls :func:`generator_loss` and :func:`critic_loss`.
 """
 from __future__ import annotations
@@ -125,8 +125,7 @@ def ae_loss(x: torch.Tensor, x1: torch.Tensor, x2: Optional[torch.Tensor], mask:
     if x.shape != x1.shape or (x2 is not None and x2.shape != x.shape):
         raise ValueError(f"ae_loss: x {tuple(x.shape)}, x1 {tuple(x1.shape)} and x2 "
                          f"{None if x2 is None else tuple(x2.shape)} must have one shape")
-    _check_mask(mask, x)
-    known = 1.0 - mask.to(dtype=x.dtype)  # (B or 1, 1, H, W)
+    known = 1.0 - _check_mask(mask, x)  # (B or 1, 1, H, W)
     loss = coarse_alpha * torch.mean(torch.abs(x - x1) * known)
     if x2 is not None:
         loss = loss + torch.mean(torch.abs(x - x2) * known)
@@ -173,7 +172,7 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
                          f"{tuple(real.shape)} and {tuple(fake.shape)}")
     if mask is None:
         mask = torch.ones_like(real[:, :1])  # (B, 1, H, W)
-    _check_mask(mask, real)
+    mask = _check_mask(mask, real)
     B = real.shape[0]
     if generator is None:
         alpha = torch.rand(B, 1, 1, 1, device=real.device, dtype=real.dtype)  # (B, 1, 1, 1)
@@ -188,12 +187,23 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
     return torch.mean((slopes - norm) ** 2)
 
 
-def _check_mask(mask: torch.Tensor, x: torch.Tensor) -> None:
-    """A mask must be (B or 1, 1, H, W) with the image's H, W."""
+def _check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+    """Check that ``mask`` is a binary (B or 1, 1, H, W) mask for ``x``; return it in ``x``'s dtype.
+
+    A 0..255 mask would otherwise give a silently wrong loss, and a bool mask cannot be
+    subtracted from 1.
+    """
+    if not isinstance(mask, torch.Tensor):
+        raise TypeError(f"mask must be a torch tensor, got {type(mask).__name__}")
     if (mask.dim() != 4 or mask.shape[1] != 1 or mask.shape[-2:] != x.shape[-2:]
             or mask.shape[0] not in (1, x.shape[0])):
         raise ValueError(f"mask must be (B or 1, 1, H, W) = (1 or {x.shape[0]}, 1, {x.shape[-2]}, "
                          f"{x.shape[-1]}) to match the images, got {tuple(mask.shape)}")
+    if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
+        raise ValueError(
+            "mask must be binary (values in {0, 1}, 1 = hole), got values in "
+            f"[{mask.min().item():g}, {mask.max().item():g}]; threshold it with (mask > 0.5).float()")
+    return mask.to(x.dtype)
 
 
 def _completed(x: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -222,7 +232,9 @@ def generator_loss(x: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, mask: to
       (the release's final ``g_loss``; minimise this).
     """
     w = weights
-    _check_mask(mask, x)
+    mask = _check_mask(mask, x)
+    # release: with PRETRAIN_COARSE_NETWORK the prediction is x1, the x2 terms are dropped
+    # and the adversarial part of g_loss is set to 0 (only l1 + ae train the coarse net).
     x2_terms = None if w.pretrain_coarse_network else x2
     local_x = local_patch(x, bbox)  # (B, C, h, w)
     local_x1 = local_patch(x1, bbox)
@@ -232,11 +244,13 @@ def generator_loss(x: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, mask: to
     weight = spatial_discount(h, wd, gamma, dtype=x.dtype).to(x.device)  # (h, w)
     l1 = discounted_l1_loss(local_x, local_x1, local_x2, weight, w.coarse_l1_alpha)
     ae = ae_loss(x, x1, x2_terms, mask, w.coarse_l1_alpha)
-    complete = _completed(x, x2, mask)  # (B, C, H, W)
+    predicted = x1 if w.pretrain_coarse_network else x2
+    complete = _completed(x, predicted, mask)  # (B, C, H, W)
     g_local = wgan_generator_loss(local_critic(local_patch(complete, bbox)))
     g_global = wgan_generator_loss(global_critic(complete))
     g_adv = g_local + w.global_wgan_loss_alpha * g_global
-    total = w.gan_loss_alpha * g_adv + w.l1_loss_alpha * l1 + w.ae_loss_alpha * ae
+    adversarial = 0.0 if w.pretrain_coarse_network else w.gan_loss_alpha * g_adv
+    total = adversarial + w.l1_loss_alpha * l1 + w.ae_loss_alpha * ae
     return {"l1_loss": l1, "ae_loss": ae, "g_loss_local": g_local, "g_loss_global": g_global,
             "g_loss": g_adv, "total": total}
 
@@ -262,7 +276,7 @@ def critic_loss(x: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor, bbox: Box
     * ``total``: ``d_loss + gp_loss`` (the release's final ``d_loss``; minimise this).
     """
     w = weights
-    _check_mask(mask, x)
+    mask = _check_mask(mask, x)
     g = None if generator is None else make_generator(generator)
     real = x.detach()
     fake = _completed(real, x2.detach(), mask)  # (B, C, H, W)

@@ -11,7 +11,8 @@ Two details decide whether the official TensorFlow weights give the official out
   repetition, for x1/2 downsampling it does NOT equal ``x[..., ::2, ::2]`` (64 -> 32 picks
   rows 0, 2, ..., 30, 33, 35, ..., 63).  :func:`resize_nearest` reproduces TF.
 
-Taught in notebook 00 / lesson 00 (conventions) and used by every layer of the model.
+Used by every layer of the model; ``pad_same`` appears in notebooks 03-04, the resize
+semantics in notebook 06 (the rate-2 downsampling).
 """
 from __future__ import annotations
 
@@ -78,7 +79,11 @@ def nearest_indices(in_size: int, out_size: int, align_corners: bool = True,
         scale = torch.tensor(in_size / out_size, dtype=torch.float32)
     dst = torch.arange(out_size, dtype=torch.float32)
     src = dst * scale  # float32 as in TF
-    src = torch.floor(src + 0.5) if align_corners else torch.floor(src)
+    if align_corners:  # C roundf: half away from zero (floor(src + 0.5) misrounds 0.49999997)
+        fl = torch.floor(src)
+        src = fl + (src - fl >= 0.5).to(src.dtype)
+    else:
+        src = torch.floor(src)
     return src.clamp_(max=in_size - 1).to(dtype=torch.long, device=device)
 
 

@@ -469,3 +469,11 @@ def test_stride_two_runs_and_keeps_shapes() -> None:
         y, flow = contextual_attention(x, x, mask, stride=2, fuse=fuse)
         assert y.shape == x.shape and flow.shape == (2, 3, 16, 16)
         assert torch.isfinite(y).all()
+
+
+def test_valid_patches_rejects_a_non_binary_mask():
+    # [1, -1] averages to 0 and would wrongly count as a valid patch
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[0, 0, 1, 1], mask[0, 0, 1, 2] = 1.0, -1.0
+    with pytest.raises(ValueError, match=r"mask > 0.5"):
+        valid_patches(mask, 3)

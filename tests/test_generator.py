@@ -463,3 +463,27 @@ def test_non_binary_mask_names_the_fix(tiny):
 def test_non_tensor_input(tiny):
     with pytest.raises(TypeError, match="torch tensors"):
         tiny([[0.0]], hole_mask(32, 32, 0, 0, 8, 8))
+
+
+def test_generator_rejects_images_outside_the_signed_range():
+    torch.manual_seed(0)
+    g = Generator(cnum=4).eval()
+    x = torch.rand(1, 3, 16, 16) * 255
+    mask = torch.zeros(1, 1, 16, 16)
+    with pytest.raises(ValueError, match=r"x / 127.5 - 1"):
+        g(x, mask)
+
+
+def test_nan_marking_the_hole_does_not_spread():
+    torch.manual_seed(0)
+    g = Generator(cnum=4).eval()
+    x = torch.rand(1, 3, 16, 16) * 2 - 1
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    x_nan = x.clone()
+    x_nan[..., 4:12, 4:12] = float("nan")
+    with torch.no_grad():
+        a, b = g(x, mask), g(x_nan, mask)
+    for ta, tb in zip(a, b):
+        assert torch.isfinite(tb).all()
+        torch.testing.assert_close(ta, tb)

@@ -120,3 +120,11 @@ def test_gen_deconv_is_repeat_then_conv():
     up = x.repeat_interleave(2, dim=-2).repeat_interleave(2, dim=-1)  # (1, 2, 8, 10)
     ref = F.elu(F.conv2d(up, layer.conv.weight, layer.conv.bias, padding=1))
     torch.testing.assert_close(layer(x), ref)
+
+
+def test_nearest_rounds_like_c_roundf_just_below_a_half():
+    # 2 -> 83: scale = float32(1/82); dst 41 gives 0.49999997 in float32, which roundf
+    # rounds to 0 (floor(x + 0.5) would give 1 because x + 0.5 rounds up to 1.0 in float32)
+    idx = nearest_indices(2, 83).tolist()
+    assert idx[41] == 0 and idx[42] == 1
+    assert idx == [0] * 42 + [1] * 41
