@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 NOTEBOOKS := $(wildcard notebooks/*.ipynb notebooks/solutions/*.ipynb)
 
-.PHONY: install test test-lib test-notebooks lab editions figures demo clean
+.PHONY: install test test-lib test-notebooks lab editions check-editions figures demo clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,15 @@ ifneq ($(strip $(NOTEBOOKS)),)
 else
 	@echo "no notebooks yet"
 endif
+
+editions: install  ## regenerate the student editions from notebooks/solutions and re-run both
+	$(PY) scripts/make_editions.py --execute --jobs 2
+
+check-editions: install  ## fail when the student editions are out of step with the solutions
+	$(PY) scripts/make_editions.py --check
+
+figures: install  ## redraw lessons/figures from course_lib
+	$(PY) scripts/make_figures.py
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/

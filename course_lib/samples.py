@@ -1,4 +1,4 @@
-"""The course's sample photos (``data/samples/*.jpg``), with a toy-image fallback.
+"""The course's sample photos (``data/samples/images/*.jpg``), with a toy-image fallback.
 
 Notebooks and lesson figures need a real photo to inpaint. The repository ships a few
 small, freely licensed photos in ``data/samples/images/`` (sources and licences in

@@ -1,0 +1,321 @@
+"""Checks for the exercises of notebooks 00-02 (setup, masks and metrics, spatial discount).
+
+Each check compares the student's function with course_lib's reference on edge cases and
+seeded random inputs, and names the likely mistake when they differ. The planted mistakes
+registered with each exercise are the wrong versions the test suite feeds to the check.
+"""
+from __future__ import annotations
+
+import math
+from typing import Callable, Sequence
+
+import torch
+
+from course_lib import losses, masks, metrics
+from course_lib.checks import (REGISTRY, call, expect_close, expect_tensor, fail, register,
+                               run_mistakes)
+
+# --------------------------------------------------------------------------------------
+# 00 Setup and tour: a warm-up exercise that shows how checks work.
+# --------------------------------------------------------------------------------------
+
+
+def to_signed_range(pixels: torch.Tensor) -> torch.Tensor:
+    """uint8 pixels 0..255 -> float32 in [-1, 1]: ``x = pixels / 127.5 - 1``.
+
+    The release reads every image this way (``x/127.5 - 1``); course_lib's image helpers do
+    the same. Reference of the warm-up exercise of notebook 00.
+    """
+    return pixels.to(torch.float32) / 127.5 - 1.0
+
+
+def _to_unit_range(pixels: torch.Tensor) -> torch.Tensor:  # planted mistake: [0, 1]
+    return pixels.to(torch.float32) / 255.0
+
+
+def _forgot_shift(pixels: torch.Tensor) -> torch.Tensor:  # planted mistake: [0, 2]
+    return pixels.to(torch.float32) / 127.5
+
+
+def _integer_division(pixels: torch.Tensor) -> torch.Tensor:  # planted mistake: floor division
+    return (pixels // 127.5).to(torch.float32) - 1.0
+
+
+@register("to_signed_range", reference=to_signed_range, notebook="00_setup_and_tour.ipynb",
+          hint="turn uint8 pixels 0..255 into floats in [-1, 1]: x = pixels / 127.5 - 1",
+          mistakes={"[0, 1]": _to_unit_range, "subtract 1": _forgot_shift,
+                    "integer": _integer_division})
+def _check_to_signed_range(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
+    """Turn uint8 pixels 0..255 into floats in [-1, 1]: x = pixels / 127.5 - 1."""
+    name = "to_signed_range"
+    ends = torch.tensor([0, 255], dtype=torch.uint8)
+    out = expect_tensor(name, call(name, fn, ends), shape=(2,), what="to_signed_range([0, 255])",
+                        hint="keep the input's shape: convert each pixel on its own")
+    lo, hi = out.tolist()
+    if math.isclose(lo, 0.0, abs_tol=1e-6) and math.isclose(hi, 1.0, abs_tol=1e-6):
+        fail(name, "0 -> 0 and 255 -> 1: that is the range [0, 1]",
+             "the course (and the release) uses [-1, 1]: divide by 127.5, then subtract 1")
+    if math.isclose(lo, 0.0, abs_tol=1e-6) and math.isclose(hi, 2.0, abs_tol=1e-6):
+        fail(name, "0 -> 0 and 255 -> 2", "you forgot to subtract 1 after dividing by 127.5")
+    middle = expect_tensor(name, call(name, fn, torch.tensor([100], dtype=torch.uint8)), shape=(1,))
+    if abs(middle.item() - (100 / 127.5 - 1)) > 1e-5 and middle.item() == float(int(middle.item())):
+        fail(name, f"100 -> {middle.item()}, a whole number",
+             "integer (floor) division drops the fraction: convert to float first (pixels.float())")
+    g = torch.Generator().manual_seed(0)
+    pixels = torch.randint(0, 256, (2, 3, 5, 7), generator=g, dtype=torch.uint8)  # (B, C, H, W)
+    ex = REGISTRY[name]
+    expect_close(name, call(name, fn, pixels), ex.reference(pixels), what="the result on a random image",
+                 hint="x = pixels / 127.5 - 1, computed in float32", variants=run_mistakes(ex, pixels))
+
+
+# --------------------------------------------------------------------------------------
+# 01 The inpainting problem: a box hole as a mask.
+# --------------------------------------------------------------------------------------
+
+
+def box_mask(bbox: Sequence[int], height: int, width: int) -> torch.Tensor:
+    """The mask of a ``(top, left, height, width)`` box: (1, 1, H, W), 1 inside the box.
+
+    course_lib's :func:`course_lib.masks.bbox_to_mask` without the release's random shrink
+    (``max_delta=0``). Reference of the exercise of notebook 01.
+    """
+    return masks.bbox_to_mask(bbox, height, width, max_delta=0)
+
+
+def _box_off_by_one(bbox: Sequence[int], height: int, width: int) -> torch.Tensor:
+    top, left, h, w = bbox
+    mask = torch.zeros(1, 1, height, width)  # (1, 1, H, W)
+    mask[..., top:top + h + 1, left:left + w + 1] = 1.0
+    return mask
+
+
+def _box_axes_swapped(bbox: Sequence[int], height: int, width: int) -> torch.Tensor:
+    top, left, h, w = bbox
+    mask = torch.zeros(1, 1, height, width)  # (1, 1, H, W)
+    mask[..., left:left + w, top:top + h] = 1.0
+    return mask
+
+
+def _box_inverted(bbox: Sequence[int], height: int, width: int) -> torch.Tensor:
+    return 1.0 - box_mask(bbox, height, width)
+
+
+def _box_no_batch_dims(bbox: Sequence[int], height: int, width: int) -> torch.Tensor:
+    return box_mask(bbox, height, width)[0, 0]  # (H, W)
+
+
+@register("box_mask", reference=box_mask, notebook="01_inpainting_problem.ipynb",
+          hint="return a (1, 1, H, W) float mask with 1 inside the (top, left, height, width) box",
+          mistakes={"off-by-one": _box_off_by_one, "rows and columns": _box_axes_swapped,
+                    "1 = hole": _box_inverted, "(1, 1, H, W)": _box_no_batch_dims})
+def _check_box_mask(fn: Callable[..., torch.Tensor]) -> None:
+    """Return a (1, 1, H, W) float mask with 1 inside the (top, left, height, width) box."""
+    name = "box_mask"
+    ex = REGISTRY[name]
+    H, W = 6, 9
+    out = call(name, fn, (1, 2, 3, 4), H, W)
+    expect_tensor(name, out, shape=(1, 1, H, W), what="box_mask((1, 2, 3, 4), 6, 9)",
+                  hint="a mask has shape (1, 1, H, W): add the batch and channel dims with "
+                       "torch.zeros(1, 1, height, width)")
+    if set(out.unique().tolist()) - {0.0, 1.0}:
+        fail(name, f"the mask holds values {sorted(out.unique().tolist())[:5]}", "a mask holds only 0.0 and 1.0")
+    ref = ex.reference((1, 2, 3, 4), H, W)
+    if torch.equal(out, 1 - ref):
+        fail(name, "the mask is 0 inside the box and 1 outside",
+             "the course's convention is 1 = hole (the box), 0 = known pixels")
+    if int(out.sum()) == 4 * 5:
+        fail(name, f"the box covers {int(out.sum())} pixels, expected 3 * 4 = 12 (one row and one column too many)",
+             "off-by-one: rows top .. top + height - 1 are the hole; the slice top:top + height already "
+             "stops before top + height")
+    if int(out.sum()) == 2 * 3:
+        fail(name, f"the box covers {int(out.sum())} pixels, expected 3 * 4 = 12 (one row and one column too few)",
+             "off-by-one: the slice top:top + height includes row top and has height rows")
+    if torch.equal(out, _box_axes_swapped((1, 2, 3, 4), H, W)):
+        fail(name, "the box is transposed", "rows and columns are swapped: top/height index the H axis "
+             "(dim 2), left/width the W axis (dim 3)")
+    cases: list[tuple[tuple[int, int, int, int], int, int]] = [
+        ((0, 0, 1, 1), 1, 1),  # the whole 1x1 image
+        ((0, 0, 4, 5), 4, 5),  # the whole image
+        ((3, 4, 1, 1), 4, 5),  # the last pixel
+        ((2, 1, 3, 2), 5, 8),
+    ]
+    g = torch.Generator().manual_seed(1)
+    for _ in range(6):  # seeded random boxes
+        H, W = (int(v) for v in torch.randint(1, 20, (2,), generator=g))
+        h, w = int(torch.randint(1, H + 1, (1,), generator=g)), int(torch.randint(1, W + 1, (1,), generator=g))
+        top, left = int(torch.randint(0, H - h + 1, (1,), generator=g)), int(torch.randint(0, W - w + 1, (1,), generator=g))
+        cases.append(((top, left, h, w), H, W))
+    for bbox, H, W in cases:
+        expect_close(name, call(name, fn, bbox, H, W), ex.reference(bbox, H, W),
+                     what=f"box_mask({bbox}, {H}, {W})",
+                     hint="rows top:top + height and columns left:left + width of a (1, 1, H, W) zero "
+                          "tensor are 1", variants=run_mistakes(ex, bbox, H, W), atol=0, rtol=0)
+
+
+def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """PSNR in dB per image of two (B, C, H, W) batches in [-1, 1]: course_lib.metrics.psnr.
+
+    ``10 * log10(1 / mse)`` with both images mapped to [0, 1] (peak 1). Reference of the
+    second exercise of notebook 01.
+    """
+    return metrics.psnr(x, y)
+
+
+def _psnr_no_rescale(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # mse on [-1, 1], peak 1
+    mse = ((x - y) ** 2).mean(dim=(1, 2, 3))  # (B,)
+    return 10 * torch.log10(1 / mse)
+
+
+def _psnr_whole_batch(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # one number for the batch
+    mse = (((x + 1) / 2 - (y + 1) / 2) ** 2).mean()  # ()
+    return 10 * torch.log10(1 / mse)
+
+
+def _psnr_natural_log(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    mse = (((x + 1) / 2 - (y + 1) / 2) ** 2).mean(dim=(1, 2, 3))  # (B,)
+    return 10 * torch.log(1 / mse)
+
+
+def _psnr_twenty(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # 20 log10 of the MSE
+    mse = (((x + 1) / 2 - (y + 1) / 2) ** 2).mean(dim=(1, 2, 3))  # (B,)
+    return 20 * torch.log10(1 / mse)
+
+
+def _psnr_peak_255(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    mse = (((x + 1) / 2 - (y + 1) / 2) ** 2).mean(dim=(1, 2, 3))  # (B,)
+    return 10 * torch.log10(255 ** 2 / mse)
+
+
+@register("psnr", reference=psnr, notebook="01_inpainting_problem.ipynb",
+          hint="PSNR in dB per image: 10 * log10(1 / mse) with x, y mapped from [-1, 1] to [0, 1]",
+          mistakes={"[0, 1]": _psnr_no_rescale, "per image": _psnr_whole_batch, "log10": _psnr_natural_log,
+                    "squared": _psnr_twenty, "peak": _psnr_peak_255})
+def _check_psnr(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
+    """PSNR in dB per image: 10 * log10(1 / mse) with x, y mapped from [-1, 1] to [0, 1]."""
+    name = "psnr"
+    ex = REGISTRY[name]
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(3, 3, 8, 10, generator=g) * 2 - 1  # (B, C, H, W) in [-1, 1]
+    y = (x + 0.2 * torch.randn(x.shape, generator=g)).clamp(-1, 1)  # (B, C, H, W)
+    y[1] = (x[1] + 0.05 * torch.randn(x[1].shape, generator=g)).clamp(-1, 1)  # a better image
+    out = call(name, fn, x, y)
+    if isinstance(out, torch.Tensor) and out.dim() == 0:
+        fail(name, "psnr returned one number for a batch of 3 images",
+             "compute the PSNR per image: average the squared error over dims (1, 2, 3) only, giving (B,)")
+    out = expect_tensor(name, out, shape=(3,), what="psnr(x, y) for a batch of 3",
+                        hint="return one PSNR per image, shape (B,): reduce over dims (1, 2, 3)")
+    ref = ex.reference(x, y)
+    diff = (out - ref).mean().item()
+    if abs(diff + 20 * math.log10(2)) < 0.01:
+        fail(name, f"your values are {-diff:.2f} dB too low (a factor 4 in the MSE)",
+             "map the images from [-1, 1] to [0, 1] first ((x + 1) / 2), so the peak value is 1")
+    if abs(diff - 20 * math.log10(255)) < 0.01:
+        fail(name, f"your values are {diff:.1f} dB too high", "the images are in [0, 1], so the peak is 1, not 255")
+    ratio = (out / ref).mean().item()
+    if abs(ratio - 2.0) < 1e-3:
+        fail(name, "your values are twice the reference",
+             "PSNR = 10 * log10(1 / mse) with mse the mean SQUARED error (20 * log10 goes with the RMSE)")
+    if abs(ratio - math.log(10)) < 1e-3:
+        fail(name, f"your values are {ratio:.3f} = ln(10) times the reference",
+             "use torch.log10, not the natural log torch.log")
+    expect_close(name, out, ref, what="psnr(x, y) on a random batch", hint=ex.hint,
+                 variants=run_mistakes(ex, x, y), atol=1e-3, rtol=1e-4)
+    same = call(name, fn, x[:1], x[:1].clone())
+    if not isinstance(same, torch.Tensor) or tuple(same.shape) != (1,):
+        fail(name, f"psnr(x, x) for one image returned {same!r}", "return a (B,) tensor, here shape (1,)")
+    value = same.item()
+    if not (value > 60 or (math.isinf(value) and value > 0)):
+        fail(name, f"psnr(x, x) = {value}, expected +inf (or a very large number)",
+             "identical images have mse 0: 10 * log10(1 / 0) = +inf")
+    const = torch.zeros(2, 3, 4, 4)  # mid-grey
+    half = torch.full((2, 3, 4, 4), 1.0)  # white: 0.5 away on [0, 1] -> mse 0.25 -> 6.02 dB
+    expect_close(name, call(name, fn, const, half), torch.full((2,), 10 * math.log10(4.0)),
+                 what="psnr(grey, white)", hint="grey vs white is 0.5 apart on [0, 1]: mse 0.25, 6.02 dB",
+                 variants=run_mistakes(ex, const, half), atol=1e-3, rtol=1e-4)
+
+
+# --------------------------------------------------------------------------------------
+# 02 Spatially discounted reconstruction weights.
+# --------------------------------------------------------------------------------------
+
+
+def _discount_symmetric(height: int, width: int, gamma: float = 0.9) -> torch.Tensor:  # min(i, H-1-i)
+    i, j = torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64)
+    rows = gamma ** torch.minimum(i, height - 1 - i)  # (H,)
+    cols = gamma ** torch.minimum(j, width - 1 - j)  # (W,)
+    return torch.maximum(rows[:, None], cols[None, :]).float()  # (H, W)
+
+
+def _discount_min_of_axes(height: int, width: int, gamma: float = 0.9) -> torch.Tensor:
+    i, j = torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64)
+    rows = gamma ** torch.minimum(i, height - i)  # (H,)
+    cols = gamma ** torch.minimum(j, width - j)  # (W,)
+    return torch.minimum(rows[:, None], cols[None, :]).float()  # (H, W)
+
+
+def _discount_power_swapped(height: int, width: int, gamma: float = 0.9) -> torch.Tensor:
+    i, j = torch.arange(height, dtype=torch.float64), torch.arange(width, dtype=torch.float64)
+    rows = torch.minimum(i, height - i) ** gamma  # (H,)
+    cols = torch.minimum(j, width - j) ** gamma  # (W,)
+    return torch.maximum(rows[:, None], cols[None, :]).float()  # (H, W)
+
+
+def _discount_axes_swapped(height: int, width: int, gamma: float = 0.9) -> torch.Tensor:
+    return losses.spatial_discount(width, height, gamma)  # (W, H)
+
+
+def _discount_row_only(height: int, width: int, gamma: float = 0.9) -> torch.Tensor:
+    i = torch.arange(height, dtype=torch.float64)
+    rows = gamma ** torch.minimum(i, height - i)  # (H,)
+    return rows[:, None].expand(height, width).float()  # (H, W)
+
+
+@register("spatial_discount", reference=losses.spatial_discount, notebook="02_spatial_discount.ipynb",
+          hint="w[i, j] = max(gamma ** min(i, H - i), gamma ** min(j, W - j)) as an (H, W) tensor",
+          mistakes={"off-by-one": _discount_symmetric, "max of the two": _discount_min_of_axes,
+                    "gamma ** l": _discount_power_swapped, "wrong axis": _discount_axes_swapped,
+                    "both axes": _discount_row_only})
+def _check_spatial_discount(fn: Callable[..., torch.Tensor]) -> None:
+    """w[i, j] = max(gamma ** min(i, H - i), gamma ** min(j, W - j)) as an (H, W) tensor."""
+    name = "spatial_discount"
+    ex = REGISTRY[name]
+    H, W, gamma = 5, 8, 0.5
+    out = call(name, fn, H, W, gamma)
+    if isinstance(out, torch.Tensor) and tuple(out.shape) == (W, H):
+        fail(name, f"spatial_discount({H}, {W}) has shape {(W, H)}, expected {(H, W)}",
+             "wrong axis: rows (the first dim) run over the height, columns over the width")
+    expect_tensor(name, out, shape=(H, W), what=f"spatial_discount({H}, {W}, {gamma})",
+                  hint="return an (H, W) tensor: one weight per pixel of the box")
+    if abs(out[0, 0].item() - 1.0) > 1e-6:
+        if abs(out[0, 0].item()) < 1e-6:
+            fail(name, f"the corner weight is {out[0, 0].item():.3g}, expected 1",
+                 "the weight is gamma ** l, not l ** gamma: the edge (l = 0) must weigh gamma ** 0 = 1")
+        fail(name, f"the corner weight is {out[0, 0].item():.3g}, expected gamma ** 0 = 1",
+             "the distance of the first row/column to the box edge is 0")
+    last = out[H - 1, W // 2].item()  # last row, middle column: distance 1 along the rows
+    if abs(last - 1.0) < 1e-6 and abs(out[0, W // 2].item() - 1.0) < 1e-6:
+        fail(name, f"the last row weighs 1 like the first, expected gamma = {gamma}",
+             "off-by-one: the release uses min(i, H - i), so the last row has distance 1 "
+             "(the first row has distance 0; the weights are not symmetric)")
+    centre = out[2, 4].item()  # distance 2 from the top/bottom, 4 from left/right
+    if abs(centre - gamma ** 4) < 1e-6:
+        fail(name, f"out[2, 4] = {centre:.4g} = gamma ** 4, expected gamma ** 2 = {gamma ** 2:.4g}",
+             "take the max of the two axes' weights (the NEARER edge wins), not the min")
+    if abs(out[2, 0].item() - gamma ** 2) < 1e-6:
+        fail(name, f"out[2, 0] = {out[2, 0].item():.4g}, expected 1 (column 0 is on the box edge)",
+             "use both axes: the weight is the max of a row term and a column term")
+    cases = [(1, 1, 0.9), (2, 3, 0.9), (4, 4, 1.0), (7, 3, 0.99), (128, 128, 0.9)]
+    g = torch.Generator().manual_seed(2)
+    for _ in range(4):  # seeded random sizes and gammas
+        h, w = (int(v) for v in torch.randint(1, 40, (2,), generator=g))
+        cases.append((h, w, round(0.5 + 0.5 * float(torch.rand((), generator=g)), 4)))
+    for h, w, gm in cases:
+        expect_close(name, call(name, fn, h, w, gm), ex.reference(h, w, gm),
+                     what=f"spatial_discount({h}, {w}, gamma={gm})",
+                     hint="w[i, j] = max(gamma ** min(i, H - i), gamma ** min(j, W - j))",
+                     variants=run_mistakes(ex, h, w, gm), atol=1e-6, rtol=1e-5)
+    default = expect_tensor(name, call(name, fn, 16, 16), shape=(16, 16), what="spatial_discount(16, 16)")
+    if abs(default[8, 8].item() - 0.9 ** 8) > 1e-6:
+        fail(name, f"with the default gamma the centre of a 16x16 box weighs {default[8, 8].item():.4g}, "
+             f"expected 0.9 ** 8 = {0.9 ** 8:.4g}", "the default gamma is the release's 0.9 (the paper says 0.99)")
+

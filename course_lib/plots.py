@@ -1,0 +1,205 @@
+"""Figures and widgets for the notebooks and lessons (notebooks 00-02).
+
+Every ``*_figure`` function is pure: it takes numbers and tensors and returns a new
+matplotlib ``Figure`` (nothing global, nothing shown), so the same code draws the lesson
+figures (``scripts/make_figures.py``), the notebook plots, and the widgets' callbacks, and
+is unit-tested without a browser. Widgets are core ipywidgets plus matplotlib drawn into
+an ``ipywidgets.Output`` (works in Jupyter, VS Code and Colab).
+"""
+from __future__ import annotations
+
+from typing import Any, Optional, Sequence
+
+import numpy as np
+import torch
+from matplotlib import colors, patches
+from matplotlib.figure import Figure
+
+from course_lib.losses import spatial_discount
+
+__all__ = [
+    "to_display",
+    "show_images",
+    "baseline_figure",
+    "paper_discount",
+    "discount_figure",
+    "draw_discount",
+    "discount_widget",
+]
+
+
+def to_display(x: torch.Tensor) -> np.ndarray:
+    """An image tensor in [-1, 1] -> an (H, W, 3) (or (H, W) for one channel) array in [0, 1] for imshow.
+
+    Accepts (1, C, H, W), (C, H, W) or (H, W); C is 1 or 3.
+    """
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"to_display expects a torch tensor in [-1, 1], got {type(x).__name__}")
+    t = x.detach().float().cpu()
+    if t.dim() == 4:
+        if t.shape[0] != 1:
+            raise ValueError(f"to_display shows one image, got a batch of {t.shape[0]}; pass x[i:i+1]")
+        t = t[0]  # (C, H, W)
+    if t.dim() == 3:
+        if t.shape[0] not in (1, 3):
+            raise ValueError(f"to_display expects 1 or 3 channels first (C, H, W), got shape {tuple(t.shape)}")
+        t = t[0] if t.shape[0] == 1 else t.permute(1, 2, 0)  # (H, W) or (H, W, 3)
+    return ((t.clamp(-1, 1) + 1) / 2).numpy()
+
+
+def show_images(images: Sequence[torch.Tensor], titles: Optional[Sequence[str]] = None,
+                ncols: Optional[int] = None, size: float = 2.6, masks_grey: bool = True) -> Figure:
+    """A row (or grid) of images in [-1, 1]; one-channel tensors (masks in {0, 1}) are drawn grey.
+
+    Masks (values in [0, 1], one channel) are shown as they are (white = hole).
+    """
+    n = len(images)
+    if n == 0:
+        raise ValueError("show_images needs at least one image")
+    if titles is not None and len(titles) != n:
+        raise ValueError(f"got {len(titles)} titles for {n} images")
+    ncols = ncols or n
+    nrows = (n + ncols - 1) // ncols
+    fig = Figure(figsize=(size * ncols, size * nrows + (0.3 if titles else 0)))
+    for k, img in enumerate(images):
+        ax = fig.add_subplot(nrows, ncols, k + 1)
+        t = img.detach().float().cpu()
+        one_channel = (t.dim() == 2) or (t.dim() >= 3 and t.shape[-3] == 1)
+        if one_channel and masks_grey:
+            arr = t.reshape(t.shape[-2], t.shape[-1]).numpy()  # (H, W) in [0, 1]
+            ax.imshow(arr, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        else:
+            ax.imshow(to_display(t), interpolation="nearest")
+        ax.set_axis_off()
+        if titles:
+            ax.set_title(titles[k], fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def baseline_figure(x: torch.Tensor, mask: torch.Tensor) -> Figure:
+    """The non-learned fills of notebook 01 side by side, titled with their PSNR in the hole.
+
+    ``x`` (1, 3, H, W) in [-1, 1], ``mask`` (1, 1, H, W), 1 = hole. Panels: the input,
+    :func:`course_lib.baselines.mean_fill`, :func:`course_lib.baselines.diffusion_fill`, a
+    sharp but wrong "copy" (the image rolled by half its width) and the ground truth.
+    """
+    from course_lib.baselines import diffusion_fill, mean_fill
+    from course_lib.metrics import psnr
+
+    copy = torch.roll(x, shifts=x.shape[-1] // 2, dims=-1)  # (1, 3, H, W)
+    fills = {"mean fill": mean_fill(x, mask), "diffusion fill": diffusion_fill(x, mask),
+             "copy from elsewhere": x * (1 - mask) + copy * mask}
+    titles = ["input"] + [f"{k}\nhole PSNR {psnr(x, v, mask=mask).item():.1f} dB" for k, v in fills.items()]
+    return show_images([x * (1 - mask), *fills.values(), x], titles + ["ground truth"])
+
+
+def paper_discount(mask: torch.Tensor, gamma: float = 0.99) -> torch.Tensor:
+    """The PAPER's weights: ``gamma ** l`` inside the hole, ``l`` = distance to the nearest known pixel.
+
+    Paper Sec. 3.1: "the weight of each pixel in the mask is computed as gamma^l, where l is
+    the distance of the pixel to the nearest known pixel" (gamma = 0.99). The distance is
+    the chessboard distance (found by eroding the hole one 3x3 step at a time): a hole
+    pixel next to a known pixel has l = 1. For box holes it equals the Euclidean distance
+    along the nearer axis. Known pixels get weight 0 (they are not part of the hole).
+
+    The release does NOT do this: see :func:`course_lib.losses.spatial_discount` (distance
+    to the edge of the 128x128 box, gamma 0.9). Taught in notebook 02.
+
+    ``mask``: (H, W) or (1, 1, H, W), 1 = hole. Returns (H, W) float32.
+    """
+    if not 0.0 < gamma <= 1.0:
+        raise ValueError(f"gamma must be in (0, 1] (paper 0.99, release 0.9), got {gamma}")
+    m = mask.detach().float().cpu()
+    if m.dim() == 4 and m.shape[:2] == (1, 1):
+        m = m[0, 0]  # (H, W)
+    if m.dim() != 2:
+        raise ValueError(f"paper_discount expects a mask (H, W) or (1, 1, H, W), got shape {tuple(mask.shape)}")
+    hole = (m > 0.5).float()[None, None]  # (1, 1, H, W)
+    if bool(hole.all()):
+        raise ValueError("paper_discount: the mask is all hole, so no pixel has a known neighbour; "
+                         "pass a mask with some 0 (known) pixels")
+    distance = torch.zeros_like(hole)  # (1, 1, H, W)
+    while hole.any():
+        distance += hole  # l = the number of erosions a pixel survives
+        # a pixel stays after the erosion when its whole 3x3 neighbourhood is hole
+        # (outside the image counts as hole: the image border is not a known pixel)
+        hole = -torch.nn.functional.max_pool2d(-torch.nn.functional.pad(hole, (1, 1, 1, 1), value=1.0), 3, 1)
+    weights = torch.where(distance > 0, gamma ** distance, torch.zeros_like(distance))  # (1, 1, H, W)
+    return weights[0, 0].to(torch.float32)  # (H, W)
+
+
+def discount_figure(gamma: float = 0.9, box: int = 128, delta: int = 16,
+                    paper_gamma: Optional[float] = None) -> Figure:
+    """Heat maps and a profile of the spatially discounted weights (notebook 02, lesson 02).
+
+    Left: the release's weights over a ``box`` x ``box`` local patch at ``gamma`` with the
+    hole (the box shrunk by ``delta`` on each side) outlined. Middle: the paper's weights
+    (``paper_gamma``, default = ``gamma``) over the same hole. Right: both along the middle
+    row, on a log scale, with the box-centre value printed.
+    """
+    if box < 2 or not 0 <= 2 * delta < box:
+        raise ValueError(f"need box >= 2 and 0 <= delta < box / 2, got box={box}, delta={delta}")
+    paper_gamma = gamma if paper_gamma is None else paper_gamma
+    release = spatial_discount(box, box, gamma)  # (box, box)
+    hole = torch.zeros(box, box)  # (box, box)
+    hole[delta:box - delta, delta:box - delta] = 1.0
+    paper = paper_discount(hole, paper_gamma)  # (box, box)
+
+    fig = Figure(figsize=(11.5, 3.6), layout="constrained")
+    axes = fig.subplots(1, 3, gridspec_kw={"width_ratios": [1, 1, 1.3]})
+    norm = colors.LogNorm(vmin=max(1e-4, float(release.min())), vmax=1.0)
+    for ax, weights, title in ((axes[0], release, f"release: to box edge, gamma={gamma:g}"),
+                               (axes[1], paper, f"paper: to known pixel, gamma={paper_gamma:g}")):
+        shown = np.ma.masked_where(weights.numpy() <= 0, weights.numpy())
+        image = ax.imshow(shown, cmap="magma", norm=norm, interpolation="nearest")
+        ax.add_patch(patches.Rectangle((delta - 0.5, delta - 0.5), box - 2 * delta, box - 2 * delta,
+                                                  fill=False, edgecolor="cyan", linewidth=1.0, linestyle="--"))
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([0, box // 2, box - 1])
+        ax.set_yticks([0, box // 2, box - 1])
+    fig.colorbar(image, ax=axes[1], fraction=0.05, pad=0.03, label="weight (log scale)")
+    row = box // 2
+    cols = np.arange(box)
+    axes[2].semilogy(cols, release[row].numpy(), label=f"release (gamma={gamma:g})")
+    paper_row = paper[row].numpy()
+    axes[2].semilogy(cols[paper_row > 0], paper_row[paper_row > 0], label=f"paper (gamma={paper_gamma:g})")
+    axes[2].axvspan(delta - 0.5, box - delta - 0.5, color="cyan", alpha=0.08, label="hole")
+    centre = float(release[row, box // 2])
+    axes[2].annotate(f"box centre {centre:.2g}", (box // 2, centre), textcoords="offset points",
+                     xytext=(0, 12), ha="center", fontsize=8)
+    axes[2].set_ylim(max(1e-4, 0.5 * min(centre, float(paper_row[paper_row > 0].min()))), 8.0)
+    axes[2].set_xlabel("column (middle row)")
+    axes[2].set_ylabel("weight")
+    axes[2].legend(fontsize=7, loc="upper center")
+    axes[2].set_title("one row through the centre", fontsize=9)
+    return fig
+
+
+def draw_discount(output: Any, gamma: float, **kwargs: Any) -> Figure:
+    """Widget callback: draw :func:`discount_figure` for ``gamma`` into an ``ipywidgets.Output``.
+
+    Replaces what ``output`` showed before (no accumulating redraws). Returns the figure.
+    """
+    from IPython.display import display
+
+    fig = discount_figure(gamma, **kwargs)
+    with output:
+        output.clear_output(wait=True)
+        display(fig)
+    return fig
+
+
+def discount_widget(gamma: float = 0.9, box: int = 128, delta: int = 16) -> Any:
+    """A gamma slider (0.80 .. 1.00) redrawing the discount heat maps: core ipywidgets only.
+
+    The callback is :func:`draw_discount`; the widget draws its default state at once.
+    """
+    import ipywidgets as widgets
+
+    slider = widgets.FloatSlider(value=gamma, min=0.80, max=1.0, step=0.005, readout_format=".3f",
+                                 description="gamma", continuous_update=False)
+    output = widgets.Output()
+    slider.observe(lambda change: draw_discount(output, change["new"], box=box, delta=delta), names="value")
+    draw_discount(output, gamma, box=box, delta=delta)
+    return widgets.VBox([slider, output])

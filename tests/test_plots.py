@@ -1,0 +1,94 @@
+"""Figures, widget callbacks, baselines and sample images of notebooks 00-02 (no browser needed)."""
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("MPLBACKEND", "Agg")
+
+import pytest
+import torch
+from matplotlib.figure import Figure
+
+from course_lib import baselines, plots, samples
+
+
+def test_paper_discount_by_hand():
+    # a 3x3 hole in a 5x5 image: ring pixels are 1 px from a known pixel, the centre 2 px
+    mask = torch.zeros(1, 1, 5, 5)
+    mask[..., 1:4, 1:4] = 1.0
+    w = plots.paper_discount(mask, gamma=0.5)
+    expected = torch.zeros(5, 5)
+    expected[1:4, 1:4] = 0.5
+    expected[2, 2] = 0.25
+    assert torch.equal(w, expected)
+
+
+def test_paper_discount_image_border_is_not_a_known_pixel():
+    mask = torch.zeros(4, 4)
+    mask[:, :2] = 1.0  # hole on the left half, touching the image border
+    w = plots.paper_discount(mask, gamma=0.5)
+    # column 1 touches the known column 2 (l = 1); column 0 is 2 px away (the border does not count)
+    assert torch.equal(w[:, 1], torch.full((4,), 0.5)) and torch.equal(w[:, 0], torch.full((4,), 0.25))
+    with pytest.raises(ValueError, match="all hole"):
+        plots.paper_discount(torch.ones(3, 3))
+    with pytest.raises(ValueError, match="gamma"):
+        plots.paper_discount(mask, gamma=1.5)
+
+
+def test_discount_figure_shows_the_release_weights():
+    fig = plots.discount_figure(gamma=0.9, box=16, delta=2)
+    assert isinstance(fig, Figure)
+    image = fig.axes[0].images[0].get_array()
+    # release weight at row 8, col 8 of a 16 box: max(0.9 ** 8, 0.9 ** 8)
+    assert abs(float(image[8, 8]) - 0.9 ** 8) < 1e-6 and abs(float(image[0, 5]) - 1.0) < 1e-6
+    with pytest.raises(ValueError, match="delta"):
+        plots.discount_figure(box=8, delta=4)
+
+
+def test_widget_callback_draws_into_an_output_and_replaces_it():
+    widgets = pytest.importorskip("ipywidgets")
+    out = widgets.Output()
+    fig = plots.draw_discount(out, 0.95, box=16, delta=2)
+    assert isinstance(fig, Figure) and "gamma=0.95" in fig.axes[0].get_title()
+    box = plots.discount_widget(gamma=0.9, box=16, delta=2)
+    slider, output = box.children
+    assert slider.value == 0.9 and isinstance(output, widgets.Output)
+    slider.value = 0.85  # the observer redraws without error
+
+
+def test_show_images_and_to_display():
+    x = torch.linspace(-1, 1, 3 * 4 * 5).view(1, 3, 4, 5)
+    arr = plots.to_display(x)
+    assert arr.shape == (4, 5, 3) and arr.min() == 0.0 and arr.max() == 1.0
+    fig = plots.show_images([x, torch.ones(1, 1, 4, 5)], ["x", "mask"])
+    assert len(fig.axes) == 2
+    with pytest.raises(ValueError, match="batch of 2"):
+        plots.to_display(torch.zeros(2, 3, 4, 4))
+
+
+def test_mean_fill_by_hand_and_known_pixels_kept():
+    x = torch.tensor([[[[1.0, -1.0], [0.5, 0.0]]]])  # (1, 1, 2, 2)
+    mask = torch.tensor([[[[0.0, 0.0], [0.0, 1.0]]]])
+    y = baselines.mean_fill(x, mask)
+    assert torch.allclose(y, torch.tensor([[[[1.0, -1.0], [0.5, 0.5 / 3]]]]))
+
+
+def test_diffusion_fill_is_harmonic_on_a_linear_ramp():
+    # a linear ramp is harmonic: the diffusion fill must reproduce it inside the hole
+    ramp = torch.linspace(-1, 1, 32).view(1, 1, 1, 32).expand(1, 3, 32, 32).contiguous()
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1.0
+    y = baselines.diffusion_fill(ramp, mask, iterations=400)
+    assert torch.equal(y * (1 - mask), ramp * (1 - mask))
+    assert (y - ramp).abs().max() < 0.02
+    with pytest.raises(ValueError, match="mask must be"):
+        baselines.diffusion_fill(ramp, mask[0])
+
+
+def test_course_image_photo_and_toy_fallback(tmp_path, monkeypatch):
+    x = samples.course_image(0, size=64)
+    assert x.shape == (1, 3, 64, 64) and x.dtype == torch.float32 and x.min() >= -1 and x.max() <= 1
+    monkeypatch.setenv("COURSE_LIB_SAMPLES", str(tmp_path / "none"))
+    assert samples.sample_paths() == []
+    toy = samples.course_image("astronaut", size=32)  # no photos: a deterministic toy image
+    assert toy.shape == (1, 3, 32, 32) and torch.equal(toy, samples.course_image(0, size=32))
