@@ -1,13 +1,15 @@
-"""Contextual attention (paper Sec. 3.2, Eq. 1 and Fig. 3), with the release's semantics.
+"""Contextual attention (paper Section 4.1, Figure 3), with the release's semantics.
 
 The refinement network's attention branch fills a hole by copying feature patches from
 the known background: each foreground position scores every background patch (cosine-like
-similarity, Eq. 1), the scores are "fused" so that neighbours agree (attention
-propagation, Eq. 2), a masked softmax turns them into weights, and the output is the
+similarity), the scores are "fused" so that neighbours agree (attention
+propagation), a masked softmax turns them into weights, and the output is the
 weighted sum of background patches, pasted back with a transposed convolution.
 
-Each step is one public function so that the contextual-attention notebook can build and
-check them one at a time; :func:`contextual_attention` chains them exactly as the release's
+Each step is one public function so that the notebooks can build and check them one at a
+time: notebook 03 (extract_patches, normalize_patches, matching_scores), 04 (valid_patches,
+masked_softmax, fuse_scores), 05 (reconstruct) and 06 (downsample, attention_offsets, the
+whole layer), with lessons/03-06; :func:`contextual_attention` chains them exactly as the release's
 ``contextual_attention`` in ``inpaint_ops.py`` (steps 1-10 of the reference):
 
 1. :func:`extract_patches` of size ``2*rate`` from full-resolution ``b`` (stride ``rate``)
@@ -17,7 +19,7 @@ check them one at a time; :func:`contextual_attention` chains them exactly as th
 4. :func:`valid_patches`: a patch may be copied only if no hole pixel lies in its window;
 5. :func:`normalize_patches`: unit L2 norm (floor 1e-4) on the background side only;
 6. :func:`matching_scores`: convolution of ``f`` with the normalised patches;
-7. :func:`fuse_scores`: identity-kernel convolution of the score matrix, twice (Eq. 2);
+7. :func:`fuse_scores`: identity-kernel convolution of the score matrix, twice (attention propagation);
 8. :func:`masked_softmax`: scaled softmax over patches, invalid patches zeroed;
 9. :func:`attention_offsets` + :func:`course_lib.flow.flow_to_color`: the flow picture;
 10. :func:`reconstruct`: transposed convolution with the raw patches, divided by 4.
@@ -139,7 +141,7 @@ def normalize_patches(w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     """Divide each patch by its L2 norm over (C, k, k), the norm clamped below at ``eps``.
 
     Release step 5 (``wi / max(sqrt(sum(wi^2)), 1e-4)``): only the background side is
-    normalised, so the scores of Eq. 1 are ``<f, b/||b||>``, not a true cosine.
+    normalised, so the paper's cosine scores are ``<f, b/||b||>``, not a true cosine.
     """
     _check_patches("w", w)
     norm = w.pow(2).sum(dim=(2, 3, 4), keepdim=True).sqrt()  # (B, L, 1, 1, 1)
@@ -147,7 +149,7 @@ def normalize_patches(w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
 
 
 def matching_scores(f: torch.Tensor, w_normed: torch.Tensor) -> torch.Tensor:
-    """Score of every foreground position against every background patch (Eq. 1).
+    """Score of every foreground position against every background patch (the paper's cosine similarity).
 
     Release step 6: ``conv2d(f, w_normed, stride 1, 'SAME')`` per image. ``f`` is
     ``(B, C, Hf, Wf)``, ``w_normed`` ``(B, L, C, k, k)``; returns ``(B, L, Hf, Wf)``.
@@ -176,7 +178,7 @@ def _identity_conv(matrix: torch.Tensor, fuse_k: int) -> torch.Tensor:
 
 def fuse_scores(scores: torch.Tensor, fuse_k: int = 3,
                 bg_size: Optional[tuple[int, int]] = None) -> torch.Tensor:
-    """Attention propagation (Eq. 2): neighbouring pixels should copy neighbouring patches.
+    """Attention propagation (paper Section 4.1): neighbouring pixels should copy neighbouring patches.
 
     Release step 7. View the scores as the matrix ``[Hf*Wf, Hb*Wb]`` (rows: foreground
     positions, columns: background patches, both row-major) and convolve it with a
@@ -327,7 +329,7 @@ def contextual_attention(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.
                          ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
                          softmax_scale: float = 10.0, fuse: bool = True,
                          ) -> tuple[torch.Tensor, torch.Tensor]:
-    """Contextual attention layer (paper Sec. 3.2; release ``contextual_attention``).
+    """Contextual attention layer (paper Section 4.1; release ``contextual_attention``).
 
     Reconstructs the foreground features ``f`` from patches of the background features
     ``b``: match at ``1/rate`` resolution with ``ksize x ksize`` patches, paste

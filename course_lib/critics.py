@@ -1,6 +1,6 @@
 """The two WGAN-GP critics of DeepFill v1: a local one on the hole's box, a global one on the image.
 
-Paper: Yu et al., CVPR 2018, Section 3.1 ("global and local Wasserstein GANs") and the
+Paper: Yu et al., CVPR 2018, Section 3 ("global and local Wasserstein GANs") and the
 supplementary's critic architecture. Run by the trainer (a WGAN-GP notebook is planned for part 2 of the course).
 
 Release (``build_wgan_local_discriminator`` / ``build_wgan_global_discriminator`` plus the

@@ -1,6 +1,6 @@
 """The attention map as a colour picture: the Middlebury optical-flow colour code.
 
-Contextual attention (paper Sec. 3.2, Fig. 5) shows where each pixel copied its patch
+Contextual attention (paper Section 4.1, attention visualisation) shows where each pixel copied its patch
 from: the offset (row, col) of the best background patch is drawn with the colour wheel
 of the Middlebury optical-flow benchmark (hue = direction, saturation = length).
 The release (``inpaint_ops.py``: ``make_color_wheel``, ``compute_color``,
@@ -8,8 +8,7 @@ The release (``inpaint_ops.py``: ``make_color_wheel``, ``compute_color``,
 (55 colours). This module reproduces its colours to within 1/255 (``atan2`` differs in the last bit
 between numpy and torch), indexing 0-based.
 
-Taught in the contextual-attention notebook (lesson "Contextual attention"), where
-the flow image is read.
+Taught in notebook 06 and lessons/06_contextual_attention.md, where the flow image is read.
 """
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 """The DeepFill v1 generator: a coarse network and a refinement network with contextual attention.
 
 Paper: Yu et al., "Generative Image Inpainting with Contextual Attention", CVPR 2018,
-Section 3.1 (coarse-to-fine network, Figure 2) and Section 3.2 (contextual attention,
+Section 3 (coarse-to-fine network, Figure 2) and Section 4 (contextual attention,
 Figure 3). Its contextual attention is built step by step in notebooks 03-06; the
 generator itself is what notebook 90 (official weights) and the trainer run.
 

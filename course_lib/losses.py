@@ -1,6 +1,6 @@
 """DeepFill v1 losses: spatially discounted L1, the known-region "ae" loss and WGAN-GP.
 
-Paper: Yu et al., CVPR 2018, Sec. 3.1 (spatially discounted reconstruction loss,
+Paper: Yu et al., CVPR 2018, Section 3 (spatially discounted reconstruction loss,
 "improved WGAN" with a local and a global critic, gradient penalty restricted to the hole).
 Every default below is the official release's (``inpaint.yml``/``inpaint_model.py``), not
 the paper's where they differ (gamma 0.9 vs 0.99, distance to the box edge vs to the nearest
@@ -60,7 +60,7 @@ class LossWeights:
 
 def spatial_discount(height: int, width: int, gamma: float = 0.9,
                      dtype: torch.dtype = torch.float32) -> torch.Tensor:
-    """Weights of the spatially discounted L1 loss over the local box (paper Sec. 3.1).
+    """Weights of the spatially discounted L1 loss over the local box (paper Section 3).
 
     Release (``spatial_discounting_mask``), for the pixel at row ``i``, column ``j`` of the
     ``height`` x ``width`` box::
@@ -150,7 +150,7 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
                      mask: Optional[torch.Tensor] = None,
                      generator: Optional[Union[int, torch.Generator]] = None,
                      norm: float = 1.0, eps: float = 1e-12) -> torch.Tensor:
-    """WGAN-GP gradient penalty restricted to the hole (paper Sec. 3.1, release ``gradients_penalty``).
+    """WGAN-GP gradient penalty restricted to the hole (paper Section 3, release ``gradients_penalty``).
 
     1. one ``alpha ~ U(0, 1)`` per sample; ``interp = real + alpha * (fake - real)``;
     2. ``grad = d sum(critic(interp)) / d interp`` (``create_graph=True`` so the penalty

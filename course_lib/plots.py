@@ -97,7 +97,7 @@ def baseline_figure(x: torch.Tensor, mask: torch.Tensor) -> Figure:
 def paper_discount(mask: torch.Tensor, gamma: float = 0.99) -> torch.Tensor:
     """The PAPER's weights: ``gamma ** l`` inside the hole, ``l`` = distance to the nearest known pixel.
 
-    Paper Sec. 3.1: "the weight of each pixel in the mask is computed as gamma^l, where l is
+    Paper Section 3: "the weight of each pixel in the mask is computed as gamma^l, where l is
     the distance of the pixel to the nearest known pixel" (gamma = 0.99). The distance is
     the chessboard distance (found by eroding the hole one 3x3 step at a time): a hole
     pixel next to a known pixel has l = 1. For box holes it equals the Euclidean distance
