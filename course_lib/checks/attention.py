@@ -58,7 +58,10 @@ def _compare(name: str, fn: Callable[..., Any], args: tuple, kwargs: dict, expec
     if not isinstance(actual, torch.Tensor):
         fail(name, f"{what} is a {type(actual).__name__}, expected a torch.Tensor",
              "return a torch tensor (not a list or a NumPy array)")
-    if tuple(actual.shape) == tuple(expected.shape) and actual.is_floating_point() and \
+    if not actual.is_floating_point():
+        fail(name, f"{what} has dtype {actual.dtype}, expected a floating-point tensor",
+             "convert with .float() (a comparison gives a bool tensor, integer division truncates)")
+    if tuple(actual.shape) == tuple(expected.shape) and \
             torch.allclose(actual.to(expected.dtype), expected, atol=atol, rtol=rtol):
         return actual
     # Wrong: find the mistake that explains it (evaluated on the same input).
@@ -69,10 +72,10 @@ def _compare(name: str, fn: Callable[..., Any], args: tuple, kwargs: dict, expec
             continue
         if isinstance(guess, tuple):
             guess = guess[0]
-        if tuple(guess.shape) == tuple(actual.shape) and actual.is_floating_point() and \
+        if tuple(guess.shape) == tuple(actual.shape) and \
                 torch.allclose(actual.to(guess.dtype), guess, atol=atol, rtol=rtol, equal_nan=True):
             fail(name, _problem(actual, expected, what), MISTAKE_HINTS[name][phrase])
-    if not allow_nonfinite and actual.is_floating_point() and not torch.isfinite(actual).all():
+    if not allow_nonfinite and not torch.isfinite(actual).all():
         fail(name, f"{what} contains NaN or inf", generic)
     fail(name, _problem(actual, expected, what), generic)
 
