@@ -289,13 +289,11 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         course = dict(nb.metadata.get("course", {}))
         course["edition"] = "solution"
         nb.metadata["course"] = course
-        try:
-            student = student_edition(nb, solution.name) if has_solution_regions(nb) else copy.deepcopy(nb)
+        try:  # notebooks without exercises are copied, with their links re-pointed all the same
+            student = student_edition(nb, solution.name)
         except EditionError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1
-        if not has_solution_regions(nb):
-            student.metadata["course"] = {**course, "edition": "student", "generated_from": f"solutions/{solution.name}"}
         write(nb, solution)
         write(student, student_path(solution))
         print(f"wrote {student_path(solution).relative_to(ROOT)}")
