@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 NOTEBOOKS := $(wildcard notebooks/*.ipynb notebooks/solutions/*.ipynb)
 
-.PHONY: install test test-lib test-notebooks lab editions check-editions figures demo clean
+.PHONY: install test test-lib test-notebooks lab editions check-editions figures demo bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,9 @@ check-editions: install  ## fail when the student editions are out of step with 
 
 figures: install  ## redraw lessons/figures from course_lib
 	$(PY) scripts/make_figures.py
+
+bench: install  ## speed and memory figures (ratios against baselines in the same run)
+	$(PY) scripts/benchmark.py --quick
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/
