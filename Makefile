@@ -6,7 +6,7 @@ PY     := $(VENV)/bin/python
 TORCH_PIN ?= torch==2.13.0
 NOTEBOOKS := $(wildcard notebooks/*.ipynb notebooks/solutions/*.ipynb)
 
-.PHONY: install test test-lib test-notebooks lab editions check-editions figures demo bench clean
+.PHONY: install test test-lib test-notebooks lab editions check-editions figures demo learning-check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -36,6 +36,12 @@ check-editions: install  ## fail when the student editions are out of step with 
 
 figures: install  ## redraw lessons/figures from course_lib
 	$(PY) scripts/make_figures.py
+
+demo: install  ## inpaint data/samples with the CPU-trained toy model; writes outputs/demo.png
+	OMP_NUM_THREADS=2 $(PY) scripts/demo.py
+
+learning-check: install  ## train toy_cpu for a few minutes and compare hole PSNR with non-learned fills
+	OMP_NUM_THREADS=2 $(PY) scripts/learning_check.py --minutes 8
 
 bench: install  ## speed and memory figures (ratios against baselines in the same run)
 	$(PY) scripts/benchmark.py --quick

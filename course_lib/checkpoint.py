@@ -1,0 +1,208 @@
+"""Training checkpoints: atomic writes, keep-the-last-N, RNG capture, prefix stripping.
+
+A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so that
+``torch.load(path, weights_only=True)`` opens it (no pickled Python objects)::
+
+    {"format_version": 1, "kind": "course_lib.train", "step": int,
+     "config": {...JSON-able TrainConfig...},
+     "generator": state_dict, "local_critic": state_dict, "global_critic": state_dict,
+     "opt_g": state_dict, "opt_d": state_dict, "scaler_g": {...}, "scaler_d": {...},
+     "rng": {"python": ..., "numpy": ..., "torch": ByteTensor, "cuda": [ByteTensor],
+             "masks": ByteTensor},
+     "data": {"epoch": int, "index": int, "seed": int}}
+
+Writes go to a temporary file in the same folder, then ``os.replace`` renames it over the
+final name: a crash mid-write never leaves a truncated checkpoint (the rename is atomic on
+POSIX and Windows within one file system). Keys are saved without the ``module.``
+(DistributedDataParallel) and ``_orig_mod.`` (``torch.compile``) prefixes, so a checkpoint
+loads into a bare model.
+
+Used by :mod:`course_lib.train` (notebook 95, training on Colab).
+"""
+from __future__ import annotations
+
+import os
+import random
+import re
+import tempfile
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import numpy as np
+import torch
+
+__all__ = [
+    "FORMAT_VERSION",
+    "CHECKPOINT_KIND",
+    "strip_prefixes",
+    "atomic_save",
+    "checkpoint_path",
+    "list_checkpoints",
+    "latest_checkpoint",
+    "prune_checkpoints",
+    "capture_rng_state",
+    "restore_rng_state",
+    "load_checkpoint",
+    "generator_state_dict",
+]
+
+FORMAT_VERSION = 1
+CHECKPOINT_KIND = "course_lib.train"
+_NAME = re.compile(r"^step_(\d{8,})\.pt$")
+PathLike = Union[str, os.PathLike]
+
+
+def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
+    """Drop the ``module.`` (DDP/DataParallel) and ``_orig_mod.`` (torch.compile) key prefixes.
+
+    Both can nest (a compiled model inside DDP gives ``module._orig_mod.conv1.weight``);
+    every leading occurrence is removed, in any order.
+    """
+    clean = {}
+    for key, value in state_dict.items():
+        changed = True
+        while changed:
+            changed = False
+            for prefix in ("module.", "_orig_mod."):
+                if key.startswith(prefix):
+                    key, changed = key[len(prefix):], True
+        clean[key] = value
+    return clean
+
+
+def atomic_save(obj: Any, path: PathLike) -> Path:
+    """``torch.save`` to a temporary file in the target folder, then rename it into place.
+
+    The temporary file lives in the same folder so the final ``os.replace`` is a rename
+    on one file system (atomic), never a copy. On any error the temporary file is removed
+    and the previous file at ``path`` (if any) is left untouched.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _umask() -> int:
+    """The process's file-creation mask (read by setting it and putting it back)."""
+    current = os.umask(0o022)
+    os.umask(current)
+    return current
+
+
+def checkpoint_path(folder: PathLike, step: int) -> Path:
+    """``folder/step_00001234.pt``: zero padded so names sort by step."""
+    return Path(folder) / f"step_{int(step):08d}.pt"
+
+
+def list_checkpoints(folder: PathLike) -> list[Path]:
+    """The ``step_*.pt`` checkpoints in ``folder``, oldest (smallest step) first."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    found = [(int(m.group(1)), p) for p in folder.iterdir() if (m := _NAME.match(p.name))]
+    return [p for _, p in sorted(found)]
+
+
+def latest_checkpoint(folder: PathLike) -> Optional[Path]:
+    """The newest checkpoint of a run: ``folder`` may be the run dir or its ``checkpoints/``."""
+    folder = Path(folder)
+    for candidate in (folder / "checkpoints", folder):
+        found = list_checkpoints(candidate)
+        if found:
+            return found[-1]
+    return None
+
+
+def prune_checkpoints(folder: PathLike, keep_last: int) -> list[Path]:
+    """Delete all but the newest ``keep_last`` checkpoints; return the deleted paths."""
+    if keep_last < 1:
+        raise ValueError(f"keep_last must be >= 1 (the newest checkpoint is always kept), got {keep_last}")
+    found = list_checkpoints(folder)
+    doomed = found[:-keep_last]
+    for path in doomed:
+        path.unlink(missing_ok=True)
+    return doomed
+
+
+def capture_rng_state(mask_generator: Optional[torch.Generator] = None) -> dict[str, Any]:
+    """Every RNG a training step reads, as tensors and plain numbers (weights_only-safe).
+
+    Python's ``random`` state (version, 625 words, gauss_next) becomes a list of ints;
+    NumPy's legacy MT19937 state becomes its key as an int64 tensor plus position and the
+    cached Gaussian; torch's CPU and CUDA states are already ByteTensors.
+    """
+    version, words, gauss_next = random.getstate()
+    name, keys, pos, has_gauss, cached = np.random.get_state()
+    state: dict[str, Any] = {
+        "python": {"version": int(version), "state": torch.tensor(words, dtype=torch.int64),
+                   "gauss_next": gauss_next},
+        "numpy": {"name": str(name), "keys": torch.from_numpy(keys.astype(np.int64)),
+                  "pos": int(pos), "has_gauss": int(has_gauss), "cached_gaussian": float(cached)},
+        "torch": torch.get_rng_state(),
+        "cuda": [s for s in torch.cuda.get_rng_state_all()] if torch.cuda.is_available() else [],
+    }
+    if mask_generator is not None:
+        state["masks"] = mask_generator.get_state()
+    return state
+
+
+def restore_rng_state(state: Mapping[str, Any], mask_generator: Optional[torch.Generator] = None) -> None:
+    """Undo :func:`capture_rng_state`: set python, numpy, torch (CPU, CUDA) and the mask RNG."""
+    py = state["python"]
+    random.setstate((py["version"], tuple(int(v) for v in py["state"].tolist()), py["gauss_next"]))
+    npy = state["numpy"]
+    np.random.set_state((npy["name"], npy["keys"].numpy().astype(np.uint32), npy["pos"],
+                         npy["has_gauss"], npy["cached_gaussian"]))
+    torch.set_rng_state(state["torch"])
+    cuda_states = state.get("cuda") or []
+    if cuda_states and torch.cuda.is_available():
+        count = min(len(cuda_states), torch.cuda.device_count())
+        for device in range(count):
+            torch.cuda.set_rng_state(cuda_states[device], device)
+    if mask_generator is not None and "masks" in state:
+        mask_generator.set_state(state["masks"])
+
+
+def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> dict[str, Any]:
+    """Load a trainer checkpoint with ``weights_only=True`` and check its format.
+
+    ``path`` may be a file or a run folder (its newest checkpoint is used).
+    """
+    path = Path(path)
+    if path.is_dir():
+        found = latest_checkpoint(path)
+        if found is None:
+            raise FileNotFoundError(f"no step_*.pt checkpoint in {path} or {path / 'checkpoints'}; "
+                                    "train first or pass the path of a .pt file")
+        path = found
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint {path} does not exist")
+    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
+        raise ValueError(f"{path} is not a course_lib training checkpoint (no kind={CHECKPOINT_KIND!r}); "
+                         "for generator-only weights use course_lib.inpaint_cli.load_generator")
+    version = ckpt.get("format_version")
+    if version != FORMAT_VERSION:
+        raise ValueError(f"{path} has checkpoint format {version}, this course_lib reads format "
+                         f"{FORMAT_VERSION}; use the course_lib version that wrote it")
+    ckpt["path"] = str(path)
+    return ckpt
+
+
+def generator_state_dict(ckpt_or_state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
+    """The generator's weights from a trainer checkpoint, a ``{"generator": ...}`` file or a bare state dict."""
+    if "generator" in ckpt_or_state and isinstance(ckpt_or_state["generator"], Mapping):
+        return strip_prefixes(ckpt_or_state["generator"])
+    return strip_prefixes(ckpt_or_state)

@@ -1,0 +1,903 @@
+"""Train DeepFill v1 as the official release does: 5 critic steps, then 1 generator step.
+
+Paper: Yu et al., CVPR 2018, Sec. 3.1 (coarse-to-fine generator, spatially discounted L1,
+global and local WGAN-GP critics). Release: ``train.py`` + ``inpaint_model.py`` of branch
+v1.0.0, hyper-parameters from ``inpaint.yml`` (see :mod:`course_lib.config`).
+
+One training *step* (what ``max_iters`` and every interval count) is the release's
+iteration:
+
+1. ``critic_steps`` (5) times: a fresh batch and a fresh hole (one box per batch), the
+   generator's output without gradients, completed = ``x2 * mask + x * (1 - mask)``; the
+   critics score [real, completed] (global: the image; local: the 128x128 box) and take
+   an Adam step on ``d_loss + 10 * (gp_local + gp_global)``;
+2. one generator step on a fresh batch: ``0.001 * g_loss + 1.2 * l1_loss + 1.2 * ae_loss``
+   (:func:`course_lib.losses.generator_loss`).
+
+Command line::
+
+    python -m course_lib train --config toy_cpu --out runs/toy
+    python -m course_lib train --config places2 --set data_root=/data/places2 --set amp=bf16 --out runs/p2
+    python -m course_lib train --out runs/p2 --resume            # continue the newest checkpoint
+    torchrun --nproc_per_node 4 -m course_lib train --config places2 --out runs/p2   # 4 GPUs
+
+Everything a run writes lives in ``--out``: ``config.json``, ``checkpoints/step_*.pt``
+(atomic, the last ``keep_last`` kept), ``log.csv`` (every loss, every step), ``images/``
+(input | coarse | refined | flow | real grids), ``val.csv`` (validation metrics) and
+``tb/`` (TensorBoard events, when tensorboard is installed).
+
+Taught in notebook 95 (training on Colab).
+"""
+from __future__ import annotations
+
+import argparse
+import contextlib
+import csv
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator, Optional, Union
+
+import numpy as np
+import torch
+import torch.nn as nn
+from PIL import Image
+from torch.nn.parallel import DistributedDataParallel as DDP
+from torch.utils.data import DataLoader, Dataset, DistributedSampler
+
+from course_lib import checkpoint as ckpt_io
+from course_lib.config import TrainConfig, load_config, apply_overrides
+from course_lib.critics import GlobalCritic, LocalCritic
+from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_flag, cleanup_distributed,
+                                    init_distributed, max_replica_difference)
+from course_lib.generator import Generator
+from course_lib.losses import LossWeights, generator_loss, gradient_penalty, wgan_critic_loss
+from course_lib.masks import local_patch, random_box_mask
+from course_lib.seed import make_generator, seed_everything
+
+__all__ = [
+    "Trainer",
+    "TrainResult",
+    "NonFiniteLossError",
+    "BatchStream",
+    "LOG_COLUMNS",
+    "image_grid",
+    "save_image_grid",
+    "build_models",
+    "loss_weights",
+    "critic_losses",
+    "train",
+    "main",
+]
+
+# Columns of log.csv, one row per step. Critic values are the mean over the step's
+# critic_steps critic updates; generator values come from the step's generator update.
+CRITIC_KEYS = ("d_loss", "d_loss_local", "d_loss_global", "gp_loss", "gp_local", "gp_global", "d_total")
+GENERATOR_KEYS = ("g_loss", "g_loss_local", "g_loss_global", "l1_loss", "ae_loss", "g_total")
+LOG_COLUMNS = ("step", "epoch", *CRITIC_KEYS, *GENERATOR_KEYS, "lr", "seconds")
+
+
+class NonFiniteLossError(RuntimeError):
+    """A loss became NaN or Inf; training stopped and nothing was written for that step."""
+
+
+@dataclass
+class TrainResult:
+    """What :meth:`Trainer.fit` did: ``status`` is 'finished', 'interrupted' or 'stopped'."""
+
+    status: str
+    step: int
+    checkpoint: Optional[Path]
+    last_losses: dict[str, float]
+
+
+# ----------------------------------------------------------------------------- data order
+
+class BatchStream:
+    """Endless batches in a reproducible order, with a position that a checkpoint can store.
+
+    Each epoch is a ``DistributedSampler`` permutation (seeded with ``seed`` and the
+    epoch number, this rank's share of it); ``index`` counts the samples this rank has
+    consumed in the current epoch, so ``(epoch, index)`` is the exact data position: a
+    resumed run skips the first ``index`` samples of the same permutation. Batches are
+    full (the last partial batch of an epoch is dropped, as a fixed-shape TF pipeline).
+    The dataset's ``set_epoch`` (when it has one) is called too, so random crops repeat.
+    """
+
+    def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, rank: int = 0,
+                 world_size: int = 1, num_workers: int = 0, pin_memory: bool = False,
+                 epoch: int = 0, index: int = 0) -> None:
+        if len(dataset) < batch_size * world_size:
+            raise ValueError(f"the dataset has {len(dataset)} images, fewer than one batch "
+                             f"({batch_size} x {world_size} processes); lower batch_size or add images")
+        self.dataset, self.batch_size, self.seed = dataset, batch_size, seed
+        self.rank, self.world_size = rank, world_size
+        self.num_workers, self.pin_memory = num_workers, pin_memory
+        self.epoch, self.index = epoch, index
+        self._it: Optional[Iterator] = None
+
+    def _epoch_indices(self) -> list[int]:
+        sampler = DistributedSampler(self.dataset, num_replicas=self.world_size, rank=self.rank,
+                                     shuffle=True, seed=self.seed, drop_last=False)
+        sampler.set_epoch(self.epoch)
+        return list(sampler)
+
+    def _start(self) -> None:
+        if hasattr(self.dataset, "set_epoch"):
+            self.dataset.set_epoch(self.epoch)
+        remaining = self._epoch_indices()[self.index:]
+        loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=remaining, drop_last=True,
+                            num_workers=self.num_workers, pin_memory=self.pin_memory,
+                            persistent_workers=False)
+        self._it = iter(loader)
+
+    def next(self) -> torch.Tensor:
+        """The next batch (B, 3, H, W); rolls over to a new epoch when this one runs out."""
+        for _ in range(2):
+            if self._it is None:
+                self._start()
+            try:
+                batch = next(self._it)
+            except StopIteration:
+                self.epoch, self.index, self._it = self.epoch + 1, 0, None
+                continue
+            self.index += self.batch_size
+            if isinstance(batch, (list, tuple)):
+                batch = batch[0]
+            elif isinstance(batch, dict):
+                batch = batch["image"]
+            return batch
+        raise RuntimeError("the data stream produced no batch in a whole epoch")  # pragma: no cover
+
+    def state_dict(self) -> dict[str, int]:
+        return {"epoch": int(self.epoch), "index": int(self.index), "seed": int(self.seed)}
+
+    def load_state_dict(self, state: dict[str, int]) -> None:
+        self.epoch, self.index, self.seed = int(state["epoch"]), int(state["index"]), int(state["seed"])
+        self._it = None
+
+
+# ----------------------------------------------------------------------------- pieces
+
+def build_models(config: TrainConfig) -> tuple[Generator, LocalCritic, GlobalCritic]:
+    """The generator and the two critics at the config's sizes (local critic = hole box size)."""
+    return (Generator(config.cnum),
+            LocalCritic(config.critic_cnum, size=config.hole_size),
+            GlobalCritic(config.critic_cnum, size=config.image_size))
+
+
+def loss_weights(config: TrainConfig) -> LossWeights:
+    """The config's loss weights as :class:`course_lib.losses.LossWeights`."""
+    return LossWeights(coarse_l1_alpha=config.coarse_alpha, l1_loss_alpha=config.l1_loss_alpha,
+                       ae_loss_alpha=config.ae_loss_alpha, gan_loss_alpha=config.gan_loss_alpha,
+                       global_wgan_loss_alpha=config.global_wgan_loss_alpha,
+                       wgan_gp_lambda=config.wgan_gp_lambda, spatial_discounting_gamma=config.gamma,
+                       pretrain_coarse_network=config.coarse_only)
+
+
+def critic_losses(x: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor, bbox: Any,
+                  local_critic: nn.Module, global_critic: nn.Module, weights: LossWeights,
+                  generator: Optional[torch.Generator] = None,
+                  gp_local_critic: Optional[nn.Module] = None,
+                  gp_global_critic: Optional[nn.Module] = None,
+                  autocast: Callable[[], Any] = contextlib.nullcontext) -> dict[str, torch.Tensor]:
+    """The critics' losses as :func:`course_lib.losses.critic_loss`, with two trainer-level controls.
+
+    * ``autocast``: the scores of [real, completed] run under mixed precision, but the
+      gradient penalty ALWAYS runs in float32 with autocast disabled. The penalty needs
+      d critic / d input (a first backward, ``create_graph=True``) and then the backward of
+      that (double backward). In float16 those input gradients can underflow or overflow,
+      and a GradScaler only scales the final loss, not the inner ``autograd.grad``; in
+      float32 the inner gradient is exact and the outer loss can still be scaled safely.
+      The critics are small next to the generator, so this costs little.
+    * ``gp_*_critic``: the modules used for the penalty. Under DistributedDataParallel the
+      scores use the DDP wrappers (which average the gradients) and the penalty uses the
+      bare modules: DDP's hooks do not support ``autograd.grad``, and the penalty's
+      parameter gradients still reach DDP's all-reduce, because a parameter's gradient is
+      accumulated once per backward from every path that used it.
+
+    Random draws (one alpha per sample: local first, then global) follow
+    :func:`course_lib.losses.critic_loss`, so with ``autocast`` off both give the same values.
+    """
+    gp_local_critic = gp_local_critic or local_critic
+    gp_global_critic = gp_global_critic or global_critic
+    real = x.detach().float()
+    fake = (x2.detach().float() * mask + real * (1.0 - mask))  # (B, 3, H, W) completed image
+    B = real.shape[0]
+    local_real, local_fake = local_patch(real, bbox), local_patch(fake, bbox)  # (B, 3, h, w)
+    local_mask = local_patch(mask, bbox)  # (B or 1, 1, h, w)
+    with autocast():
+        scores_local = local_critic(torch.cat([local_real, local_fake], dim=0)).float()  # (2B, 1)
+        scores_global = global_critic(torch.cat([real, fake], dim=0)).float()  # (2B, 1)
+    d_local = wgan_critic_loss(scores_local[:B], scores_local[B:])
+    d_global = wgan_critic_loss(scores_global[:B], scores_global[B:])
+    device_type = real.device.type
+    with torch.autocast(device_type=device_type, enabled=False):
+        gp_local = gradient_penalty(gp_local_critic, local_real, local_fake, local_mask, generator=generator)
+        gp_global = gradient_penalty(gp_global_critic, real, fake, mask, generator=generator)
+    d_adv = d_local + d_global
+    gp = weights.wgan_gp_lambda * (gp_local + gp_global)
+    return {"d_loss": d_adv, "d_loss_local": d_local, "d_loss_global": d_global,
+            "gp_loss": gp, "gp_local": gp_local, "gp_global": gp_global, "d_total": d_adv + gp}
+
+
+def image_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
+    """Rows = samples, columns = the given (B, 3, H, W) tensors in [-1, 1] -> (H', W', 3) uint8.
+
+    A column with a different spatial size (e.g. the attention flow) is resized
+    (nearest) to the first column's size. White padding of ``pad`` px between tiles.
+    """
+    H, W = columns[0].shape[-2:]
+    tiles = []
+    for col in columns:
+        col = col.detach().float().cpu()
+        if col.shape[1] == 1:
+            col = col.expand(-1, 3, -1, -1)  # (B, 3, h, w)
+        if tuple(col.shape[-2:]) != (H, W):
+            col = torch.nn.functional.interpolate(col, size=(H, W), mode="nearest")  # (B, 3, H, W)
+        tiles.append(col)
+    B = tiles[0].shape[0]
+    grid = torch.ones(3, B * (H + pad) + pad, len(tiles) * (W + pad) + pad)  # (3, H', W') white
+    for i in range(B):
+        for j, col in enumerate(tiles):
+            top, left = pad + i * (H + pad), pad + j * (W + pad)
+            grid[:, top:top + H, left:left + W] = col[i]
+    pixels = ((grid.clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)  # (3, H', W')
+    return pixels.permute(1, 2, 0).numpy()  # (H', W', 3)
+
+
+def save_image_grid(columns: list[torch.Tensor], path: Union[str, os.PathLike]) -> Path:
+    """:func:`image_grid` written as a PNG; returns the path."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(image_grid(columns)).save(path)
+    return path
+
+
+def _finite(values: dict[str, torch.Tensor]) -> tuple[bool, dict[str, float]]:
+    """All losses finite? Plus their float values (one device sync for all of them)."""
+    names = list(values)
+    numbers = torch.stack([values[k].detach().float().reshape(()) for k in names]).tolist()
+    floats = dict(zip(names, numbers))
+    return all(math.isfinite(v) for v in numbers), floats
+
+
+def _in_ci() -> bool:
+    return os.environ.get("COURSE_LIB_CI", "") not in ("", "0") or os.environ.get("CI", "") not in ("", "0", "false")
+
+
+# ----------------------------------------------------------------------------- trainer
+
+class Trainer:
+    """The release's training loop with checkpoints, logs, AMP and DDP.
+
+    ``Trainer(config, out_dir, resume=None)``; ``resume`` is ``None`` (fresh run),
+    ``"auto"`` (the newest checkpoint in ``out_dir`` if there is one, else fresh),
+    ``True`` (the newest checkpoint, which must exist) or a path to a checkpoint file or
+    run folder. Resuming restores weights, both optimisers, the AMP scalers, the step,
+    every RNG (python, numpy, torch CPU/CUDA, the hole sampler) and the data position, so
+    on CPU "3 steps + resume + 3 steps" gives bit-identical weights to "6 steps". This
+    holds with DataLoader workers too, because course_lib's data sets draw their crops
+    from ``(seed, epoch, index)`` rather than from a worker's RNG; on a GPU, cuDNN's
+    autotuned kernels (``cudnn_benchmark``) may differ in the last bits between runs.
+
+    ``dataset`` / ``val_dataset`` replace the config's data sets (e.g. in a notebook).
+    """
+
+    def __init__(self, config: TrainConfig, out_dir: Union[str, os.PathLike],
+                 resume: Union[None, bool, str, os.PathLike] = None,
+                 dataset: Optional[Dataset] = None, val_dataset: Optional[Dataset] = None) -> None:
+        self.config = config
+        self.out_dir = Path(out_dir)
+        self.dist: DistInfo = init_distributed(config.device)
+        self.device = self.dist.device
+        resume_path = self._resolve_resume(resume)
+        saved = ckpt_io.load_checkpoint(resume_path) if resume_path is not None else None
+        if saved is not None:
+            self._check_compatible(TrainConfig.from_dict(saved["config"]))
+
+        seed_everything(config.seed)  # identical initial weights on every rank
+        self.generator, self.local_critic, self.global_critic = (
+            m.to(self.device) for m in build_models(config))
+        if config.channels_last:
+            for m in self.models:
+                m.to(memory_format=torch.channels_last)
+        if self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = config.cudnn_benchmark
+        betas = tuple(config.betas)
+        self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
+        self.opt_d = torch.optim.Adam(list(self.local_critic.parameters())
+                                      + list(self.global_critic.parameters()), lr=config.lr, betas=betas)
+        fp16 = config.amp == "fp16"
+        self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+        self.weights = loss_weights(config)
+        # Holes and gradient-penalty alphas come from their own generator (one per rank).
+        self.mask_rng = make_generator(config.seed + 1_000_003 * (self.dist.rank + 1))
+        self.step = 0
+
+        self.dataset = dataset if dataset is not None else self._make_dataset(config.split, config.toy_size)
+        self.stream = BatchStream(self.dataset, config.batch_size, seed=config.seed, rank=self.dist.rank,
+                                  world_size=self.dist.world_size, num_workers=config.num_workers,
+                                  pin_memory=self.device.type == "cuda")
+        self._val_dataset = val_dataset
+        self._val_batch: Optional[tuple[torch.Tensor, torch.Tensor]] = None
+
+        if saved is not None:
+            self._load_state(saved)
+        # DDP wraps after loading (DDP broadcasts rank 0's weights at construction).
+        if self.dist.distributed:
+            ids = [self.device.index] if self.device.type == "cuda" else None
+            self.g_train = DDP(self.generator, device_ids=ids, find_unused_parameters=config.coarse_only)
+            self.d_local_train = DDP(self.local_critic, device_ids=ids)
+            self.d_global_train = DDP(self.global_critic, device_ids=ids)
+        else:
+            self.g_train, self.d_local_train, self.d_global_train = (
+                self.generator, self.local_critic, self.global_critic)
+
+        self._stop_requested = False
+        self._saved_step = self.step if saved is not None else -1
+        self._bar = None
+        self._csv_file = None
+        self._csv = None
+        self._tb = None
+        self.last_checkpoint: Optional[Path] = Path(saved["path"]) if saved is not None else None
+        self.resumed_from = self.last_checkpoint
+        if self.dist.is_main:
+            self.out_dir.mkdir(parents=True, exist_ok=True)
+            config.save(self.out_dir / "config.json")
+
+    # -- setup helpers
+    @property
+    def models(self) -> tuple[nn.Module, nn.Module, nn.Module]:
+        return self.generator, self.local_critic, self.global_critic
+
+    @property
+    def checkpoint_dir(self) -> Path:
+        return self.out_dir / "checkpoints"
+
+    def _resolve_resume(self, resume: Union[None, bool, str, os.PathLike]) -> Optional[Path]:
+        if resume is None or resume is False:
+            return None
+        if resume is True or resume == "auto" or resume == "latest":
+            found = ckpt_io.latest_checkpoint(self.out_dir)
+            if found is None and resume is True:
+                raise FileNotFoundError(f"--resume: no checkpoint in {self.checkpoint_dir}; start "
+                                        "without --resume, or pass the path of a checkpoint")
+            return found
+        path = Path(resume)
+        if path.is_dir():
+            found = ckpt_io.latest_checkpoint(path)
+            if found is None:
+                raise FileNotFoundError(f"--resume {path}: no step_*.pt checkpoint there")
+            return found
+        if not path.is_file():
+            raise FileNotFoundError(f"--resume {path}: no such checkpoint file")
+        return path
+
+    def _check_compatible(self, saved: TrainConfig) -> None:
+        """Shape-defining keys must match the checkpoint's; everything else may change."""
+        keys = ("cnum", "critic_cnum", "image_size", "hole_size")
+        diff = {k: (getattr(saved, k), getattr(self.config, k)) for k in keys
+                if getattr(saved, k) != getattr(self.config, k)}
+        if diff:
+            raise ValueError("cannot resume: the checkpoint's model sizes differ from the config's "
+                             + ", ".join(f"{k} {a} (checkpoint) vs {b} (config)" for k, (a, b) in diff.items())
+                             + "; drop those --set overrides or start a new run folder")
+
+    def _make_dataset(self, split: str, n: int) -> Dataset:
+        from course_lib.data import make_dataset
+        c = self.config
+        return make_dataset(c.data, root=c.data_root or None, split=split, size=c.image_size,
+                            seed=c.seed, n=n)
+
+    def autocast(self) -> Any:
+        """The mixed-precision context of this run (a no-op when ``amp = 'off'``)."""
+        if self.amp_dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(device_type=self.device.type, dtype=self.amp_dtype)
+
+    # -- one step
+    def _to_device(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.to(self.device, non_blocking=True).float()  # (B, 3, H, W)
+        if self.config.channels_last:
+            x = x.contiguous(memory_format=torch.channels_last)
+        return x
+
+    def sample_hole(self, batch: int) -> tuple[torch.Tensor, list]:
+        """One box and one hole for the whole batch (release); mask (1, 1, H, W)."""
+        c = self.config
+        mask, bboxes = random_box_mask(batch, c.image_size, c.image_size, c.hole_size, c.hole_size,
+                                       margin=c.margin, max_delta=c.max_delta, generator=self.mask_rng)
+        return mask.to(self.device), bboxes[0]
+
+    def _generate(self, x_incomplete: torch.Tensor, mask: torch.Tensor,
+                  train: bool) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """(x1, x2, flow) in float32; ``coarse_only`` gives x2 = x1 (release: batch_predicted = x1)."""
+        if self.config.coarse_only and not (train and self.dist.distributed):
+            x1 = self.generator.forward_coarse(x_incomplete, mask)  # (B, 3, H, W)
+            return x1.float(), x1.float(), None
+        model = self.g_train if train else self.generator
+        x1, x2, flow = model(x_incomplete, mask)
+        if self.config.coarse_only:
+            x2, flow = x1, None
+        return x1.float(), x2.float(), flow
+
+    def _critic_losses(self, x: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor,
+                       bbox: Any) -> dict[str, torch.Tensor]:
+        return critic_losses(x, x2, mask, bbox, self.d_local_train, self.d_global_train, self.weights,
+                             generator=self.mask_rng, gp_local_critic=self.local_critic,
+                             gp_global_critic=self.global_critic, autocast=self.autocast)
+
+    def _generator_losses(self, x: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor,
+                          bbox: Any) -> dict[str, torch.Tensor]:
+        with self.autocast():
+            out = generator_loss(x, x1, x2, mask, bbox, self.local_critic, self.global_critic,
+                                 weights=self.weights)
+        out = {k: v.float() for k, v in out.items()}
+        out["g_total"] = out.pop("total")
+        return out
+
+    def _check(self, values: dict[str, torch.Tensor], phase: str) -> dict[str, float]:
+        ok, floats = _finite(values)
+        if all_reduce_flag(not ok, self.dist):
+            bad = ", ".join(f"{k}={v}" for k, v in floats.items() if not math.isfinite(v)) or "on another rank"
+            where = (f"the last good checkpoint is {self.last_checkpoint} (resume with --resume)"
+                     if self.last_checkpoint else "no checkpoint was written yet")
+            raise NonFiniteLossError(
+                f"non-finite {phase} loss at step {self.step + 1}: {bad}. Training stopped without "
+                f"writing this step; {where}. Try a lower lr (--set lr=...), amp=off, or check the "
+                "data for broken images")
+        return floats
+
+    def _set_critics_trainable(self, flag: bool) -> None:
+        for m in (self.local_critic, self.global_critic):
+            for p in m.parameters():
+                p.requires_grad_(flag)
+
+    def train_step(self) -> dict[str, float]:
+        """One release iteration: ``critic_steps`` critic updates, then one generator update."""
+        c = self.config
+        self.generator.train(), self.local_critic.train(), self.global_critic.train()
+        critic_sums: dict[str, float] = {k: 0.0 for k in CRITIC_KEYS}
+        for _ in range(c.critic_steps):
+            x = self._to_device(self.stream.next())  # (B, 3, H, W)
+            mask, bbox = self.sample_hole(x.shape[0])  # (1, 1, H, W)
+            with torch.no_grad(), self.autocast():
+                _, x2, _ = self._generate(x * (1.0 - mask), mask, train=False)
+            losses = self._critic_losses(x, x2, mask, bbox)
+            floats = self._check(losses, "critic")
+            self.opt_d.zero_grad(set_to_none=True)
+            self.scaler_d.scale(losses["d_total"]).backward()
+            self.scaler_d.step(self.opt_d)
+            self.scaler_d.update()
+            for k in CRITIC_KEYS:
+                critic_sums[k] += floats[k] / c.critic_steps
+
+        x = self._to_device(self.stream.next())  # (B, 3, H, W)
+        mask, bbox = self.sample_hole(x.shape[0])
+        self._set_critics_trainable(False)  # the generator step must not touch the critics
+        try:
+            with self.autocast():
+                x1, x2, flow = self._generate(x * (1.0 - mask), mask, train=True)
+            losses = self._generator_losses(x, x1, x2, mask, bbox)
+            floats = self._check(losses, "generator")
+            self.opt_g.zero_grad(set_to_none=True)
+            self.scaler_g.scale(losses["g_total"]).backward()
+            self.scaler_g.step(self.opt_g)
+            self.scaler_g.update()
+        finally:
+            self._set_critics_trainable(True)
+        self.step += 1
+        self._last_batch = (x.detach(), mask, x1.detach(), x2.detach(),
+                            None if flow is None else flow.detach().float())
+        row = {**critic_sums, **{k: floats[k] for k in GENERATOR_KEYS}}
+        return row
+
+    # -- state
+    def state_dict(self, gather_rng: bool = True) -> dict[str, Any]:
+        """The checkpoint dict of :mod:`course_lib.checkpoint` (weights_only-loadable)."""
+        rng = ckpt_io.capture_rng_state(self.mask_rng)
+        per_rank = all_gather_objects(rng, self.dist) if gather_rng else [rng]
+        return {
+            "format_version": ckpt_io.FORMAT_VERSION,
+            "kind": ckpt_io.CHECKPOINT_KIND,
+            "step": int(self.step),
+            "config": self.config.to_dict(),
+            "generator": ckpt_io.strip_prefixes(self.generator.state_dict()),
+            "local_critic": ckpt_io.strip_prefixes(self.local_critic.state_dict()),
+            "global_critic": ckpt_io.strip_prefixes(self.global_critic.state_dict()),
+            "opt_g": self.opt_g.state_dict(),
+            "opt_d": self.opt_d.state_dict(),
+            "scaler_g": self.scaler_g.state_dict(),
+            "scaler_d": self.scaler_d.state_dict(),
+            "rng": rng,
+            "rng_per_rank": per_rank,
+            "world_size": int(self.dist.world_size),
+            "data": self.stream.state_dict(),
+        }
+
+    def _load_state(self, saved: dict[str, Any]) -> None:
+        self.generator.load_state_dict(ckpt_io.strip_prefixes(saved["generator"]))
+        self.local_critic.load_state_dict(ckpt_io.strip_prefixes(saved["local_critic"]))
+        self.global_critic.load_state_dict(ckpt_io.strip_prefixes(saved["global_critic"]))
+        self.opt_g.load_state_dict(saved["opt_g"])
+        self.opt_d.load_state_dict(saved["opt_d"])
+        if saved.get("scaler_g"):
+            self.scaler_g.load_state_dict(saved["scaler_g"])
+        if saved.get("scaler_d"):
+            self.scaler_d.load_state_dict(saved["scaler_d"])
+        self.step = int(saved["step"])
+        self.stream.load_state_dict(saved["data"])
+        per_rank = saved.get("rng_per_rank") or [saved["rng"]]
+        same_world = int(saved.get("world_size", 1)) == self.dist.world_size and len(per_rank) > self.dist.rank
+        rng = per_rank[self.dist.rank] if same_world else saved["rng"]
+        ckpt_io.restore_rng_state(rng, self.mask_rng)
+        if not same_world:  # another number of processes: keep the ranks' hole streams apart
+            self.mask_rng.manual_seed(self.config.seed + 1_000_003 * (self.dist.rank + 1) + self.step)
+
+    def save_checkpoint(self, gather_rng: bool = True) -> Optional[Path]:
+        """Write ``checkpoints/step_N.pt`` atomically (rank 0), prune to ``keep_last``; return its path.
+
+        Refuses (NonFiniteLossError) to write weights that contain NaN/Inf, so the last
+        good checkpoint always survives.
+        """
+        state = self.state_dict(gather_rng=gather_rng)
+        self._saved_step = self.step  # on every rank, so all ranks take the same save decisions
+        if not self.dist.is_main:
+            return None
+        for name in ("generator", "local_critic", "global_critic"):
+            bad = [k for k, v in state[name].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+            if bad:
+                raise NonFiniteLossError(f"{name} weights {bad[:3]} are not finite at step {self.step}; "
+                                         f"not saving. The last good checkpoint is {self.last_checkpoint}")
+        path = ckpt_io.atomic_save(state, ckpt_io.checkpoint_path(self.checkpoint_dir, self.step))
+        ckpt_io.prune_checkpoints(self.checkpoint_dir, self.config.keep_last)
+        self.last_checkpoint = path
+        return path
+
+    def export_generator(self, path: Union[str, os.PathLike], half: bool = False) -> Path:
+        """Generator-only weights ``{"generator": state_dict, "config": {...}}`` (for inference/demo)."""
+        sd = ckpt_io.strip_prefixes(self.generator.state_dict())
+        if half:
+            sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
+        return ckpt_io.atomic_save({"format_version": ckpt_io.FORMAT_VERSION, "kind": "course_lib.generator",
+                                    "step": int(self.step), "config": self.config.to_dict(),
+                                    "generator": sd}, path)
+
+    # -- logging
+    def _open_logs(self) -> None:
+        if not self.dist.is_main:
+            return
+        path = self.out_dir / "log.csv"
+        rows: list[dict[str, str]] = []
+        if path.is_file() and self.step > 0:
+            # A resumed run rewrites the log up to its checkpoint's step, so steps never repeat.
+            with open(path, newline="") as f:
+                rows = [r for r in csv.DictReader(f) if r.get("step", "").isdigit() and int(r["step"]) <= self.step]
+        self._csv_file = open(path, "w", newline="")
+        self._csv = csv.DictWriter(self._csv_file, fieldnames=list(LOG_COLUMNS), extrasaction="ignore")
+        self._csv.writeheader()
+        self._csv.writerows(rows)
+        self._csv_file.flush()
+        if self.config.tensorboard and self._tb is None:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+                self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step + 1)
+            except ImportError:  # tensorboard is optional
+                self._tb = None
+
+    def _close_logs(self) -> None:
+        if self._csv_file is not None:
+            self._csv_file.close()
+            self._csv_file = self._csv = None
+        if self._tb is not None:
+            self._tb.close()
+            self._tb = None
+
+    def _log(self, row: dict[str, float], seconds: float) -> None:
+        if not self.dist.is_main or self._csv is None:
+            return
+        full = {"step": self.step, "epoch": self.stream.epoch, **row,
+                "lr": self.opt_g.param_groups[0]["lr"], "seconds": round(seconds, 4)}
+        self._csv.writerow({k: (f"{v:.6g}" if isinstance(v, float) else v) for k, v in full.items()})
+        self._csv_file.flush()
+        if self._tb is not None:
+            for k, v in row.items():
+                self._tb.add_scalar(f"{'critic' if k in CRITIC_KEYS else 'generator'}/{k}", v, self.step)
+
+    def save_images(self) -> Optional[Path]:
+        """Grid of the last generator batch: input | coarse | refined | flow | real (rank 0)."""
+        if not self.dist.is_main or not hasattr(self, "_last_batch"):
+            return None
+        x, mask, x1, x2, flow = (t[:4] if t is not None else None for t in self._last_batch)
+        x_in = x * (1.0 - mask)
+        cols = [x_in + mask, x1 * mask + x_in, x2 * mask + x_in]  # hole shown white in the input
+        if flow is not None:
+            cols.append(flow)
+        cols.append(x)
+        path = save_image_grid(cols, self.out_dir / "images" / f"step_{self.step:08d}.png")
+        if self._tb is not None:
+            self._tb.add_image("samples", image_grid(cols), self.step, dataformats="HWC")
+        return path
+
+    # -- validation
+    def _validation_batch(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
+        if self._val_batch is None:
+            c = self.config
+            ds = self._val_dataset
+            if ds is None:
+                try:
+                    ds = self._make_dataset(c.val_split, max(c.val_images, 1))
+                except (ValueError, FileNotFoundError, OSError) as err:
+                    print(f"validation disabled: {err}", file=sys.stderr)
+                    c.val_images = 0
+                    return None
+            n = min(len(ds), c.val_images)
+            if n == 0:
+                return None
+            x = torch.stack([ds[i] for i in range(n)])  # (N, 3, H, W)
+            mask, _ = random_box_mask(n, c.image_size, c.image_size, c.hole_size, c.hole_size,
+                                      margin=c.margin, max_delta=c.max_delta, per_sample=True,
+                                      generator=make_generator(c.seed + 4242))  # (N, 1, H, W) fixed
+            self._val_batch = (x, mask)
+        return self._val_batch
+
+    @torch.no_grad()
+    def validate(self) -> dict[str, float]:
+        """Metrics of the completed validation images (fixed images, fixed seeded holes)."""
+        batch = self._validation_batch() if self.config.val_images > 0 else None
+        if batch is None:
+            return {}
+        x, mask = (t.to(self.device) for t in batch)
+        self.generator.eval()
+        outs = []
+        for i in range(0, x.shape[0], self.config.batch_size):
+            xi, mi = x[i:i + self.config.batch_size], mask[i:i + self.config.batch_size]
+            with self.autocast():
+                _, x2, _ = self._generate(xi * (1.0 - mi), mi, train=False)
+            outs.append(x2.float() * mi + xi * (1.0 - mi))  # (b, 3, H, W) completed
+        self.generator.train()
+        completed = torch.cat(outs)  # (N, 3, H, W)
+        return validation_metrics(x, completed, mask)
+
+    def _log_validation(self) -> None:
+        metrics = self.validate()
+        if not metrics or not self.dist.is_main:
+            return
+        path = self.out_dir / "val.csv"
+        new = not path.is_file()
+        with open(path, "a", newline="") as f:
+            writer = csv.writer(f)
+            if new:
+                writer.writerow(["step", *metrics])
+            writer.writerow([self.step, *(f"{v:.6g}" for v in metrics.values())])
+        if self._tb is not None:
+            for k, v in metrics.items():
+                self._tb.add_scalar(f"val/{k}", v, self.step)
+        self._say(f"validation at step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+
+    # -- progress
+    def _say(self, text: str) -> None:
+        if self.dist.is_main and self.config.progress != "none":
+            if self._bar is not None:
+                self._bar.write(text)
+            else:
+                print(text, flush=True)
+
+    def _use_bar(self) -> bool:
+        mode = self.config.progress
+        if mode == "bar":
+            return True
+        if mode != "auto":
+            return False
+        return sys.stderr.isatty() and not _in_ci()
+
+    # -- Ctrl-C
+    def request_stop(self) -> None:
+        """Finish the current step, save a checkpoint and return from :meth:`fit`."""
+        self._stop_requested = True
+
+    def _on_sigint(self, signum: int, frame: Any) -> None:
+        if self._stop_requested:  # second Ctrl-C: stop right now (a checkpoint is still written)
+            raise KeyboardInterrupt
+        self._stop_requested = True
+        self._say("Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to stop at once)")
+
+    # -- the loop
+    def fit(self, max_iters: Optional[int] = None, max_minutes: Optional[float] = None) -> TrainResult:
+        """Train until step ``max_iters`` (default: the config's), Ctrl-C or a non-finite loss.
+
+        ``max_minutes`` stops (with a checkpoint) after that much wall time, e.g. before a
+        Colab session ends; the status is then 'time_limit'.
+
+        Returns a :class:`TrainResult`; raises :class:`NonFiniteLossError` on NaN/Inf (the
+        last good checkpoint stays as it was).
+        """
+        c = self.config
+        total = c.max_iters if max_iters is None else int(max_iters)
+        self._bar = None
+        self._open_logs()
+        old_handler = None
+        if threading.current_thread() is threading.main_thread():
+            old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+        if self.dist.is_main and self._use_bar():
+            from tqdm.auto import tqdm
+            self._bar = tqdm(total=total, initial=self.step, desc="train", dynamic_ncols=True)
+        if self.resumed_from is not None:
+            self._say(f"resumed from {self.resumed_from} at step {self.step}")
+        status, row = "finished", {}
+        t_last, steps_since = time.perf_counter(), 0
+        deadline = None if max_minutes is None else time.perf_counter() + 60.0 * max_minutes
+        try:
+            while self.step < total:
+                t0 = time.perf_counter()
+                row = self.train_step()
+                self._log(row, time.perf_counter() - t0)
+                steps_since += 1
+                if self._bar is not None:
+                    self._bar.update(1)
+                    self._bar.set_postfix(d=f"{row['d_total']:.3g}", l1=f"{row['l1_loss']:.3g}",
+                                          ae=f"{row['ae_loss']:.3g}", refresh=False)
+                elif self.step % c.log_every == 0 or self.step == total:
+                    now = time.perf_counter()
+                    rate = (now - t_last) / max(steps_since, 1)
+                    self._say(f"step {self.step}/{total} | d {row['d_loss']:.4g} gp {row['gp_loss']:.4g} | "
+                              f"g adv {row['g_loss']:.4g} l1 {row['l1_loss']:.4g} ae {row['ae_loss']:.4g} | "
+                              f"{rate:.2f} s/step, eta {rate * (total - self.step) / 60:.1f} min")
+                    t_last, steps_since = now, 0
+                if self.step % c.image_every == 0:
+                    self.save_images()
+                if self.step % c.val_every == 0:
+                    self._log_validation()
+                out_of_time = deadline is not None and time.perf_counter() > deadline
+                stop = all_reduce_flag(self._stop_requested or out_of_time, self.dist)
+                if self.step % c.snapshot_every == 0 or self.step == total or stop:
+                    self.save_checkpoint()
+                    if self.dist.distributed:
+                        diff = max_replica_difference(self.generator, self.dist)
+                        if diff > 0:
+                            self._say(f"warning: generator replicas differ by {diff:.3g} at step {self.step}")
+                if stop:
+                    status = "stopped" if self._stop_requested else "time_limit"
+                    self._say(f"{status.replace('_', ' ')}: step {self.step}; checkpoint {self.last_checkpoint}")
+                    break
+            else:
+                if self._saved_step != self.step:
+                    self.save_checkpoint()
+        except KeyboardInterrupt:
+            # Interrupted inside a step: save what we have (the step counter is that of the
+            # last completed step; the critics may have taken a few extra updates).
+            status = "interrupted"
+            path = self.save_checkpoint(gather_rng=False)
+            self._say(f"interrupted at step {self.step}; saved {path}; continue with --resume")
+        finally:
+            if old_handler is not None:
+                signal.signal(signal.SIGINT, old_handler)
+            if self._bar is not None:
+                self._bar.close()
+                self._bar = None
+            self._close_logs()
+            self._stop_requested = False
+        return TrainResult(status, self.step, self.last_checkpoint, row)
+
+    def close(self) -> None:
+        """Leave the process group of a distributed run."""
+        cleanup_distributed()
+
+
+def validation_metrics(x: torch.Tensor, completed: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:
+    """Validation numbers of completed images against the real ones (both (N, 3, H, W) in [-1, 1]).
+
+    The means over the images of :func:`course_lib.metrics.all_metrics`: the paper's
+    Table 1 measures (l1, l2, psnr, tv) plus ssim, and the same inside the hole
+    (``hole_l1``, ``hole_psnr``, ``hole_ssim``), where a completion can differ from the truth.
+    """
+    out: dict[str, float] = {}
+    try:
+        from course_lib.metrics import all_metrics
+    except ImportError:  # pragma: no cover - metrics is part of course_lib
+        all_metrics = None
+    if all_metrics is not None:
+        values = all_metrics(x.float(), completed.float(), mask.float())  # {name: (N,)}
+        out.update({k: float(v.float().mean()) for k, v in values.items()})
+    else:
+        a, b = (completed.float() + 1) / 2, (x.float() + 1) / 2  # pixels in [0, 1]
+        m = mask.float().expand_as(a)  # (N, 3, H, W)
+        mse = ((a - b) ** 2 * m).sum() / m.sum().clamp_min(1)
+        out["hole_psnr"] = float(10 * torch.log10(1.0 / mse.clamp_min(1e-10)))
+    return out
+
+
+# ----------------------------------------------------------------------------- API + CLI
+
+def train(config: Union[TrainConfig, str, None] = "toy_cpu", out_dir: Union[str, os.PathLike] = "runs/toy",
+          overrides: Optional[Union[dict, list[str]]] = None,
+          resume: Union[None, bool, str, os.PathLike] = "auto", **kwargs: Any) -> TrainResult:
+    """Notebook entry point: build a :class:`Trainer` and run it (resumes by default).
+
+    ``train("toy_cpu", "runs/toy", {"max_iters": 200})`` trains the tiny CPU config for
+    200 steps, or continues it if ``runs/toy`` already holds checkpoints.
+    """
+    if not isinstance(config, TrainConfig):
+        config = load_config(config)
+    if overrides:
+        config = apply_overrides(config, overrides)
+    trainer = Trainer(config, out_dir, resume=resume, **kwargs)
+    return trainer.fit()
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from course_lib.config import available_configs
+    parser = argparse.ArgumentParser(
+        prog="python -m course_lib train",
+        description="Train DeepFill v1 (release schedule: 5 critic steps per generator step).",
+        epilog="examples:\n"
+               "  python -m course_lib train --config toy_cpu --out runs/toy\n"
+               "  python -m course_lib train --config places2 --set data_root=/data/places2 --set amp=bf16 --out runs/p2\n"
+               "  python -m course_lib train --out runs/p2 --resume\n"
+               "  torchrun --nproc_per_node 4 -m course_lib train --config places2 --out runs/p2",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--config", default=None,
+                        help=f"a shipped config ({', '.join(available_configs())}) or a .json file; "
+                             "default: toy_cpu, or the checkpoint's config with --resume")
+    parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE",
+                        help="override one config value (repeatable), e.g. --set batch_size=8")
+    parser.add_argument("--out", required=True, help="run folder (checkpoints, logs, images)")
+    parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
+                        help="continue from a checkpoint file/folder; without a value: the newest "
+                             "checkpoint in --out (a fresh start when there is none)")
+    parser.add_argument("--max-minutes", type=float, default=None,
+                        help="stop (with a checkpoint) after this many minutes of training")
+    parser.add_argument("--export", default=None, metavar="PATH",
+                        help="after training, also write generator-only weights to PATH")
+    parser.add_argument("--export-half", action="store_true", help="store the exported weights as float16")
+    parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    return parser
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    """``python -m course_lib train ...``; exit code 0 done, 1 non-finite loss, 2 bad input, 130 Ctrl-C."""
+    import json
+    args = build_parser().parse_args(argv)
+    try:
+        if args.config is None and args.resume is not None:
+            found = (ckpt_io.latest_checkpoint(args.out) if args.resume == "auto" else Path(args.resume))
+            if found is not None and Path(found).is_dir():
+                found = ckpt_io.latest_checkpoint(found)
+            base = (TrainConfig.from_dict(ckpt_io.load_checkpoint(found)["config"]) if found is not None
+                    else load_config("toy_cpu"))
+        else:
+            base = load_config(args.config or "toy_cpu")
+        config = apply_overrides(base, args.overrides) if args.overrides else base
+    except (KeyError, ValueError, TypeError, FileNotFoundError) as err:
+        message = err.args[0] if isinstance(err, KeyError) and err.args else err
+        print(f"train: {message}", file=sys.stderr)
+        return 2
+    if args.print_config:
+        print(json.dumps(config.to_dict(), indent=2))
+        return 0
+    trainer = Trainer(config, args.out, resume=args.resume)
+    try:
+        result = trainer.fit(max_minutes=args.max_minutes)
+    except NonFiniteLossError as err:
+        print(f"train: {err}", file=sys.stderr)
+        return 1
+    finally:
+        trainer.close()
+    if args.export and trainer.dist.is_main:
+        path = trainer.export_generator(args.export, half=args.export_half)
+        print(f"generator weights: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+    if trainer.dist.is_main:
+        print(f"{result.status} at step {result.step}; checkpoint {result.checkpoint}")
+    return 130 if result.status == "interrupted" else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,82 @@
+"""python -m course_lib inpaint: one image, a folder, any size, several checkpoint kinds."""
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from course_lib.config import TrainConfig
+from course_lib.generator import Generator
+from course_lib.inpaint_cli import find_mask, load_generator, main
+from course_lib.train import Trainer
+
+
+@pytest.fixture(scope="module")
+def weights(tmp_path_factory):
+    root = tmp_path_factory.mktemp("weights")
+    config = TrainConfig(data="toy", toy_size=8, val_images=0, image_size=32, hole_size=16, max_delta=4, cnum=4,
+                         critic_cnum=4, batch_size=2, critic_steps=1, max_iters=1, progress="none",
+                         tensorboard=False, device="cpu")
+    trainer = Trainer(config, root / "run")
+    trainer.fit()
+    trainer.export_generator(root / "g.pt")
+    return root
+
+
+def _write_pair(img_dir, mask_dir, name, size, box, mask_name=None, seed=0):
+    """A random RGB image ``img_dir/name.png`` and its box mask ``mask_dir/<mask_name>.png``."""
+    rng = np.random.default_rng(seed)
+    w, h = size
+    Image.fromarray(rng.integers(0, 256, (h, w, 3), dtype=np.uint8)).save(img_dir / f"{name}.png")
+    m = np.zeros((h, w), np.uint8)
+    top, left, bh, bw = box
+    m[top:top + bh, left:left + bw] = 255
+    Image.fromarray(m).save(mask_dir / f"{mask_name or name}.png")
+
+
+def test_single_image_of_any_size(weights, tmp_path, capsys):
+    (tmp_path / "in").mkdir(), (tmp_path / "masks").mkdir()
+    _write_pair(tmp_path / "in", tmp_path / "masks", "odd", (45, 37), (10, 12, 9, 14))
+    out = tmp_path / "out.png"
+    code = main(["--image", str(tmp_path / "in" / "odd.png"), "--mask", str(tmp_path / "masks" / "odd.png"),
+                 "--checkpoint", str(weights / "run"), "--output", str(out)])
+    assert code == 0 and out.is_file()
+    src = np.asarray(Image.open(tmp_path / "in" / "odd.png"))
+    res = np.asarray(Image.open(out))
+    assert res.shape == src.shape == (37, 45, 3)
+    known = np.ones((37, 45), bool)
+    known[10:19, 12:26] = False
+    assert np.array_equal(res[known], src[known])  # only the hole changes
+    assert not np.array_equal(res[~known], src[~known])
+    assert "->" in capsys.readouterr().out
+
+
+def test_folder_mode_matches_mask_names(weights, tmp_path):
+    for d in ("imgs", "masks"):
+        (tmp_path / d).mkdir()
+    _write_pair(tmp_path / "imgs", tmp_path / "masks", "a", (40, 32), (4, 4, 10, 10))
+    _write_pair(tmp_path / "imgs", tmp_path / "masks", "b", (64, 48), (20, 30, 12, 8), mask_name="b_mask", seed=1)
+    assert find_mask(tmp_path / "imgs" / "b.png", tmp_path / "masks").name == "b_mask.png"
+    code = main(["--image", str(tmp_path / "imgs"), "--mask", str(tmp_path / "masks"),
+                 "--checkpoint", str(weights / "g.pt"), "--output", str(tmp_path / "out")])
+    assert code == 0
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png", "b.png"]
+    assert Image.open(tmp_path / "out" / "b.png").size == (64, 48)
+
+
+def test_missing_mask_is_a_clear_error(weights, tmp_path, capsys):
+    (tmp_path / "imgs").mkdir(), (tmp_path / "masks").mkdir()
+    _write_pair(tmp_path / "imgs", tmp_path, "c", (16, 16), (2, 2, 4, 4))
+    code = main(["--image", str(tmp_path / "imgs"), "--mask", str(tmp_path / "masks"),
+                 "--checkpoint", str(weights / "g.pt"), "--output", str(tmp_path / "out")])
+    assert code == 2
+    assert "no mask for c.png" in capsys.readouterr().err
+
+
+def test_load_generator_reads_trainer_and_exported_weights_alike(weights):
+    a = load_generator(weights / "run" / "checkpoints" / "step_00000001.pt")
+    b = load_generator(weights / "g.pt")
+    assert isinstance(a, Generator) and a.cnum == 4 and not a.training
+    for (ka, va), (kb, vb) in zip(a.state_dict().items(), b.state_dict().items()):
+        assert ka == kb and torch.equal(va, vb)
+    with pytest.raises(FileNotFoundError, match="does not exist"):
+        load_generator(weights / "nope.pt")
