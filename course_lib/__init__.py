@@ -9,6 +9,8 @@ from .attention import (attention_offsets, contextual_attention, downsample, ext
                         fuse_scores, masked_softmax, matching_scores, normalize_patches,
                         reconstruct, valid_patches)
 from .baselines import diffusion_fill, mean_fill
+from .checkpoint import latest_checkpoint, load_checkpoint
+from .config import TrainConfig, available_configs, load_config
 from .convert import ConversionError, convert_checkpoint
 from .critics import Critic, GlobalCritic, LocalCritic
 from .data import (CelebADataset, CelebAHQDataset, FlistDataset, ImageFolderDataset,
@@ -18,6 +20,7 @@ from .generator import PARAMS_AT_CNUM_32, CoarseNetwork, Generator, RefineNetwor
 from .images import (image_to_tensor, load_image, load_mask, mask_to_image, mask_to_tensor,
                      save_image, tensor_to_image, to_uint8)
 from .inpaint import InpaintResult, inpaint
+from .inpaint_cli import load_generator
 from .losses import (LossWeights, ae_loss, critic_loss, discounted_l1_loss, generator_loss,
                      gradient_penalty, spatial_discount, wgan_critic_loss, wgan_generator_loss)
 from .masks import (BBox, bbox_to_mask, brush_stroke_mask, local_patch, random_bbox,
@@ -28,6 +31,7 @@ from .pretrained import OFFICIAL_WEIGHTS, load_pretrained, load_pretrained_criti
 from .samples import course_image
 from .seed import make_generator, seed_everything
 from .tf_checkpoint import CheckpointError, list_variables, read_checkpoint
+from .train import NonFiniteLossError, Trainer, TrainResult, train
 from .toy import ToyDataset, toy_image
 
 __version__ = "0.1.0"
