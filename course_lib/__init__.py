@@ -19,7 +19,7 @@ from .flow import compute_color, flow_to_color, make_color_wheel
 from .generator import PARAMS_AT_CNUM_32, CoarseNetwork, Generator, RefineNetwork
 from .images import (image_to_tensor, load_image, load_mask, mask_to_image, mask_to_tensor,
                      save_image, tensor_to_image, to_uint8)
-from .inpaint import InpaintResult, inpaint
+from .inpainting import InpaintResult, inpaint
 from .inpaint_cli import load_generator
 from .losses import (LossWeights, ae_loss, critic_loss, discounted_l1_loss, generator_loss,
                      gradient_penalty, spatial_discount, wgan_critic_loss, wgan_generator_loss)
@@ -31,7 +31,7 @@ from .pretrained import OFFICIAL_WEIGHTS, load_pretrained, load_pretrained_criti
 from .samples import course_image
 from .seed import make_generator, seed_everything
 from .tf_checkpoint import CheckpointError, list_variables, read_checkpoint
-from .train import NonFiniteLossError, Trainer, TrainResult, train
+from .train import NonFiniteLossError, Trainer, TrainResult
 from .toy import ToyDataset, toy_image
 
 __version__ = "0.1.0"

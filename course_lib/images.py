@@ -16,7 +16,7 @@ Masks (1 = hole) come from many tools; :func:`mask_to_tensor` reads them as:
   painted on a transparent layer; a frequent cause of wrong results in the release's issue
   tracker), so alpha is used; otherwise the colour is used.
 
-Used by the notebooks to load photos and by :func:`course_lib.inpaint.inpaint`.
+Used by the notebooks to load photos and by :func:`course_lib.inpainting.inpaint`.
 """
 from __future__ import annotations
 

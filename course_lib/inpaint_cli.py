@@ -9,7 +9,7 @@ A folder (each image takes the mask with the same file stem from ``--mask DIR``,
 
     python -m course_lib inpaint --image photos/ --mask masks/ --checkpoint model.pt --output results/
 
-Any image size works (:func:`course_lib.inpaint.inpaint` pads to a multiple of 8 and crops
+Any image size works (:func:`course_lib.inpainting.inpaint` pads to a multiple of 8 and crops
 back). ``--checkpoint`` takes a trainer checkpoint (file, or a run folder: its newest
 ``step_*.pt``), generator-only weights (``course_lib/weights/toy_cpu.pt``, ``--export``
 of the trainer), a converted official ``.pt`` (``python -m course_lib convert``) or the
@@ -82,7 +82,7 @@ def find_mask(image: Path, masks: Path) -> Path:
 def inpaint_file(generator: torch.nn.Module, image: PathLike, mask: PathLike, output: PathLike) -> Path:
     """Inpaint one image file with one mask file and write the result (format from the suffix)."""
     from course_lib.images import load_image, load_mask
-    from course_lib.inpaint import inpaint
+    from course_lib.inpainting import inpaint
     img = load_image(image)  # PIL RGB
     m = load_mask(mask)  # (1, 1, H, W)
     if tuple(m.shape[-2:]) != (img.height, img.width):

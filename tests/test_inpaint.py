@@ -1,4 +1,4 @@
-"""Tests for course_lib.inpaint: padding, conversions, compositing, warnings."""
+"""Tests for course_lib.inpainting (course_lib.inpaint): padding, conversions, compositing, warnings."""
 from __future__ import annotations
 
 import warnings
@@ -9,7 +9,7 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from course_lib.inpaint import InpaintResult, hole_bbox, inpaint, pad_to_multiple
+from course_lib.inpainting import InpaintResult, hole_bbox, inpaint, pad_to_multiple
 
 
 class FakeGenerator(nn.Module):
