@@ -16,8 +16,9 @@ the trainer calls :func:`generator_loss` and :func:`critic_loss`.
 """
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
-from typing import Callable, Optional, Sequence, Union
+from typing import Any, Callable, Optional, Sequence, Union
 
 import torch
 
@@ -258,7 +259,9 @@ def generator_loss(x: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, mask: to
 def critic_loss(x: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor, bbox: BoxLike,
                 local_critic: Critic, global_critic: Critic, *,
                 weights: LossWeights = LossWeights(),
-                generator: Optional[Union[int, torch.Generator]] = None) -> dict[str, torch.Tensor]:
+                generator: Optional[Union[int, torch.Generator]] = None,
+                gp_local_critic: Optional[Critic] = None, gp_global_critic: Optional[Critic] = None,
+                autocast: Callable[[], Any] = contextlib.nullcontext) -> dict[str, torch.Tensor]:
     """The critics' losses for one step, assembled as in the release.
 
     Real = ``x``; fake = the completed image ``x2 * mask + x * (1 - mask)``, DETACHED (the
@@ -274,21 +277,37 @@ def critic_loss(x: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor, bbox: Box
     * ``gp_local``, ``gp_global``: :func:`gradient_penalty` of each critic (unweighted);
     * ``gp_loss``: ``wgan_gp_lambda * (gp_local + gp_global)``;
     * ``total``: ``d_loss + gp_loss`` (the release's final ``d_loss``; minimise this).
+
+    Two controls for the trainer (defaults: plain single-device full precision):
+
+    * ``autocast``: a context manager for the critics' scores (mixed precision). The gradient
+      penalty ALWAYS runs with autocast disabled, in the images' dtype: it needs
+      d critic / d input (``create_graph=True``) and then the backward of that; in float16
+      those inner gradients can underflow or overflow, and a GradScaler scales only the
+      final loss, not the inner ``autograd.grad``.
+    * ``gp_local_critic`` / ``gp_global_critic``: the modules used for the penalty. Under
+      DistributedDataParallel the scores use the DDP wrappers (which average gradients) and
+      the penalty the bare modules: DDP's hooks do not support ``autograd.grad``, and the
+      penalty's parameter gradients still reach DDP's all-reduce in the same backward.
     """
     w = weights
     mask = _check_mask(mask, x)
     g = None if generator is None else make_generator(generator)
     real = x.detach()
-    fake = _completed(real, x2.detach(), mask)  # (B, C, H, W)
+    fake = _completed(real, x2.detach().to(real.dtype), mask)  # (B, C, H, W)
     B = real.shape[0]
     local_real, local_fake = local_patch(real, bbox), local_patch(fake, bbox)  # (B, C, h, w)
     local_mask = local_patch(mask, bbox)  # (B or 1, 1, h, w)
-    scores_local = local_critic(torch.cat([local_real, local_fake], dim=0))  # (2B, 1)
-    scores_global = global_critic(torch.cat([real, fake], dim=0))  # (2B, 1)
+    with autocast():
+        scores_local = local_critic(torch.cat([local_real, local_fake], dim=0))  # (2B, 1)
+        scores_global = global_critic(torch.cat([real, fake], dim=0))  # (2B, 1)
+    scores_local, scores_global = scores_local.to(real.dtype), scores_global.to(real.dtype)
     d_local = wgan_critic_loss(scores_local[:B], scores_local[B:])
     d_global = wgan_critic_loss(scores_global[:B], scores_global[B:])
-    gp_local = gradient_penalty(local_critic, local_real, local_fake, local_mask, generator=g)
-    gp_global = gradient_penalty(global_critic, real, fake, mask, generator=g)
+    with torch.autocast(device_type=real.device.type, enabled=False):
+        gp_local = gradient_penalty(gp_local_critic or local_critic, local_real, local_fake,
+                                    local_mask, generator=g)
+        gp_global = gradient_penalty(gp_global_critic or global_critic, real, fake, mask, generator=g)
     d_adv = d_local + d_global
     gp = w.wgan_gp_lambda * (gp_local + gp_global)
     return {"d_loss_local": d_local, "d_loss_global": d_global, "d_loss": d_adv,

@@ -56,7 +56,7 @@ from course_lib.critics import GlobalCritic, LocalCritic
 from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_flag, cleanup_distributed,
                                     init_distributed, max_replica_difference)
 from course_lib.generator import Generator
-from course_lib.losses import LossWeights, generator_loss, gradient_penalty, wgan_critic_loss
+from course_lib.losses import LossWeights, critic_loss, generator_loss
 from course_lib.masks import local_patch, random_box_mask
 from course_lib.seed import make_generator, seed_everything
 
@@ -70,7 +70,6 @@ __all__ = [
     "save_image_grid",
     "build_models",
     "loss_weights",
-    "critic_losses",
     "train",
     "main",
 ]
@@ -178,52 +177,6 @@ def loss_weights(config: TrainConfig) -> LossWeights:
                        global_wgan_loss_alpha=config.global_wgan_loss_alpha,
                        wgan_gp_lambda=config.wgan_gp_lambda, spatial_discounting_gamma=config.gamma,
                        pretrain_coarse_network=config.coarse_only)
-
-
-def critic_losses(x: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor, bbox: Any,
-                  local_critic: nn.Module, global_critic: nn.Module, weights: LossWeights,
-                  generator: Optional[torch.Generator] = None,
-                  gp_local_critic: Optional[nn.Module] = None,
-                  gp_global_critic: Optional[nn.Module] = None,
-                  autocast: Callable[[], Any] = contextlib.nullcontext) -> dict[str, torch.Tensor]:
-    """The critics' losses as :func:`course_lib.losses.critic_loss`, with two trainer-level controls.
-
-    * ``autocast``: the scores of [real, completed] run under mixed precision, but the
-      gradient penalty ALWAYS runs in float32 with autocast disabled. The penalty needs
-      d critic / d input (a first backward, ``create_graph=True``) and then the backward of
-      that (double backward). In float16 those input gradients can underflow or overflow,
-      and a GradScaler only scales the final loss, not the inner ``autograd.grad``; in
-      float32 the inner gradient is exact and the outer loss can still be scaled safely.
-      The critics are small next to the generator, so this costs little.
-    * ``gp_*_critic``: the modules used for the penalty. Under DistributedDataParallel the
-      scores use the DDP wrappers (which average the gradients) and the penalty uses the
-      bare modules: DDP's hooks do not support ``autograd.grad``, and the penalty's
-      parameter gradients still reach DDP's all-reduce, because a parameter's gradient is
-      accumulated once per backward from every path that used it.
-
-    Random draws (one alpha per sample: local first, then global) follow
-    :func:`course_lib.losses.critic_loss`, so with ``autocast`` off both give the same values.
-    """
-    gp_local_critic = gp_local_critic or local_critic
-    gp_global_critic = gp_global_critic or global_critic
-    real = x.detach().float()
-    fake = (x2.detach().float() * mask + real * (1.0 - mask))  # (B, 3, H, W) completed image
-    B = real.shape[0]
-    local_real, local_fake = local_patch(real, bbox), local_patch(fake, bbox)  # (B, 3, h, w)
-    local_mask = local_patch(mask, bbox)  # (B or 1, 1, h, w)
-    with autocast():
-        scores_local = local_critic(torch.cat([local_real, local_fake], dim=0)).float()  # (2B, 1)
-        scores_global = global_critic(torch.cat([real, fake], dim=0)).float()  # (2B, 1)
-    d_local = wgan_critic_loss(scores_local[:B], scores_local[B:])
-    d_global = wgan_critic_loss(scores_global[:B], scores_global[B:])
-    device_type = real.device.type
-    with torch.autocast(device_type=device_type, enabled=False):
-        gp_local = gradient_penalty(gp_local_critic, local_real, local_fake, local_mask, generator=generator)
-        gp_global = gradient_penalty(gp_global_critic, real, fake, mask, generator=generator)
-    d_adv = d_local + d_global
-    gp = weights.wgan_gp_lambda * (gp_local + gp_global)
-    return {"d_loss": d_adv, "d_loss_local": d_local, "d_loss_global": d_global,
-            "gp_loss": gp, "gp_local": gp_local, "gp_global": gp_global, "d_total": d_adv + gp}
 
 
 def image_grid(columns: list[torch.Tensor], pad: int = 2) -> np.ndarray:
@@ -431,9 +384,12 @@ class Trainer:
 
     def _critic_losses(self, x: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor,
                        bbox: Any) -> dict[str, torch.Tensor]:
-        return critic_losses(x, x2, mask, bbox, self.d_local_train, self.d_global_train, self.weights,
-                             generator=self.mask_rng, gp_local_critic=self.local_critic,
-                             gp_global_critic=self.global_critic, autocast=self.autocast)
+        out = critic_loss(x, x2, mask, bbox, self.d_local_train, self.d_global_train,
+                          weights=self.weights, generator=self.mask_rng,
+                          gp_local_critic=self.local_critic, gp_global_critic=self.global_critic,
+                          autocast=self.autocast)
+        out["d_total"] = out.pop("total")
+        return out
 
     def _generator_losses(self, x: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, mask: torch.Tensor,
                           bbox: Any) -> dict[str, torch.Tensor]:
