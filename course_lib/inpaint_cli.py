@@ -33,34 +33,19 @@ MASK_SUFFIXES = ("", "_mask", "-mask", ".mask", "_hole")
 _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".ppm")
 
 
-def _is_tf_checkpoint(path: Path) -> bool:
-    """A TF checkpoint folder (with a ``checkpoint`` file / ``.index``) or a ``snap-N`` prefix."""
-    if path.is_dir():
-        return (path / "checkpoint").is_file() or any(path.glob("*.index"))
-    return Path(str(path) + ".index").is_file() or path.suffix == ".index"
-
-
 def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> torch.nn.Module:
     """A Generator in eval mode from any checkpoint kind course_lib writes or reads.
 
-    Trainer checkpoints, run folders and generator-only files are read with
-    ``torch.load(weights_only=True)`` (via :func:`course_lib.evaluate.load_generator`);
-    official models go through :func:`course_lib.pretrained.load_pretrained`.
+    Trainer checkpoints and run folders, generator-only files, converted official models and
+    official TF checkpoints (folder or ``snap-N`` prefix): one loader,
+    :func:`course_lib.evaluate.load_generator`, does the dispatch; this returns just the model.
     """
+    from course_lib.evaluate import load_generator as _load
+
     path = Path(path).expanduser()
-    if not path.exists() and not _is_tf_checkpoint(path):
+    if not path.exists() and not Path(str(path) + ".index").is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist; pass a trainer checkpoint, a run "
                                 "folder, course_lib/weights/toy_cpu.pt, or an official model")
-    if _is_tf_checkpoint(path):
-        from course_lib.pretrained import load_pretrained
-        return load_pretrained(path, map_location=device).eval()
-    if path.is_file():
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-        kind = obj.get("kind") if isinstance(obj, dict) else None
-        if isinstance(obj, dict) and "generator" in obj and kind not in ("course_lib.train", "course_lib.generator"):
-            from course_lib.pretrained import load_pretrained  # a converted official model
-            return load_pretrained(path, map_location=device).eval()
-    from course_lib.evaluate import load_generator as _load
     generator, _ = _load(path, device=device)
     return generator.eval()
 

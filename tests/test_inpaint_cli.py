@@ -80,3 +80,23 @@ def test_load_generator_reads_trainer_and_exported_weights_alike(weights):
         assert ka == kb and torch.equal(va, vb)
     with pytest.raises(FileNotFoundError, match="does not exist"):
         load_generator(weights / "nope.pt")
+
+
+def test_load_generator_reads_official_tf_checkpoints_and_converted_files(tmp_path):
+    from pathlib import Path
+
+    from course_lib.convert import main as convert_main
+    from course_lib.tf_checkpoint import read_checkpoint
+
+    fixture = Path(__file__).parent / "fixtures" / "tf_small"
+    official = read_checkpoint(fixture)
+    from_folder = load_generator(fixture)
+    from_prefix = load_generator(fixture / "snap-0")
+    assert convert_main([str(fixture), str(tmp_path / "small.pt")]) == 0
+    from_converted = load_generator(tmp_path / "small.pt")
+    # conv1's kernel, HWIO in TF -> OIHW here, with the image channels reversed (BGR -> RGB)
+    expected = torch.from_numpy(official["inpaint_net/conv1/kernel"]).permute(3, 2, 0, 1)  # (O, I, k, k)
+    expected = torch.cat([expected[:, :3].flip(1), expected[:, 3:]], dim=1)
+    for g in (from_folder, from_prefix, from_converted):
+        assert isinstance(g, Generator) and not g.training
+        torch.testing.assert_close(g.coarse.conv1.weight, expected)
