@@ -41,7 +41,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterator, Optional, Union
+from typing import Any, Iterator, Optional, Union
 
 import numpy as np
 import torch
@@ -57,7 +57,7 @@ from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_fla
                                     init_distributed, max_replica_difference)
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
-from course_lib.masks import local_patch, random_box_mask
+from course_lib.masks import random_box_mask
 from course_lib.seed import make_generator, seed_everything
 
 __all__ = [

@@ -23,7 +23,7 @@ import torch.nn.functional as F
 
 from course_lib import attention as A
 from course_lib.flow import flow_to_color
-from course_lib.ops import pad_same, resize_nearest
+from course_lib.ops import pad_same
 from course_lib.seed import make_generator
 
 from . import call, expect_tensor, fail, register
