@@ -25,7 +25,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.ops import SameConv2d
+from course_lib.ops import SameConv2d, tf_default_init_
 
 __all__ = ["Critic", "LocalCritic", "GlobalCritic"]
 
@@ -49,7 +49,7 @@ class Critic(nn.Module):
         self.conv3 = SameConv2d(channels[1], channels[2], 5, stride=2)
         self.conv4 = SameConv2d(channels[2], channels[3], 5, stride=2)
         self.feature_size = self._feature_side(size)  # TF 'SAME': ceil(size / 2) four times
-        self.fc = nn.Linear(self.feature_size ** 2 * channels[3], 1)
+        self.fc = tf_default_init_(nn.Linear(self.feature_size ** 2 * channels[3], 1))  # as tf.layers.dense
 
     @staticmethod
     def _feature_side(size: int) -> int:

@@ -145,3 +145,15 @@ def test_bad_constructor_arguments():
         LocalCritic(cnum=4, size=0)
     with pytest.raises(ValueError, match="channels"):
         GlobalCritic(cnum=0)
+
+
+@pytest.mark.parametrize("cls", [LocalCritic, GlobalCritic])
+def test_init_is_tf_layers_default(cls):
+    # tf.layers.conv2d / tf.layers.dense without an initializer: Glorot uniform, zero bias
+    torch.manual_seed(0)
+    critic = cls(cnum=8, size=32)
+    for layer in (critic.conv1, critic.conv2, critic.conv3, critic.conv4, critic.fc):
+        fan_in = layer.weight[0].numel()
+        fan_out = layer.weight.shape[0] * (layer.weight[0, 0].numel() if layer.weight.dim() == 4 else 1)
+        assert layer.weight.abs().max() <= (6.0 / (fan_in + fan_out)) ** 0.5
+        assert torch.count_nonzero(layer.bias) == 0

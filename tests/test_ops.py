@@ -3,7 +3,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_lib.ops import (GenConv, GenDeconv, SameConv2d, nearest_indices, pad_same,
+from course_lib.ops import (GenConv, GenDeconv, SameConv2d, nearest_indices, pad_same, tf_default_init_,
                             resize_nearest, same_padding)
 
 
@@ -128,3 +128,30 @@ def test_nearest_rounds_like_c_roundf_just_below_a_half():
     idx = nearest_indices(2, 83).tolist()
     assert idx[41] == 0 and idx[42] == 1
     assert idx == [0] * 42 + [1] * 41
+
+
+def test_tf_default_init_is_glorot_uniform_with_zero_bias():
+    torch.manual_seed(0)
+    conv = SameConv2d(32, 64, 3)
+    # TF glorot_uniform: limit sqrt(6 / (fan_in + fan_out)), fans = channels * k * k
+    limit = (6.0 / (32 * 9 + 64 * 9)) ** 0.5
+    w = conv.weight.detach()
+    assert w.abs().max() <= limit
+    assert w.abs().max() > 0.95 * limit  # the whole range is used (18,432 draws)
+    assert abs(w.var().item() - limit ** 2 / 3) < 0.05 * limit ** 2 / 3  # U(-a, a) variance a^2/3
+    assert torch.count_nonzero(conv.bias) == 0
+
+
+def test_tf_default_init_dense_and_generator_layers():
+    torch.manual_seed(0)
+    dense = tf_default_init_(torch.nn.Linear(256, 1))
+    limit = (6.0 / (256 + 1)) ** 0.5
+    assert dense.weight.abs().max() <= limit and torch.count_nonzero(dense.bias) == 0
+    g = GenConv(8, 8, 5, dilation=2)  # every generator conv goes through SameConv2d
+    assert g.weight.abs().max() <= (6.0 / (8 * 25 + 8 * 25)) ** 0.5
+    assert torch.count_nonzero(g.bias) == 0
+
+
+def test_tf_default_init_rejects_other_modules():
+    with pytest.raises(TypeError, match="nn.Conv2d or nn.Linear"):
+        tf_default_init_(torch.nn.ReLU())
