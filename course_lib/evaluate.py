@@ -64,12 +64,14 @@ def _image_generator(seed: int, index: int) -> torch.Generator:
     return torch.Generator().manual_seed(int(state[0]) << 31 ^ int(state[1]))
 
 
-def evaluation_mask(index: int, height: int, width: int, seed: int = 0, kind: str = "box") -> torch.Tensor:
+def evaluation_mask(index: int, height: int, width: int, seed: int = 0, kind: str = "box",
+                    box: Optional[int] = None) -> torch.Tensor:
     """The fixed hole of evaluation image ``index``: (1, 1, H, W), 1 = hole.
 
     ``'box'``: the release's training hole scaled to the image: a box of half the image
     side (128 at 256) at a random place, shrunk on each side by 0..side/16 (0..16 px at
-    256), as :func:`course_lib.masks.random_box_mask`. ``'strokes'``: DeepFill v2's
+    256), as :func:`course_lib.masks.random_box_mask`. ``box`` sets another box side (a
+    config's ``hole_size``), shrunk by 0..box/8 per side in the same way. ``'strokes'``: DeepFill v2's
     free-form brush strokes (:func:`course_lib.masks.brush_stroke_mask`), widths scaled
     by ``H / 256``. The v1 models were trained on boxes only; expect worse strokes results.
     """
@@ -79,7 +81,11 @@ def evaluation_mask(index: int, height: int, width: int, seed: int = 0, kind: st
         raise ValueError(f"mask kind must be one of {MASK_KINDS}, got {kind!r}")
     g = _image_generator(seed, index)
     if kind == "box":
-        bh, bw = height // 2, width // 2
+        if box is not None and (not isinstance(box, int) or isinstance(box, bool)
+                                or not 1 <= box <= min(height, width)):
+            raise ValueError(f"box (the hole box side) must be an int in 1..{min(height, width)} for a "
+                             f"{height}x{width} image, got {box!r}; None means half the image side")
+        bh, bw = (height // 2, width // 2) if box is None else (box, box)
         mask, _ = random_box_mask(1, height, width, bh, bw, max_delta=(bh // 4, bw // 4), generator=g)
         return mask  # (1, 1, H, W)
     scale = min(height, width) / 256.0
@@ -87,9 +93,10 @@ def evaluation_mask(index: int, height: int, width: int, seed: int = 0, kind: st
                              max_width=max(2.0, 40.0 * scale))  # (1, 1, H, W)
 
 
-def evaluation_masks(n: int, height: int, width: int, seed: int = 0, kind: str = "box") -> torch.Tensor:
-    """The holes of evaluation images ``0..n-1``: (n, 1, H, W)."""
-    return torch.cat([evaluation_mask(i, height, width, seed, kind) for i in range(n)], dim=0)
+def evaluation_masks(n: int, height: int, width: int, seed: int = 0, kind: str = "box",
+                     box: Optional[int] = None) -> torch.Tensor:
+    """The holes of evaluation images ``0..n-1``: (n, 1, H, W); arguments as :func:`evaluation_mask`."""
+    return torch.cat([evaluation_mask(i, height, width, seed, kind, box) for i in range(n)], dim=0)
 
 
 # ----------------------------------------------------------------------------- baseline

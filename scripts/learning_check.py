@@ -57,7 +57,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--config", default="toy_cpu")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="KEY=VALUE")
     parser.add_argument("--out", default="runs/learning_check", help="run folder (default runs/learning_check; resumed if it already holds a run)")
-    parser.add_argument("--n-test", type=int, default=64, help="held-out test images (default 64)")
+    parser.add_argument("--n-test", type=int, default=200, help="held-out test images (default 200, 40 per toy kind)")
     parser.add_argument("--threads", type=int, default=2, help="torch CPU threads (default 2)")
     parser.add_argument("--margin", type=float, default=1.0, help="dB the model must gain over the best baseline")
     args = parser.parse_args(argv)
@@ -67,7 +67,7 @@ def main(argv: list[str] | None = None) -> int:
     size = config.image_size
     test = make_dataset("toy", split="test", size=size, seed=config.seed, n=args.n_test)
     x = torch.stack([test[i] for i in range(len(test))])  # (N, 3, S, S) held-out images
-    mask = evaluation_masks(len(test), size, size, seed=123)  # (N, 1, S, S) fixed box holes
+    mask = evaluation_masks(len(test), size, size, seed=123, box=config.hole_size)  # (N, 1, S, S) fixed box holes
 
     kinds = [test.kind(i) for i in range(len(test))]
 

@@ -28,6 +28,15 @@ def test_evaluation_masks_are_fixed_and_box_shaped():
         h, w = len(rows), len(cols)
         assert 24 <= h <= 32 and 24 <= w <= 32  # half the side, shrunk by 0..side/16 per side
         assert m.sum() == h * w  # a filled rectangle
+    # another box side (a config's hole_size): 16 px shrunk by 0..2 per side -> 12..16 px
+    for m in evaluation_masks(8, 64, 64, seed=3, box=16):
+        rows = torch.nonzero(m[0].any(dim=1)).flatten()
+        cols = torch.nonzero(m[0].any(dim=0)).flatten()
+        assert 12 <= len(rows) <= 16 and 12 <= len(cols) <= 16 and m.sum() == len(rows) * len(cols)
+    assert torch.equal(evaluation_masks(3, 64, 64, seed=3, box=32), a[:3])  # box=32 is the default
+    for bad in (0, 65, 2.5, True):
+        with pytest.raises(ValueError, match="box"):
+            evaluation_mask(0, 64, 64, box=bad)
     s = evaluation_mask(0, 64, 64, seed=0, kind="strokes")
     assert s.shape == (1, 1, 64, 64) and 0 < s.mean() < 1
     with pytest.raises(ValueError, match="mask kind"):
