@@ -59,3 +59,32 @@ def test_bad_arguments():
         ToyDataset(size=4)
     with pytest.raises(ValueError, match="positive"):
         ToyDataset(n=0)
+
+
+def _is_palette_colour(rgb: torch.Tensor, colours) -> bool:
+    """Whether an RGB value in [-1, 1] is one of ``colours`` (RGB in [0, 1])."""
+    return any(torch.allclose((rgb + 1) / 2, torch.tensor(c), atol=1e-5) for c in colours)
+
+
+def test_palette_is_distinct_and_in_range():
+    from course_lib.toy import PALETTE, SKIN_TONES
+    for colours in (PALETTE, SKIN_TONES):
+        t = torch.tensor(colours)
+        assert t.min() >= 0 and t.max() <= 1
+        dist = (t[:, None] - t[None]).abs().sum(-1) + 9 * torch.eye(len(colours))
+        assert dist.min() > 0.2  # no two crayons look alike
+
+
+def test_flat_areas_use_palette_colours():
+    from course_lib.toy import PALETTE
+    for seed in range(6):
+        g = torch.Generator().manual_seed(seed)
+        face = toy_image("faces", 64, g)
+        assert _is_palette_colour(face[:, 63, 0], PALETTE)  # background (bottom-left corner)
+        for kind in ("checks", "dots"):
+            x = (toy_image(kind, 64, torch.Generator().manual_seed(seed)) + 1) / 2  # (3, 64, 64) in [0, 1]
+            crayons = torch.tensor(PALETTE)  # (K, 3)
+            # distance of every pixel to its nearest crayon (max over RGB): the insides of
+            # cells and the background are crayons, only the anti-aliased edges are mixes
+            dist = (x.reshape(3, -1).T[:, None] - crayons[None]).abs().amax(-1).amin(-1)  # (64*64,)
+            assert (dist < 0.03).float().mean() > 0.3, (kind, seed)
