@@ -43,3 +43,13 @@ def test_tiny_run_prints_tables_and_verdict(script, tmp_path, capsys):
     for row in ("same network, untrained", "baseline: diffusion fill", "baseline: mean fill", "per kind"):
         assert row in out
     assert "16px box" in out  # the held-out holes follow the config's hole_size
+
+
+def test_paired_gain_hand_worked(script):
+    base = torch.tensor([10.0, 12.0, 14.0, 16.0])
+    mean, low, high, wins = script.paired_gain(base + 1.5, base)  # every image gains exactly 1.5 dB
+    assert (mean, low, high, wins) == (pytest.approx(1.5), pytest.approx(1.5), pytest.approx(1.5), 4)
+    model = base + torch.tensor([2.0, -1.0, 3.0, 0.0])  # gains 2, -1, 3, 0: mean 1, two wins
+    mean, low, high, wins = script.paired_gain(model, base)
+    assert mean == pytest.approx(1.0) and wins == 2
+    assert -1.0 <= low < 1.0 < high <= 3.0  # resampled means stay within the smallest/largest gain
