@@ -84,8 +84,8 @@ def _colour(g: torch.Generator) -> torch.Tensor:
 def _two_colours(g: torch.Generator, min_dist: float = 0.6) -> tuple[torch.Tensor, torch.Tensor]:
     """Two palette colours that differ by at least ``min_dist`` (L1 over RGB)."""
     c1, i = _pick(g, PALETTE)
-    far = [j for j, c in enumerate(PALETTE) if sum(abs(a - b) for a, b in zip(c, PALETTE[i])) < min_dist]
-    c2, _ = _pick(g, PALETTE, avoid=far)
+    too_close = [j for j, c in enumerate(PALETTE) if sum(abs(a - b) for a, b in zip(c, PALETTE[i])) < min_dist]
+    c2, _ = _pick(g, PALETTE, avoid=too_close)
     return c1, c2
 
 
