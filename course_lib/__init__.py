@@ -13,6 +13,7 @@ from .checkpoint import latest_checkpoint, load_checkpoint
 from .config import TrainConfig, available_configs, load_config
 from .convert import ConversionError, convert_checkpoint
 from .critics import Critic, GlobalCritic, LocalCritic
+from .ema import WeightEMA
 from .data import (CelebADataset, CelebAHQDataset, FlistDataset, ImageFolderDataset,
                    ImageListDataset, Places365Dataset, make_dataset, read_flist, write_flist)
 from .flow import compute_color, flow_to_color, make_color_wheel
