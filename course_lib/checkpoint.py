@@ -6,6 +6,7 @@ A checkpoint is a plain dict of tensors, numbers, strings, lists and dicts, so t
     {"format_version": 1, "kind": "course_lib.train", "step": int,
      "config": {...JSON-able TrainConfig...},
      "generator": state_dict, "local_critic": state_dict, "global_critic": state_dict,
+     "generator_ema": {"decay", "num_updates", "weights"},   # only when ema_decay > 0
      "opt_g": state_dict, "opt_d": state_dict, "scaler_g": {...}, "scaler_d": {...},
      "rng": {"python": ..., "numpy": ..., "torch": ByteTensor, "cuda": [ByteTensor],
              "masks": ByteTensor},
@@ -201,8 +202,15 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
     return ckpt
 
 
-def generator_state_dict(ckpt_or_state: Mapping[str, Any]) -> dict[str, torch.Tensor]:
-    """The generator's weights from a trainer checkpoint, a ``{"generator": ...}`` file or a bare state dict."""
+def generator_state_dict(ckpt_or_state: Mapping[str, Any], ema: bool = True) -> dict[str, torch.Tensor]:
+    """The generator's weights from a trainer checkpoint, a ``{"generator": ...}`` file or a bare state dict.
+
+    A checkpoint of a run with ``ema_decay > 0`` also holds the weight average
+    (``"generator_ema"``, :mod:`course_lib.ema`); it is returned unless ``ema=False``.
+    """
+    average = ckpt_or_state.get("generator_ema") if ema else None
+    if isinstance(average, Mapping) and isinstance(average.get("weights"), Mapping):
+        return strip_prefixes(average["weights"])
     if "generator" in ckpt_or_state and isinstance(ckpt_or_state["generator"], Mapping):
         return strip_prefixes(ckpt_or_state["generator"])
     return strip_prefixes(ckpt_or_state)

@@ -73,6 +73,8 @@ class TrainConfig:
     batch_size: int = 16              # release BATCH_SIZE 16
     max_iters: int = 1_000_000        # generator steps (release MAX_ITERS 1e6; ~150k is plenty)
     coarse_only: bool = False         # release PRETRAIN_COARSE_NETWORK: train on x_stage1 only
+    ema_decay: float = 0.0            # EMA of the generator's weights for evaluation (not in the
+                                      # release, 0 = off; course_lib.ema); toy_cpu: 0.995
     # --- losses (release inpaint.yml) ---
     gamma: float = 0.9                # SPATIAL_DISCOUNTING_GAMMA (paper: 0.99)
     l1_loss_alpha: float = 1.2        # L1_LOSS_ALPHA
@@ -132,6 +134,9 @@ class TrainConfig:
                              "nothing; use max_delta <= hole_size // 4 (release: 32 for 128)")
         if self.lr <= 0 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"lr must be > 0 and betas in [0, 1), got lr={self.lr}, betas={self.betas}")
+        if not 0.0 <= self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in [0, 1) (0 turns the weight average off; 0.995 averages "
+                             f"about the last 200 steps), got {self.ema_decay}")
         return self
 
     def to_dict(self) -> dict[str, Any]:

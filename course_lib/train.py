@@ -14,6 +14,11 @@ iteration:
 2. one generator step on a fresh batch: ``0.001 * g_loss + 1.2 * l1_loss + 1.2 * ae_loss``
    (:func:`course_lib.losses.generator_loss`).
 
+Not in the release: with ``ema_decay > 0`` (the ``toy_cpu`` config) an exponential moving
+average of the generator's weights (:mod:`course_lib.ema`) follows every generator step and
+is what validation and ``--export`` use (:attr:`Trainer.eval_generator`); the critics and
+the training losses still see the trained generator.
+
 Command line::
 
     python -m course_lib train --config toy_cpu --out runs/toy
@@ -53,6 +58,7 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from course_lib import checkpoint as ckpt_io
 from course_lib.config import TrainConfig, load_config, apply_overrides
 from course_lib.critics import GlobalCritic, LocalCritic
+from course_lib.ema import WeightEMA
 from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_flag, cleanup_distributed,
                                     init_distributed, max_replica_difference)
 from course_lib.generator import Generator
@@ -271,6 +277,9 @@ class Trainer:
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
         self.weights = loss_weights(config)
+        # Not in the release: an average of the generator's weights, read only for
+        # validation and export (course_lib.ema); None when ema_decay = 0.
+        self.ema: Optional[WeightEMA] = WeightEMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
         # Holes and gradient-penalty alphas come from their own generator (one per rank).
         self.mask_rng = make_generator(config.seed + 1_000_003 * (self.dist.rank + 1))
         self.step = 0
@@ -282,6 +291,7 @@ class Trainer:
         self._val_dataset = val_dataset
         self._val_batch: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
+        self._notes: list[str] = []  # said when fit() starts
         if saved is not None:
             self._load_state(saved)
         # DDP wraps after loading (DDP broadcasts rank 0's weights at construction).
@@ -310,6 +320,11 @@ class Trainer:
     @property
     def models(self) -> tuple[nn.Module, nn.Module, nn.Module]:
         return self.generator, self.local_critic, self.global_critic
+
+    @property
+    def eval_generator(self) -> nn.Module:
+        """The generator to evaluate: the weight average when ``ema_decay > 0``, else the trained one."""
+        return self.ema.module if self.ema is not None else self.generator
 
     @property
     def checkpoint_dir(self) -> Path:
@@ -370,13 +385,18 @@ class Trainer:
                                        margin=c.margin, max_delta=c.max_delta, generator=self.mask_rng)
         return mask.to(self.device), bboxes[0]
 
-    def _generate(self, x_incomplete: torch.Tensor, mask: torch.Tensor,
-                  train: bool) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
-        """(x1, x2, flow) in float32; ``coarse_only`` gives x2 = x1 (release: batch_predicted = x1)."""
+    def _generate(self, x_incomplete: torch.Tensor, mask: torch.Tensor, train: bool,
+                  generator: Optional[nn.Module] = None) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
+        """(x1, x2, flow) in float32; ``coarse_only`` gives x2 = x1 (release: batch_predicted = x1).
+
+        ``generator`` (only with ``train=False``) replaces the trained generator, e.g. by
+        :attr:`eval_generator` for validation.
+        """
+        unwrapped = generator if generator is not None else self.generator
         if self.config.coarse_only and not (train and self.dist.distributed):
-            x1 = self.generator.forward_coarse(x_incomplete, mask)  # (B, 3, H, W)
+            x1 = unwrapped.forward_coarse(x_incomplete, mask)  # (B, 3, H, W)
             return x1.float(), x1.float(), None
-        model = self.g_train if train else self.generator
+        model = self.g_train if train else unwrapped
         x1, x2, flow = model(x_incomplete, mask)
         if self.config.coarse_only:
             x2, flow = x1, None
@@ -448,6 +468,8 @@ class Trainer:
             self.scaler_g.scale(losses["g_total"]).backward()
             self.scaler_g.step(self.opt_g)
             self.scaler_g.update()
+            if self.ema is not None:
+                self.ema.update(self.generator)
         finally:
             self._set_critics_trainable(True)
         self.step += 1
@@ -467,6 +489,7 @@ class Trainer:
             "step": int(self.step),
             "config": self.config.to_dict(),
             "generator": ckpt_io.strip_prefixes(self.generator.state_dict()),
+            **({"generator_ema": self.ema.state_dict()} if self.ema is not None else {}),
             "local_critic": ckpt_io.strip_prefixes(self.local_critic.state_dict()),
             "global_critic": ckpt_io.strip_prefixes(self.global_critic.state_dict()),
             "opt_g": self.opt_g.state_dict(),
@@ -483,6 +506,13 @@ class Trainer:
         self.generator.load_state_dict(ckpt_io.strip_prefixes(saved["generator"]))
         self.local_critic.load_state_dict(ckpt_io.strip_prefixes(saved["local_critic"]))
         self.global_critic.load_state_dict(ckpt_io.strip_prefixes(saved["global_critic"]))
+        if self.ema is not None:
+            if isinstance(saved.get("generator_ema"), dict):
+                self.ema.load_state_dict(saved["generator_ema"])
+            else:  # a checkpoint from a run without the average: start it from these weights
+                self.ema.reset(self.generator)
+                self._notes.append(f"the checkpoint holds no weight average (ema_decay was 0); "
+                                   f"the average starts from its weights at step {saved['step']}")
         self.opt_g.load_state_dict(saved["opt_g"])
         self.opt_d.load_state_dict(saved["opt_d"])
         if saved.get("scaler_g"):
@@ -519,8 +549,11 @@ class Trainer:
         return path
 
     def export_generator(self, path: Union[str, os.PathLike], half: bool = False) -> Path:
-        """Generator-only weights ``{"generator": state_dict, "config": {...}}`` (for inference/demo)."""
-        sd = ckpt_io.strip_prefixes(self.generator.state_dict())
+        """Generator-only weights ``{"generator": state_dict, "config": {...}}`` (for inference/demo).
+
+        With ``ema_decay > 0`` these are the averaged weights (:attr:`eval_generator`).
+        """
+        sd = ckpt_io.strip_prefixes(self.eval_generator.state_dict())
         if half:
             sd = {k: v.half() if v.is_floating_point() else v for k, v in sd.items()}
         return ckpt_io.atomic_save({"format_version": ckpt_io.FORMAT_VERSION, "kind": "course_lib.generator",
@@ -612,14 +645,16 @@ class Trainer:
         if batch is None:
             return {}
         x, mask = (t.to(self.device) for t in batch)
-        self.generator.eval()
+        generator = self.eval_generator  # the weight average when ema_decay > 0
+        was_training = generator.training
+        generator.eval()
         outs = []
         for i in range(0, x.shape[0], self.config.batch_size):
             xi, mi = x[i:i + self.config.batch_size], mask[i:i + self.config.batch_size]
             with self.autocast():
-                _, x2, _ = self._generate(xi * (1.0 - mi), mi, train=False)
+                _, x2, _ = self._generate(xi * (1.0 - mi), mi, train=False, generator=generator)
             outs.append(x2.float() * mi + xi * (1.0 - mi))  # (b, 3, H, W) completed
-        self.generator.train()
+        generator.train(was_training)
         completed = torch.cat(outs)  # (N, 3, H, W)
         return validation_metrics(x, completed, mask)
 
@@ -688,6 +723,9 @@ class Trainer:
             self._bar = tqdm(total=total, initial=self.step, desc="train", dynamic_ncols=True)
         if self.resumed_from is not None:
             self._say(f"resumed from {self.resumed_from} at step {self.step}")
+        for note in self._notes:
+            self._say(note)
+        self._notes.clear()
         status, row = "finished", {}
         t_last, steps_since = time.perf_counter(), 0
         deadline = None if max_minutes is None else time.perf_counter() + 60.0 * max_minutes

@@ -30,6 +30,8 @@ def test_shipped_configs_load_and_round_trip(tmp_path):
 def test_overrides_are_type_checked():
     c = load_config("places2", ["batch_size=8", "lr=2e-4", "amp=bf16", "coarse_only=true", "betas=0.0,0.99"])
     assert (c.batch_size, c.lr, c.amp, c.coarse_only, c.betas) == (8, 2e-4, "bf16", True, (0.0, 0.99))
+    assert c.ema_decay == 0.0  # the release evaluates the last step's weights
+    assert load_config("toy_cpu", ["ema_decay=0.99"]).ema_decay == 0.99
     c2 = apply_overrides(c, {"max_iters": "1e3"})
     assert c2.max_iters == 1000 and isinstance(c2.max_iters, int) and c.max_iters == 1_000_000
 
@@ -45,6 +47,9 @@ def test_overrides_are_type_checked():
     ("image_size=100", ValueError, ["multiple of 8"]),
     ("hole_size=300", ValueError, ["hole_size"]),
     ("batch_size", ValueError, ["KEY=VALUE"]),
+    ("ema_decay=1", ValueError, ["ema_decay", "[0, 1)", "0.995"]),
+    ("ema_decay=-0.5", ValueError, ["ema_decay", "0 turns"]),
+    ("ema_decay=nan", ValueError, ["ema_decay"]),
 ])
 def test_bad_overrides_say_what_and_how(text, error, words):
     with pytest.raises(error) as info:

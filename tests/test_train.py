@@ -24,6 +24,9 @@ def tiny(**overrides) -> TrainConfig:
 
 def all_state(trainer):
     state = {}
+    if trainer.ema is not None:
+        state.update({f"ema.{k}": v for k, v in trainer.ema.module.state_dict().items()})
+        state["ema.num_updates"] = torch.tensor(trainer.ema.num_updates)
     for name in ("generator", "local_critic", "global_critic"):
         state.update({f"{name}.{k}": v for k, v in getattr(trainer, name).state_dict().items()})
     for name in ("opt_g", "opt_d"):
@@ -37,14 +40,15 @@ def read_log(run):
         return list(csv.DictReader(f))
 
 
-def test_three_steps_resume_three_steps_is_bit_identical_to_six(tmp_path):
-    straight = Trainer(tiny(), tmp_path / "a")
+@pytest.mark.parametrize("ema_decay", [0.0, 0.9])
+def test_three_steps_resume_three_steps_is_bit_identical_to_six(tmp_path, ema_decay):
+    straight = Trainer(tiny(ema_decay=ema_decay), tmp_path / "a")
     assert straight.fit().status == "finished"
 
-    first = Trainer(tiny(max_iters=3), tmp_path / "b")
+    first = Trainer(tiny(max_iters=3, ema_decay=ema_decay), tmp_path / "b")
     first.fit()
     assert C.latest_checkpoint(tmp_path / "b").name == "step_00000003.pt"
-    resumed = Trainer(tiny(), tmp_path / "b", resume=True)
+    resumed = Trainer(tiny(ema_decay=ema_decay), tmp_path / "b", resume=True)
     assert resumed.step == 3 and resumed.stream.state_dict()["index"] > 0
     result = resumed.fit()
     assert result.step == 6
@@ -195,3 +199,62 @@ def test_resume_refuses_a_different_model_size(tmp_path):
     Trainer(tiny(max_iters=1), tmp_path).fit()
     with pytest.raises(ValueError, match="cnum 4 \\(checkpoint\\) vs 8"):
         Trainer(tiny(cnum=8), tmp_path, resume=True)
+
+
+def test_weight_average_follows_the_generator_step_by_step(tmp_path):
+    t = Trainer(tiny(ema_decay=0.6), tmp_path)
+    average = {k: v.clone().double() for k, v in t.generator.state_dict().items()}  # the initial weights
+    for n in range(1, 4):
+        t.train_step()
+        d = min(0.6, (1 + n) / (10 + n))  # TF's warm-up rule, worked out here independently
+        for k, w in t.generator.state_dict().items():
+            average[k] = d * average[k] + (1 - d) * w.double()
+    assert t.ema.num_updates == 3
+    for k, v in t.ema.module.state_dict().items():
+        torch.testing.assert_close(v.double(), average[k], rtol=0, atol=1e-6)
+    weights = t.generator.state_dict()
+    assert any(not torch.equal(v, weights[k]) for k, v in t.ema.module.state_dict().items())
+    assert t.eval_generator is t.ema.module
+
+
+def test_without_ema_the_trained_generator_is_evaluated(tmp_path):
+    t = Trainer(tiny(), tmp_path)
+    assert t.ema is None and t.eval_generator is t.generator
+    t.fit(max_iters=1)
+    assert "generator_ema" not in torch.load(C.latest_checkpoint(tmp_path), weights_only=True)
+
+
+def test_validation_and_export_use_the_weight_average(tmp_path):
+    t = Trainer(tiny(ema_decay=0.5, val_images=3, max_iters=2), tmp_path / "ema")
+    t.fit()
+    # A run without an average whose generator holds the averaged weights must score the same.
+    plain = Trainer(tiny(val_images=3), tmp_path / "plain")
+    plain.generator.load_state_dict(t.ema.module.state_dict())
+    assert t.validate() == plain.validate()
+    assert t.generator.training  # validation leaves the trained generator in train mode
+
+    path = t.export_generator(tmp_path / "g.pt")
+    exported = torch.load(path, weights_only=True)["generator"]
+    for k, v in t.ema.module.state_dict().items():
+        assert torch.equal(exported[k], v), k
+    ckpt = torch.load(C.latest_checkpoint(tmp_path / "ema"), weights_only=True)
+    assert ckpt["generator_ema"]["num_updates"] == 2
+    averaged, raw = C.generator_state_dict(ckpt), C.generator_state_dict(ckpt, ema=False)
+    key = "coarse.conv1.weight"
+    assert torch.equal(averaged[key], t.ema.module.state_dict()[key])
+    assert torch.equal(raw[key], t.generator.state_dict()[key])
+    assert not torch.equal(averaged[key], raw[key])
+    from course_lib.evaluate import load_generator  # what `inpaint` and `evaluate` load from a run folder
+    loaded, _ = load_generator(tmp_path / "ema")
+    assert torch.equal(loaded.state_dict()[key], averaged[key])
+
+
+def test_resuming_a_run_without_average_starts_it_from_the_checkpoint(tmp_path, capsys):
+    Trainer(tiny(max_iters=2), tmp_path).fit()
+    t = Trainer(tiny(max_iters=3, ema_decay=0.9, progress="print"), tmp_path, resume=True)
+    assert t.ema.num_updates == 0
+    for k, v in t.ema.module.state_dict().items():
+        assert torch.equal(v, t.generator.state_dict()[k]), k
+    t.fit()
+    assert "holds no weight average" in capsys.readouterr().out
+    assert t.ema.num_updates == 1
