@@ -2,8 +2,10 @@
 
 Trains the ``toy_cpu`` config for a few minutes, then fills fixed box holes in held-out
 toy images (the 'test' split: other seeds than training) and compares the PSNR inside the
-holes with two non-learned fills (course_lib.evaluate.baseline_fill: harmonic
-'diffusion' and the known pixels' 'mean' colour) and with the untrained network. The
+holes of the model (the config's weight average, ``ema_decay``, when it has one; the
+last step's weights get their own row) with two non-learned fills
+(course_lib.evaluate.baseline_fill: harmonic 'diffusion' and the known pixels' 'mean'
+colour) and with the untrained network. The
 model should beat the best baseline clearly (by ``--margin`` dB, default 1). A second
 table breaks the hole PSNR down by toy kind (stripes, checks, dots, bricks, faces); a
 last line counts the images the model wins on and gives a bootstrap interval of the mean
@@ -97,7 +99,10 @@ def main(argv: list[str] | None = None) -> int:
     result = trainer.fit(max_minutes=args.minutes)
     minutes = (time.perf_counter() - start) / 60
 
-    fills[f"DeepFill v1 {args.config}, {result.step} steps"] = model_fill(trainer.generator, x, mask)
+    averaged = " (weight average)" if trainer.ema is not None else ""
+    fills[f"DeepFill v1 {args.config}, {result.step} steps{averaged}"] = model_fill(trainer.eval_generator, x, mask)
+    if trainer.ema is not None:  # the weights of the last step, for comparison
+        fills["same run, last step's weights"] = model_fill(trainer.generator, x, mask)
     if untrained is not None:
         fills["same network, untrained"] = untrained
     for method in ("diffusion", "mean"):
@@ -106,15 +111,15 @@ def main(argv: list[str] | None = None) -> int:
     resumed = f" (resumed at step {first_step}: delete {args.out} for a fresh run)" if first_step else ""
     print(f"\ntrained to step {result.step} in {minutes:.1f} min on {args.threads} CPU thread(s){resumed}; "
           f"{len(test)} held-out toy images {size}x{size}, fixed box holes ({config.hole_size}px box)")
-    print(f"{'method':<40} {'hole PSNR (dB)':>15} {'hole L1 (%)':>12}")
+    print(f"{'method':<50} {'hole PSNR (dB)':>15} {'hole L1 (%)':>12}")
     for name, p, l1 in rows:
-        print(f"{name:<40} {p:>15.2f} {l1:>12.2f}")
+        print(f"{name:<50} {p:>15.2f} {l1:>12.2f}")
     by_kind = {name: per_kind_psnr(x, filled, mask, kinds) for name, filled in fills.items()}
     names = list(dict.fromkeys(kinds))
     print(f"\nhole PSNR (dB) per kind ({len(test) // len(names)}+ images each)")
-    print(f"{'method':<40} " + " ".join(f"{k:>8}" for k in names))
+    print(f"{'method':<50} " + " ".join(f"{k:>8}" for k in names))
     for name, scores in by_kind.items():
-        print(f"{name:<40} " + " ".join(f"{scores[k]:>8.2f}" for k in names))
+        print(f"{name:<50} " + " ".join(f"{scores[k]:>8.2f}" for k in names))
     best_name, best_baseline = max(((name, p) for name, p, _ in rows if name.startswith("baseline")),
                                    key=lambda t: t[1])
     gain = rows[0][1] - best_baseline
