@@ -45,7 +45,7 @@ __all__ = [
     "evaluate",
     "format_table",
     "write_csv",
-    "load_generator",
+    "load_generator_and_config",
     "main",
 ]
 
@@ -254,9 +254,12 @@ def _infer_cnum(state: Mapping[str, torch.Tensor]) -> int:
                      "state dict? (official TF checkpoints: convert them with `python -m course_lib convert`)")
 
 
-def load_generator(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
-                   cnum: Optional[int] = None) -> tuple[nn.Module, dict[str, Any]]:
+def load_generator_and_config(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
+                              cnum: Optional[int] = None) -> tuple[nn.Module, dict[str, Any]]:
     """Load a Generator for evaluation; returns ``(generator, config)`` (eval mode).
+
+    (:func:`course_lib.load_generator` returns just the generator.) A training checkpoint
+    of a run with ``ema_decay > 0`` gives its weight average (:mod:`course_lib.ema`).
 
     Accepts a course_lib training checkpoint (``{"kind": "course_lib.train", "generator":
     state_dict, "config": {"cnum": ..., "image_size": ...}}``) or a run folder holding
@@ -338,7 +341,7 @@ def main(argv: Optional[list[str]] = None) -> int:
         device = _pick_device(args.device)
         generator, config = (None, {})
         if args.checkpoint:
-            generator, config = load_generator(args.checkpoint, device, args.cnum)
+            generator, config = load_generator_and_config(args.checkpoint, device, args.cnum)
         name = args.dataset or ("toy" if args.data == "toy" else "flist" if os.path.isfile(args.data) else "folder")
         size = args.size or config.get("image_size") or (64 if name == "toy" else 256)
         with warnings.catch_warnings():

@@ -38,9 +38,9 @@ def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> 
 
     Trainer checkpoints and run folders, generator-only files, converted official models and
     official TF checkpoints (folder or ``snap-N`` prefix): one loader,
-    :func:`course_lib.evaluate.load_generator`, does the dispatch; this returns just the model.
+    :func:`course_lib.evaluate.load_generator_and_config`, does the dispatch; this returns just the model.
     """
-    from course_lib.evaluate import load_generator as _load
+    from course_lib.evaluate import load_generator_and_config as _load
 
     path = Path(path).expanduser()
     if not path.exists() and not Path(str(path) + ".index").is_file():

@@ -244,8 +244,8 @@ def test_validation_and_export_use_the_weight_average(tmp_path):
     assert torch.equal(averaged[key], t.ema.module.state_dict()[key])
     assert torch.equal(raw[key], t.generator.state_dict()[key])
     assert not torch.equal(averaged[key], raw[key])
-    from course_lib.evaluate import load_generator  # what `inpaint` and `evaluate` load from a run folder
-    loaded, _ = load_generator(tmp_path / "ema")
+    from course_lib.evaluate import load_generator_and_config  # what `evaluate` loads from a run folder
+    loaded, _ = load_generator_and_config(tmp_path / "ema")
     assert torch.equal(loaded.state_dict()[key], averaged[key])
 
 
