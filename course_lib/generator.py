@@ -41,6 +41,7 @@ __all__ = [
     "CoarseNetwork",
     "RefineNetwork",
     "stage_input",
+    "compose_stages",
     "validate_inputs",
     "SIZE_MULTIPLE",
     "PARAMS_AT_CNUM_32",
@@ -59,6 +60,16 @@ def stage_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     ones = torch.ones_like(x[:, :1])  # (B, 1, H, W)
     return torch.cat([x, ones, ones * mask], dim=1)  # (B, 5, H, W)
+
+
+def compose_stages(x_stage1: torch.Tensor, x_incomplete: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Stage 2's image: stage 1's pixels in the hole, the known pixels elsewhere.
+
+    ``x_stage1 * mask + x_incomplete * (1 - mask)`` (release ``build_inpaint_net``),
+    all (B, 3, H, W) with ``mask`` (B or 1, 1, H, W), 1 = hole. There is no stop-gradient:
+    the refinement's losses also train stage 1 through the hole pixels.
+    """
+    return x_stage1 * mask + x_incomplete * (1.0 - mask)  # (B, 3, H, W)
 
 
 class CoarseNetwork(nn.Module):
@@ -296,7 +307,7 @@ class Generator(nn.Module):
         x_in, mask = self._prepare(x, mask)
         try:
             x_stage1 = self.coarse(x_in, mask)  # (B, 3, H, W)
-            x_mid = x_stage1 * mask + x_in * (1.0 - mask)  # (B, 3, H, W), no stop-gradient
+            x_mid = compose_stages(x_stage1, x_in, mask)  # (B, 3, H, W), no stop-gradient
             x_stage2, flow = self.refine(x_mid, mask)  # (B, 3, H, W), (B, 3, H/4, W/4)
         except RuntimeError as err:
             if _is_missing_kernel(err, x.dtype):

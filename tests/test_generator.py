@@ -487,3 +487,14 @@ def test_nan_marking_the_hole_does_not_spread():
     for ta, tb in zip(a, b):
         assert torch.isfinite(tb).all()
         torch.testing.assert_close(ta, tb)
+
+
+def test_compose_stages_by_hand_and_its_gradient():
+    from course_lib.generator import compose_stages
+    x1 = torch.tensor([[[[0.5, -0.5]]]]).repeat(1, 3, 1, 1).requires_grad_(True)  # (1, 3, 1, 2)
+    x_in = torch.tensor([[[[0.0, 0.25]]]]).repeat(1, 3, 1, 1)  # (1, 3, 1, 2)
+    mask = torch.tensor([[[[1.0, 0.0]]]])  # (1, 1, 1, 2): the left pixel is the hole
+    out = compose_stages(x1, x_in, mask)
+    assert out[0, :, 0].tolist() == [[0.5, 0.25]] * 3  # stage 1 in the hole, the known pixel outside
+    out.sum().backward()
+    assert x1.grad[0, :, 0].tolist() == [[1.0, 0.0]] * 3  # no stop-gradient inside the hole
