@@ -1,4 +1,4 @@
-"""Figures and widgets for the notebooks and lessons (notebooks 00-02).
+"""Figures and widgets for the notebooks and lessons (notebooks 00-02 and 07).
 
 Every ``*_figure`` function is pure: it takes numbers and tensors and returns a new
 matplotlib ``Figure`` (nothing global, nothing shown), so the same code draws the lesson
@@ -25,6 +25,10 @@ __all__ = [
     "discount_figure",
     "draw_discount",
     "discount_widget",
+    "ones_channel_figure",
+    "receptive_field_figure",
+    "gradient_maps_figure",
+    "stages_figure",
 ]
 
 
@@ -203,3 +207,107 @@ def discount_widget(gamma: float = 0.9, box: int = 128, delta: int = 16) -> Any:
     slider.observe(lambda change: draw_discount(output, change["new"], box=box, delta=delta), names="value")
     draw_discount(output, gamma, box=box, delta=delta)
     return widgets.VBox([slider, output])
+
+
+# ----------------------------------------------------------------------------- notebook 07
+
+def ones_channel_figure(size: int = 16, kernel: int = 5) -> Figure:
+    """Why the generator's input has a ones channel (release ``build_inpaint_net``).
+
+    Left: the ones channel after a ``kernel x kernel`` mean filter with TF 'SAME' zero
+    padding: the value falls towards the border, so a conv knows where the image ends.
+    Right: a black image channel after the same filter: all zeros, like the padding.
+    """
+    from course_lib.ops import pad_same
+    if size < kernel:
+        raise ValueError(f"size {size} must be at least the kernel {kernel}")
+    weight = torch.full((1, 1, kernel, kernel), 1.0 / kernel ** 2)  # (1, 1, k, k) mean filter
+    panels = {"ones channel": torch.ones(1, 1, size, size), "black image channel": torch.zeros(1, 1, size, size)}
+    fig = Figure(figsize=(7.6, 3.4))
+    for k, (title, channel) in enumerate(panels.items()):
+        out = torch.nn.functional.conv2d(pad_same(channel, kernel, 1), weight)[0, 0]  # (size, size)
+        ax = fig.add_subplot(1, 2, k + 1)
+        im = ax.imshow(out.numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{title}\nafter a {kernel}x{kernel} mean filter, zero padding", fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+        for (i, j) in ((0, 0), (0, size // 2), (size // 2, size // 2)):
+            ax.text(j, i, f"{out[i, j].item():.2f}", ha="center", va="center", fontsize=7,
+                    color="white" if out[i, j] < 0.6 else "black")
+    fig.colorbar(im, ax=fig.axes, shrink=0.8)
+    return fig
+
+
+def receptive_field_figure(specs: Sequence[Any], image_size: int = 256, hole: int = 128) -> Figure:
+    """Receptive field after each conv of a chain, with its dilations and with all set to 1.
+
+    ``specs`` are :class:`course_lib.receptive_field.ConvSpec` (``conv_specs(...)``); the
+    dashed lines mark the training image and the release's hole box.
+    """
+    from course_lib.receptive_field import receptive_field
+    if not specs:
+        raise ValueError("receptive_field_figure needs at least one ConvSpec")
+    names = [s.name for s in specs]
+    dilated = [r for r, _ in receptive_field([(s.kernel, s.stride, s.dilation) for s in specs])]
+    plain = [r for r, _ in receptive_field([(s.kernel, s.stride, 1) for s in specs])]
+    fig = Figure(figsize=(8.5, 3.8))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(range(len(names)), dilated, "o-", label="as built (dilation 2, 4, 8, 16)")
+    ax.plot(range(len(names)), plain, "s--", label="the same convs without dilation")
+    for value, text in ((image_size, f"training image {image_size} px"), (hole, f"hole box {hole} px")):
+        ax.axhline(value, color="grey", lw=0.8, ls=":")
+        ax.text(0, value * 1.04, text, fontsize=8, color="grey")
+    for i, r in enumerate(dilated):
+        ax.annotate(str(r), (i, r), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
+    ax.set_xticks(range(len(names)))
+    ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
+    ax.set_ylabel("receptive field (input px)")
+    ax.set_title("How far one feature of stage 1 sees", fontsize=10)
+    ax.legend(fontsize=8, loc="center left")
+    fig.tight_layout()
+    return fig
+
+
+def gradient_maps_figure(maps: dict[str, torch.Tensor]) -> Figure:
+    """``{title: (H, W) gradient magnitude}`` side by side on a log scale (black = exactly 0)."""
+    if not maps:
+        raise ValueError("gradient_maps_figure needs at least one map")
+    fig = Figure(figsize=(3.2 * len(maps), 3.4))
+    for k, (title, grad) in enumerate(maps.items()):
+        ax = fig.add_subplot(1, len(maps), k + 1)
+        g = grad.detach().float().cpu()
+        shown = torch.where(g > 0, g.clamp_min(1e-12).log10(), torch.tensor(float("nan")))
+        ax.imshow(shown.numpy(), cmap="magma", interpolation="nearest")  # NaN (zero gradient) stays transparent
+        ax.set_facecolor("black")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([]), ax.set_yticks([])
+    fig.tight_layout()
+    return fig
+
+
+def stages_figure(x: torch.Tensor, mask: torch.Tensor, x_stage1: torch.Tensor, x_stage2: torch.Tensor,
+                  flow: torch.Tensor, size: float = 1.9) -> Figure:
+    """One row per image: input | stage 1 | stage 2 | attention flow | ground truth.
+
+    ``x`` (B, 3, H, W) real images, ``mask`` (B or 1, 1, H, W), the raw stage outputs
+    (B, 3, H, W) (composited with the known pixels here) and ``flow`` (B, 3, h, w), shown
+    at image size (nearest).
+    """
+    if x.dim() != 4 or x_stage1.shape != x.shape or x_stage2.shape != x.shape:
+        raise ValueError(f"x, x_stage1 and x_stage2 must all be (B, 3, H, W), got {tuple(x.shape)}, "
+                         f"{tuple(x_stage1.shape)}, {tuple(x_stage2.shape)}")
+    m = mask.expand(x.shape[0], 1, *x.shape[-2:]).float()  # (B, 1, H, W)
+    x_in = x * (1 - m)
+    flow_big = torch.nn.functional.interpolate(flow.float(), size=x.shape[-2:], mode="nearest")  # (B, 3, H, W)
+    columns = {"input": x_in + m, "stage 1 (coarse)": x_stage1 * m + x_in,
+               "stage 2 (refined)": x_stage2 * m + x_in, "attention flow": flow_big, "ground truth": x}
+    rows, cols = x.shape[0], len(columns)
+    fig = Figure(figsize=(size * cols, size * rows + 0.3))
+    for i in range(rows):
+        for j, (title, imgs) in enumerate(columns.items()):
+            ax = fig.add_subplot(rows, cols, i * cols + j + 1)
+            ax.imshow(to_display(imgs[i]), interpolation="nearest")
+            ax.set_axis_off()
+            if i == 0:
+                ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig

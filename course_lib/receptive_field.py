@@ -20,9 +20,10 @@ from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
+import torch
 import torch.nn as nn
 
-__all__ = ["ConvSpec", "receptive_field", "conv_specs"]
+__all__ = ["ConvSpec", "receptive_field", "conv_specs", "gradient_map", "support_size"]
 
 
 class ConvSpec(NamedTuple):
@@ -83,3 +84,38 @@ def conv_specs(network: nn.Module, names: Sequence[str]) -> list[ConvSpec]:
             raise ValueError(f"{name!r} is not square (kernel {k}, stride {s}, dilation {d})")
         specs.append(ConvSpec(name, k[0], s[0], d[0]))
     return specs
+
+
+def gradient_map(layers: Sequence[nn.Module], in_channels: int, size: int, seed: int = 0) -> torch.Tensor:
+    """How strongly the centre output pixel of a layer chain depends on each input pixel.
+
+    Runs ``layers`` in order on a seeded random ``(1, in_channels, size, size)`` input and
+    backpropagates the sum over channels of the output at the centre of the last map.
+    Returns ``|d out / d x|`` summed over the input channels, ``(size, size)``: its nonzero
+    area is the measured receptive field (clipped by the image border), to compare with
+    :func:`receptive_field`. The layers' weights are used as they are (random or trained).
+    """
+    if not layers:
+        raise ValueError("gradient_map needs at least one layer")
+    if not isinstance(size, int) or size < 1 or not isinstance(in_channels, int) or in_channels < 1:
+        raise ValueError(f"size and in_channels must be positive ints, got {size!r}, {in_channels!r}")
+    g = torch.Generator().manual_seed(seed)
+    x = torch.rand(1, in_channels, size, size, generator=g).requires_grad_(True)  # (1, C, S, S)
+    h = x
+    for layer in layers:
+        h = layer(h)  # (1, C', h, w)
+    rows, cols = h.shape[-2:]
+    h[0, :, rows // 2, cols // 2].sum().backward()
+    return x.grad[0].abs().sum(dim=0)  # (S, S)
+
+
+def support_size(grad: torch.Tensor, rel_tol: float = 0.0) -> tuple[int, int]:
+    """Height and width of the bounding box of ``grad``'s entries above ``rel_tol * grad.max()``."""
+    if grad.dim() != 2:
+        raise ValueError(f"expected an (H, W) map such as gradient_map's, got shape {tuple(grad.shape)}")
+    hit = grad > rel_tol * grad.max()  # (H, W) bool
+    if not hit.any():
+        return 0, 0
+    rows = torch.nonzero(hit.any(dim=1)).flatten()
+    cols = torch.nonzero(hit.any(dim=0)).flatten()
+    return int(rows.max() - rows.min() + 1), int(cols.max() - cols.min() + 1)

@@ -11,6 +11,7 @@ Set ``COURSE_LIB_SAMPLES=/path/to/folder`` to use other photos.
 from __future__ import annotations
 
 import os
+from importlib import resources
 from pathlib import Path
 from typing import Union
 
@@ -20,7 +21,7 @@ import torch.nn.functional as F
 from course_lib.images import image_to_tensor, load_image
 from course_lib.toy import toy_image
 
-__all__ = ["samples_dir", "sample_paths", "course_image"]
+__all__ = ["samples_dir", "sample_paths", "course_image", "toy_weights"]
 
 _EXTENSIONS = (".jpg", ".jpeg", ".png")
 
@@ -73,3 +74,18 @@ def course_image(which: Union[int, str] = 0, size: int = 256) -> torch.Tensor:
     if s != size:
         x = F.interpolate(x, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
     return x.clamp(-1, 1).contiguous()  # (1, 3, size, size)
+
+
+def toy_weights() -> Path:
+    """The bundled toy generator (``course_lib/weights/toy_cpu.pt``, cnum 8, 64x64 toy images).
+
+    Trained by the course's own command (README, "the demo model"); load it with
+    :func:`course_lib.load_generator`. Raises ``FileNotFoundError`` if the package was
+    installed without it.
+    """
+    path = Path(str(resources.files("course_lib") / "weights" / "toy_cpu.pt"))
+    if not path.is_file():
+        raise FileNotFoundError(f"{path} is missing: reinstall course_lib (pip install -e .) or train it with "
+                                "python -m course_lib train --config toy_cpu --out runs/demo_toy "
+                                "--export course_lib/weights/toy_cpu.pt")
+    return path

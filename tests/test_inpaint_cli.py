@@ -100,3 +100,10 @@ def test_load_generator_reads_official_tf_checkpoints_and_converted_files(tmp_pa
     for g in (from_folder, from_prefix, from_converted):
         assert isinstance(g, Generator) and not g.training
         torch.testing.assert_close(g.coarse.conv1.weight, expected)
+
+
+def test_the_bundled_toy_weights_are_found_and_load():
+    from course_lib.samples import toy_weights
+    path = toy_weights()
+    assert path.name == "toy_cpu.pt" and path.is_file()
+    assert load_generator(path).cnum == 8

@@ -92,3 +92,35 @@ def test_course_image_photo_and_toy_fallback(tmp_path, monkeypatch):
     assert samples.sample_paths() == []
     toy = samples.course_image("astronaut", size=32)  # no photos: a deterministic toy image
     assert toy.shape == (1, 3, 32, 32) and torch.equal(toy, samples.course_image(0, size=32))
+
+
+def test_notebook_07_figures_draw_and_refuse_bad_input():
+    from course_lib.generator import CoarseNetwork, Generator
+    from course_lib.plots import gradient_maps_figure, ones_channel_figure, receptive_field_figure, stages_figure
+    from course_lib.receptive_field import conv_specs
+
+    fig = ones_channel_figure(size=12, kernel=5)
+    texts = [t.get_text() for t in fig.axes[0].texts]
+    assert texts[0] == f"{9 / 25:.2f}" and texts[-1] == "1.00"  # corner sees 3x3 of 5x5 ones; the centre all
+    assert all(t.get_text() == "0.00" for t in fig.axes[1].texts)
+    with pytest.raises(ValueError, match="at least the kernel"):
+        ones_channel_figure(size=3, kernel=5)
+
+    specs = conv_specs(Generator(cnum=4).coarse, CoarseNetwork.LAYERS[:12])
+    fig = receptive_field_figure(specs)
+    first, second = fig.axes[0].lines[:2]
+    assert list(first.get_ydata())[-1] == 287 and list(second.get_ydata())[-1] == 79
+    with pytest.raises(ValueError):
+        receptive_field_figure([])
+
+    assert len(gradient_maps_figure({"a": torch.rand(8, 8), "b": torch.zeros(8, 8)}).axes) == 2
+    with pytest.raises(ValueError):
+        gradient_maps_figure({})
+
+    x = torch.rand(2, 3, 16, 16) * 2 - 1
+    mask = torch.zeros(1, 1, 16, 16)
+    mask[..., 4:12, 4:12] = 1
+    fig = stages_figure(x, mask, x, x, torch.zeros(2, 3, 4, 4))
+    assert len(fig.axes) == 10 and fig.axes[0].get_title() == "input"
+    with pytest.raises(ValueError, match="must all be"):
+        stages_figure(x, mask, x[:1], x, torch.zeros(2, 3, 4, 4))

@@ -71,3 +71,18 @@ def test_conv_specs_refuses_layers_that_are_not_convs():
         conv_specs(coarse, ["conv13_upsample"])
     with pytest.raises(ValueError, match="missing"):
         conv_specs(coarse, ["conv99"])
+
+
+def test_gradient_map_of_the_encoder_matches_the_formula():
+    from course_lib.receptive_field import gradient_map, support_size
+    coarse = Generator(cnum=4).coarse
+    names = CoarseNetwork.LAYERS[:6]  # conv1 .. conv6, field 31 px
+    grad = gradient_map([getattr(coarse, n) for n in names], in_channels=5, size=64)
+    assert grad.shape == (64, 64)
+    field = receptive_field([s[1:] for s in conv_specs(coarse, names)])[-1][0]
+    assert support_size(grad) == (field, field) == (31, 31)
+    assert support_size(torch.zeros(4, 4)) == (0, 0)
+    with pytest.raises(ValueError, match="at least one layer"):
+        gradient_map([], 5, 8)
+    with pytest.raises(ValueError, match=r"\(H, W\)"):
+        support_size(torch.zeros(1, 4, 4))
