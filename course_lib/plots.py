@@ -216,19 +216,21 @@ def ones_channel_figure(size: int = 16, kernel: int = 5) -> Figure:
 
     Left: the ones channel after a ``kernel x kernel`` mean filter with TF 'SAME' zero
     padding: the value falls towards the border, so a conv knows where the image ends.
-    Right: a black image channel after the same filter: all zeros, like the padding.
+    Right: an image channel inside a hole (zeroed) after the same filter: all zeros, like the padding.
     """
     from course_lib.ops import pad_same
     if size < kernel:
         raise ValueError(f"size {size} must be at least the kernel {kernel}")
     weight = torch.full((1, 1, kernel, kernel), 1.0 / kernel ** 2)  # (1, 1, k, k) mean filter
-    panels = {"ones channel": torch.ones(1, 1, size, size), "black image channel": torch.zeros(1, 1, size, size)}
-    fig = Figure(figsize=(7.6, 3.4))
+    panels = {"the ones channel": torch.ones(1, 1, size, size),
+              "an image channel in a hole (zeros)": torch.zeros(1, 1, size, size)}
+    fig = Figure(figsize=(8.4, 3.9))
+    fig.suptitle(f"after a {kernel}x{kernel} mean filter with zero ('SAME') padding", fontsize=10)
     for k, (title, channel) in enumerate(panels.items()):
         out = torch.nn.functional.conv2d(pad_same(channel, kernel, 1), weight)[0, 0]  # (size, size)
         ax = fig.add_subplot(1, 2, k + 1)
         im = ax.imshow(out.numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
-        ax.set_title(f"{title}\nafter a {kernel}x{kernel} mean filter, zero padding", fontsize=9)
+        ax.set_title(title, fontsize=9)
         ax.set_xticks([]), ax.set_yticks([])
         for (i, j) in ((0, 0), (0, size // 2), (size // 2, size // 2)):
             ax.text(j, i, f"{out[i, j].item():.2f}", ha="center", va="center", fontsize=7,
@@ -255,14 +257,14 @@ def receptive_field_figure(specs: Sequence[Any], image_size: int = 256, hole: in
     ax.plot(range(len(names)), plain, "s--", label="the same convs without dilation")
     for value, text in ((image_size, f"training image {image_size} px"), (hole, f"hole box {hole} px")):
         ax.axhline(value, color="grey", lw=0.8, ls=":")
-        ax.text(0, value * 1.04, text, fontsize=8, color="grey")
+        ax.text((len(names) - 1) / 2, value + 0.02 * max(dilated), text, fontsize=8, color="grey", ha="center")
     for i, r in enumerate(dilated):
         ax.annotate(str(r), (i, r), textcoords="offset points", xytext=(0, 6), ha="center", fontsize=7)
     ax.set_xticks(range(len(names)))
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     ax.set_ylabel("receptive field (input px)")
     ax.set_title("How far one feature of stage 1 sees", fontsize=10)
-    ax.legend(fontsize=8, loc="center left")
+    ax.legend(fontsize=8, loc="upper left")
     fig.tight_layout()
     return fig
 

@@ -1,0 +1,312 @@
+"""Checks for the generator exercises (notebook 07, lesson 07).
+
+Exercises: ``stage_input`` (the 5-channel input of each stage), ``receptive_field`` (how
+far the dilated convs let stage 1 see), ``compose_stages`` (stage 2's input image, with
+gradients flowing back into stage 1) and ``coarse_stage`` (stage 1 run layer by layer).
+Each check compares the student's function with :mod:`course_lib.generator` /
+:mod:`course_lib.receptive_field` on seeded inputs; on a mismatch it runs the planted
+mistakes on the same input and names the one that gives the student's answer.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable
+
+import torch
+
+from course_lib import generator as G
+from course_lib.receptive_field import receptive_field as rf_reference
+from course_lib.seed import make_generator, seed_everything
+
+from . import call, expect_close, expect_tensor, fail, register
+
+__all__ = ["coarse_stage_reference"]
+
+NB07 = "07_generator.ipynb"
+
+
+def _variants(mistakes: dict[str, Callable[..., Any]], hints: dict[str, str], *args: Any) -> dict[str, Any]:
+    """``{full hint: output}`` of the planted mistakes on ``args`` (one that crashes is left out)."""
+    out: dict[str, Any] = {}
+    for phrase, wrong in mistakes.items():
+        try:
+            value = wrong(*args)
+        except Exception:
+            continue
+        out[hints[phrase]] = value.detach() if isinstance(value, torch.Tensor) else value
+    return out
+
+
+# ---------------------------------------------------------------- stage_input
+
+def _input_no_ones(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, ones * mask], dim=1)  # 4 channels: the ones channel is missing
+
+
+def _input_swapped(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, ones * mask, ones], dim=1)
+
+
+def _input_inverted(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, ones, ones * (1.0 - mask)], dim=1)
+
+
+def _input_unbroadcast(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, ones, mask], dim=1)  # fails for a shared (1, 1, H, W) mask and B > 1
+
+
+_STAGE_INPUT_HINTS = {
+    "ones channel": "channel 3 is the ones channel: all ones, torch.ones_like(x[:, :1]); it marks "
+                    "the image after zero padding (the release's stand-in for mirror padding)",
+    "order": "the order is [x, ones, ones * mask]: 3 image channels, then the ones channel, then the mask",
+    "1 = hole": "channel 4 is ones * mask with 1 = hole, as the mask comes in (do not invert it)",
+    "shared mask": "a shared mask (1, 1, H, W) must become one per image: multiply ones (B, 1, H, W) "
+                   "by the mask (broadcasting) instead of concatenating the mask itself",
+}
+_STAGE_INPUT_MISTAKES = {"ones channel": _input_no_ones, "order": _input_swapped,
+                         "1 = hole": _input_inverted, "shared mask": _input_unbroadcast}
+
+
+def _phrases_in_hints(hints: dict[str, str], mistakes: dict[str, Any]) -> None:
+    for phrase in mistakes:
+        assert phrase.lower() in hints[phrase].lower(), f"the hint for {phrase!r} must contain the phrase"
+
+
+_phrases_in_hints(_STAGE_INPUT_HINTS, _STAGE_INPUT_MISTAKES)
+
+
+@register("stage_input", reference=G.stage_input, notebook=NB07,
+          hint="stage_input(x, mask) -> (B, 5, H, W) = [x, ones, ones * mask]",
+          mistakes=_STAGE_INPUT_MISTAKES)
+def _check_stage_input(fn: Callable[..., Any]) -> None:
+    """stage_input(x, mask) -> (B, 5, H, W) = [x, ones, ones * mask]."""
+    name = "stage_input"
+    gen = make_generator(7)
+    x = torch.rand(2, 3, 8, 12, generator=gen) * 2 - 1  # (2, 3, 8, 12)
+    per_image = (torch.rand(2, 1, 8, 12, generator=gen) > 0.5).float()  # (2, 1, 8, 12)
+    out = call(name, fn, x, per_image)
+    expect_close(name, out, G.stage_input(x, per_image), "stage_input(x, mask) with one mask per image",
+                 "compare your 5 channels with [x, ones, ones * mask] one by one",
+                 variants=_variants(_STAGE_INPUT_MISTAKES, _STAGE_INPUT_HINTS, x, per_image))
+    shared = per_image[:1]  # (1, 1, 8, 12), the release's one mask for the batch
+    try:
+        out = fn(x, shared)
+    except NotImplementedError:
+        raise
+    except Exception as err:
+        fail(name, f"with a shared mask of shape (1, 1, 8, 12) and 2 images it raised "
+                   f"{type(err).__name__}: {err}", _STAGE_INPUT_HINTS["shared mask"])
+    expect_tensor(name, out, (2, 5, 8, 12), what="stage_input(x, shared mask)",
+                  hint=_STAGE_INPUT_HINTS["shared mask"])
+    expect_close(name, out, G.stage_input(x, shared), "stage_input(x, shared mask)",
+                 _STAGE_INPUT_HINTS["shared mask"])
+
+
+# ---------------------------------------------------------------- receptive_field
+
+def _rf_no_dilation(layers):
+    return rf_reference([(k, s, 1) for k, s, _ in layers])
+
+
+def _rf_no_jump(layers):
+    return [(r, 1) for r, _ in rf_reference([(k, 1, d) for k, _, d in layers])]
+
+
+def _rf_from_zero(layers):
+    return [(r - 1, j) for r, j in rf_reference(layers)]
+
+
+def _rf_jump_after(layers):
+    r, j, out = 1, 1, []
+    for k, s, d in layers:
+        j = j * s  # wrong: the jump of the layer's OUTPUT used for its own kernel
+        r = r + (k - 1) * d * j
+        out.append((r, j))
+    return out
+
+
+_RF_HINTS = {
+    "dilation": "the dilation d widens a kernel to (k - 1) * d + 1 positions: add (k - 1) * d * j, "
+                "not (k - 1) * j",
+    "jump": "the jump j (input pixels between neighbouring positions) multiplies by the stride "
+            "after each layer; later kernels step j pixels at a time",
+    "start at r = 1": "start at r = 1 (before any layer, a pixel sees one input pixel: itself)",
+    "before the update": "a layer's kernel steps by the jump of its input: use j from before the "
+                         "update, and multiply j by the stride only after updating r",
+}
+_RF_MISTAKES = {"dilation": _rf_no_dilation, "jump": _rf_no_jump, "start at r = 1": _rf_from_zero,
+                "before the update": _rf_jump_after}
+
+_RF_CASES = (
+    [(3, 1, 1), (3, 1, 1)],
+    [(5, 1, 1), (3, 2, 1), (3, 1, 1), (3, 2, 1), (3, 1, 2), (3, 1, 4)],
+    [(3, 1, 2), (3, 2, 1), (3, 1, 8)],
+    [(7, 3, 1), (1, 1, 1), (3, 1, 3)],
+)
+
+
+_phrases_in_hints(_RF_HINTS, _RF_MISTAKES)
+
+
+@register("receptive_field", reference=rf_reference, notebook=NB07,
+          hint="receptive_field([(k, s, d), ...]) -> [(r, j), ...]: r += (k - 1) * d * j, then j *= s",
+          mistakes=_RF_MISTAKES)
+def _check_receptive_field(fn: Callable[..., Any]) -> None:
+    """receptive_field([(k, s, d), ...]) -> [(r, j), ...]: r += (k - 1) * d * j, then j *= s."""
+    name = "receptive_field"
+    empty = call(name, fn, [])
+    if list(empty) != []:
+        fail(name, f"an empty chain gave {empty!r}", "no layer, no entry: return []")
+    for layers in _RF_CASES:
+        got = call(name, fn, layers)
+        try:
+            got = [(int(r), int(j)) for r, j in got]
+        except (TypeError, ValueError):
+            fail(name, f"receptive_field({layers}) returned {got!r}",
+                 "return a list with one (r, j) pair of ints per layer")
+        want = rf_reference(layers)
+        if got == want:
+            continue
+        for phrase, wrong in _RF_MISTAKES.items():
+            if got == wrong(layers):
+                fail(name, f"receptive_field({layers}) gave {got}, expected {want}", _RF_HINTS[phrase])
+        fail(name, f"receptive_field({layers}) gave {got}, expected {want}",
+             "work the first two layers by hand: r = 1 + (k1 - 1) * d1, then j = s1, "
+             "then r += (k2 - 1) * d2 * j")
+
+
+# ---------------------------------------------------------------- compose_stages
+
+def _compose_inverted(x1, x_in, mask):
+    return x1 * (1.0 - mask) + x_in * mask
+
+
+def _compose_detached(x1, x_in, mask):
+    return x1.detach() * mask + x_in * (1.0 - mask)
+
+
+def _compose_forgot(x1, x_in, mask):
+    return x1
+
+
+_COMPOSE_HINTS = {
+    "inverted": "the mask is inverted: stage 1's pixels go where mask == 1 (the hole), the known "
+                "pixels where mask == 0",
+    "stop-gradient": "no stop-gradient (no .detach()): the release lets stage 2's losses train "
+                     "stage 1 through the hole pixels",
+    "known pixels": "put the known pixels back: outside the hole stage 2 must see x_incomplete, "
+                    "not stage 1's (blurry) reconstruction",
+}
+_COMPOSE_MISTAKES = {"inverted": _compose_inverted, "stop-gradient": _compose_detached,
+                     "known pixels": _compose_forgot}
+
+
+_phrases_in_hints(_COMPOSE_HINTS, _COMPOSE_MISTAKES)
+
+
+@register("compose_stages", reference=G.compose_stages, notebook=NB07,
+          hint="compose_stages(x_stage1, x_incomplete, mask) = x_stage1 * mask + x_incomplete * (1 - mask)",
+          mistakes=_COMPOSE_MISTAKES)
+def _check_compose_stages(fn: Callable[..., Any]) -> None:
+    """compose_stages(x_stage1, x_incomplete, mask) = x_stage1 * mask + x_incomplete * (1 - mask)."""
+    name = "compose_stages"
+    gen = make_generator(11)
+    x_in = torch.rand(2, 3, 6, 10, generator=gen) * 2 - 1  # (2, 3, 6, 10)
+    mask = torch.zeros(1, 1, 6, 10)  # (1, 1, 6, 10), shared, a box hole
+    mask[..., 1:4, 2:7] = 1.0
+    x_in = x_in * (1.0 - mask)
+    x1 = (torch.rand(2, 3, 6, 10, generator=gen) * 2 - 1).requires_grad_(True)  # (2, 3, 6, 10)
+    out = call(name, fn, x1, x_in, mask)
+    expected = G.compose_stages(x1.detach(), x_in, mask)
+    expect_close(name, out.detach() if isinstance(out, torch.Tensor) else out, expected,
+                 "compose_stages(x_stage1, x_incomplete, mask)",
+                 "inside the hole take x_stage1, outside x_incomplete",
+                 variants=_variants(_COMPOSE_MISTAKES, _COMPOSE_HINTS, x1, x_in, mask))
+    if not out.requires_grad:
+        fail(name, "the result carries no gradient back to x_stage1", _COMPOSE_HINTS["stop-gradient"])
+    out.sum().backward()
+    if x1.grad is None or not torch.allclose(x1.grad, mask.expand_as(x1)):
+        fail(name, "the gradient reaching x_stage1 is not 1 in the hole and 0 outside",
+             _COMPOSE_HINTS["stop-gradient"])
+
+
+# ---------------------------------------------------------------- coarse_stage
+
+def coarse_stage_reference(net: G.CoarseNetwork, x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Stage 1 as the release runs it (course_lib's :class:`CoarseNetwork`)."""
+    return net(x, mask)
+
+
+def _coarse_no_clip(net, x, mask):
+    h = G.stage_input(x, mask)
+    for name in net.LAYERS:
+        h = getattr(net, name)(h)
+    return h
+
+
+def _coarse_tanh(net, x, mask):
+    return torch.tanh(_coarse_no_clip(net, x, mask))
+
+
+def _coarse_raw_input(net, x, mask):
+    h = torch.cat([x, mask.expand(x.shape[0], 1, *x.shape[-2:])], dim=1)  # 4 channels: conv1 wants 5
+    for name in net.LAYERS:
+        h = getattr(net, name)(h)
+    return h.clamp(-1, 1)
+
+
+def _coarse_sorted(net, x, mask):
+    h = G.stage_input(x, mask)
+    for name in sorted(net.LAYERS):  # alphabetical: conv1, conv10_atrous, conv11, ... (wrong)
+        h = getattr(net, name)(h)
+    return h.clamp(-1, 1)
+
+
+_COARSE_HINTS = {
+    "clip": "the output conv17 has no activation and the release clips it to [-1, 1] "
+            "(h.clamp(-1, 1)); without the clip values leave the image range",
+    "tanh": "the release clips (h.clamp(-1, 1)) instead of a tanh: tanh squashes values that "
+            "are already inside [-1, 1]",
+    "5-channel": "conv1 expects the 5-channel stage_input(x, mask), and the layers must run in "
+                 "CoarseNetwork.LAYERS order (not sorted: 'conv10' sorts before 'conv2')",
+}
+_COARSE_MISTAKES = {"clip": _coarse_no_clip, "tanh": _coarse_tanh, "5-channel": _coarse_raw_input,
+                    "LAYERS order": _coarse_sorted}
+_COARSE_HINTS["LAYERS order"] = _COARSE_HINTS["5-channel"]
+
+
+_phrases_in_hints(_COARSE_HINTS, _COARSE_MISTAKES)
+
+
+@register("coarse_stage", reference=coarse_stage_reference, notebook=NB07,
+          hint="coarse_stage(net, x, mask): stage_input, then net's layers in LAYERS order, then clip to [-1, 1]",
+          mistakes=_COARSE_MISTAKES)
+def _check_coarse_stage(fn: Callable[..., Any]) -> None:
+    """coarse_stage(net, x, mask): stage_input, then net's layers in LAYERS order, then clip to [-1, 1]."""
+    name = "coarse_stage"
+    seed_everything(5)
+    net = G.CoarseNetwork(cnum=4).eval()
+    with torch.no_grad():  # push the raw output of the last conv out of [-1, 1] in places
+        net.conv17.weight.mul_(8.0)
+        net.conv17.bias.copy_(torch.tensor([1.5, -1.5, 0.0]))
+    gen = make_generator(13)
+    x = torch.rand(2, 3, 16, 24, generator=gen) * 2 - 1  # (2, 3, 16, 24)
+    mask = torch.zeros(1, 1, 16, 24)  # (1, 1, 16, 24)
+    mask[..., 4:12, 6:18] = 1.0
+    x = x * (1.0 - mask)
+    with torch.no_grad():
+        expected = net(x, mask)  # (2, 3, 16, 24)
+        try:
+            out = fn(net, x, mask)
+        except NotImplementedError:
+            raise
+        except Exception as err:
+            fail(name, f"running it on a CoarseNetwork(cnum=4) raised {type(err).__name__}: {err}",
+                 _COARSE_HINTS["5-channel"])
+        expect_close(name, out, expected, "coarse_stage(net, x, mask)",
+                     "run stage_input(x, mask), then every layer of net.LAYERS in order, then clamp",
+                     variants=_variants({k: v for k, v in _COARSE_MISTAKES.items() if k in ("clip", "tanh")},
+                                        _COARSE_HINTS, net, x, mask))
