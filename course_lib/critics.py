@@ -1,7 +1,8 @@
 """The two WGAN-GP critics of DeepFill v1: a local one on the hole's box, a global one on the image.
 
 Paper: Yu et al., CVPR 2018, Section 3 ("global and local Wasserstein GANs") and the
-supplementary's critic architecture. Run by the trainer (a WGAN-GP notebook is planned for part 2 of the course).
+supplementary's critic architecture. Taught in notebook 08 (WGAN-GP with the two critics);
+run by the trainer.
 
 Release (``build_wgan_local_discriminator`` / ``build_wgan_global_discriminator`` plus the
 dense layers ``dout_local_fc`` / ``dout_global_fc``):
@@ -27,7 +28,19 @@ import torch.nn.functional as F
 
 from course_lib.ops import SameConv2d, tf_default_init_
 
-__all__ = ["Critic", "LocalCritic", "GlobalCritic"]
+__all__ = ["Critic", "LocalCritic", "GlobalCritic", "flatten_nhwc"]
+
+
+def flatten_nhwc(h: torch.Tensor) -> torch.Tensor:
+    """Flatten (B, C, H, W) features in TensorFlow's (h, w, c) order: -> (B, H*W*C).
+
+    The release's dense layer (``tf.layers.flatten`` on NHWC features) has a kernel whose
+    row ``(h * W + w) * C + c`` belongs to channel ``c`` at ``(h, w)``; a converted kernel
+    only fits features flattened in this order, not PyTorch's ``h.flatten(1)`` (c, h, w).
+    """
+    if h.dim() != 4:
+        raise ValueError(f"flatten_nhwc expects (B, C, H, W) features, got shape {tuple(h.shape)}")
+    return h.permute(0, 2, 3, 1).flatten(1)  # (B, H*W*C), index (h * W + w) * C + c
 
 
 class Critic(nn.Module):
@@ -86,7 +99,7 @@ class Critic(nn.Module):
         """``x`` (B, 3, size, size) -> scores (B, 1)."""
         self._check(x)
         h = self.features(x)  # (B, C4, h, w)
-        h = h.permute(0, 2, 3, 1).flatten(1)  # (B, h*w*C4) in NHWC order, as TF flattens
+        h = flatten_nhwc(h)  # (B, h*w*C4) in NHWC order, as TF flattens
         return self.fc(h)  # (B, 1)
 
 

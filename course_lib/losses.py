@@ -11,8 +11,8 @@ Totals of the release:
 * generator: ``0.001 * (g_local + 1.0 * g_global) + 1.2 * l1_loss + 1.2 * ae_loss``
 * critics:   ``d_local + d_global + 10 * (gp_local + gp_global)``
 
-Taught in notebook 02 (spatially discounted loss) and the trainer (a WGAN-GP notebook is planned for part 2);
-the trainer calls :func:`generator_loss` and :func:`critic_loss`.
+Taught in notebook 02 (spatially discounted loss) and notebook 08 (WGAN-GP with the two
+critics); the trainer calls :func:`generator_loss` and :func:`critic_loss`.
 """
 from __future__ import annotations
 
@@ -32,6 +32,7 @@ __all__ = [
     "ae_loss",
     "wgan_critic_loss",
     "wgan_generator_loss",
+    "masked_slopes",
     "gradient_penalty",
     "generator_loss",
     "critic_loss",
@@ -147,10 +148,24 @@ def wgan_generator_loss(neg: torch.Tensor) -> torch.Tensor:
     return -torch.mean(neg)
 
 
+def masked_slopes(grad: torch.Tensor, mask: torch.Tensor, eps: float = 1e-12) -> torch.Tensor:
+    """Per-sample gradient norm over the hole: ``sqrt(sum over C, H, W of grad**2 * mask + eps)``.
+
+    ``grad`` (B, C, H, W), ``mask`` (B or 1, 1, H, W) broadcast over the channels -> (B,).
+    The release's ``gradients_penalty`` (``slopes``), with ``eps`` inside the root so that
+    the gradient stays finite for a sample whose masked gradient is exactly zero.
+    """
+    if grad.dim() != 4 or mask.dim() != 4 or mask.shape[1] != 1:
+        raise ValueError(f"masked_slopes needs grad (B, C, H, W) and mask (B or 1, 1, H, W), got "
+                         f"{tuple(grad.shape)} and {tuple(mask.shape)}")
+    return torch.sqrt(torch.sum(grad ** 2 * mask.to(grad.dtype), dim=(1, 2, 3)) + eps)  # (B,)
+
+
 def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
                      mask: Optional[torch.Tensor] = None,
                      generator: Optional[Union[int, torch.Generator]] = None,
-                     norm: float = 1.0, eps: float = 1e-12) -> torch.Tensor:
+                     norm: float = 1.0, eps: float = 1e-12,
+                     alpha: Optional[torch.Tensor] = None) -> torch.Tensor:
     """WGAN-GP gradient penalty restricted to the hole (paper Section 3, release ``gradients_penalty``).
 
     1. one ``alpha ~ U(0, 1)`` per sample; ``interp = real + alpha * (fake - real)``;
@@ -166,7 +181,8 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
     critic's gradients NaN); 1e-12 changes a slope of order 1 by ~5e-13.
 
     ``real`` and ``fake`` are detached: the penalty is a critic loss. ``generator`` seeds
-    alpha (int or ``torch.Generator``; ``None`` = torch's global RNG).
+    alpha (int or ``torch.Generator``; ``None`` = torch's global RNG); or pass ``alpha``
+    itself, (B, 1, 1, 1) in [0, 1] (then ``generator`` is not used).
     """
     if real.shape != fake.shape or real.dim() != 4:
         raise ValueError(f"gradient_penalty needs real and fake of one (B, C, H, W) shape, got "
@@ -175,7 +191,11 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
         mask = torch.ones_like(real[:, :1])  # (B, 1, H, W)
     mask = _check_mask(mask, real)
     B = real.shape[0]
-    if generator is None:
+    if alpha is not None:
+        if alpha.shape != (B, 1, 1, 1):
+            raise ValueError(f"alpha must be (B, 1, 1, 1) = ({B}, 1, 1, 1), one per sample, got {tuple(alpha.shape)}")
+        alpha = alpha.to(device=real.device, dtype=real.dtype)
+    elif generator is None:
         alpha = torch.rand(B, 1, 1, 1, device=real.device, dtype=real.dtype)  # (B, 1, 1, 1)
     else:
         alpha = torch.rand(B, 1, 1, 1, generator=make_generator(generator), dtype=real.dtype)
@@ -184,7 +204,7 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
     interp = (real + alpha * (fake - real)).requires_grad_(True)  # (B, C, H, W)
     scores = critic(interp)
     (grad,) = torch.autograd.grad(scores.sum(), interp, create_graph=True)  # (B, C, H, W)
-    slopes = torch.sqrt(torch.sum(grad ** 2 * mask.to(grad.dtype), dim=(1, 2, 3)) + eps)  # (B,)
+    slopes = masked_slopes(grad, mask, eps)  # (B,)
     return torch.mean((slopes - norm) ** 2)
 
 

@@ -157,3 +157,14 @@ def test_init_is_tf_layers_default(cls):
         fan_out = layer.weight.shape[0] * (layer.weight[0, 0].numel() if layer.weight.dim() == 4 else 1)
         assert layer.weight.abs().max() <= (6.0 / (fan_in + fan_out)) ** 0.5
         assert torch.count_nonzero(layer.bias) == 0
+
+
+def test_flatten_nhwc_order_by_hand():
+    from course_lib.critics import flatten_nhwc
+    h = torch.arange(2 * 3 * 2 * 2, dtype=torch.float32).view(2, 3, 2, 2)  # (B, C, H, W), value = ((b*C + c)*H + y)*W + x
+    flat = flatten_nhwc(h)  # (2, 12)
+    # element (h=0, w=1, c=2) sits at (0 * 2 + 1) * 3 + 2 = 5 and holds c*4 + 0*2 + 1 = 9
+    assert flat.shape == (2, 12) and flat[0, 5].item() == 9.0
+    assert flat[0, :3].tolist() == [0.0, 4.0, 8.0]  # the three channels at (0, 0) first
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        flatten_nhwc(torch.zeros(2, 3, 4))

@@ -349,3 +349,30 @@ def test_losses_check_the_mask_values(bad_mask):
         a = generator_loss(x, x1, x2, mask.bool(), bbox, *critics)
         b = generator_loss(x, x1, x2, mask, bbox, *critics)
         torch.testing.assert_close(a["total"], b["total"])
+
+
+def test_masked_slopes_by_hand():
+    from course_lib.losses import masked_slopes
+    grad = torch.zeros(2, 3, 2, 2)  # (2, 3, 2, 2)
+    grad[0, :, 0, 0] = torch.tensor([1.0, 2.0, 2.0])  # norm 3 at a hole pixel
+    grad[0, 0, 1, 1] = 4.0  # outside the hole: ignored
+    grad[1, 1, 0, 0] = 0.5
+    mask = torch.tensor([[[[1.0, 0.0], [0.0, 0.0]]]])  # (1, 1, 2, 2), shared
+    slopes = masked_slopes(grad, mask, eps=0.0)
+    assert slopes.tolist() == [3.0, 0.5]
+    assert masked_slopes(grad, torch.ones(1, 1, 2, 2), eps=0.0)[0].item() == 5.0  # sqrt(9 + 16)
+    with pytest.raises(ValueError, match="masked_slopes"):
+        masked_slopes(grad, torch.ones(1, 3, 2, 2))
+
+
+def test_gradient_penalty_with_a_given_alpha_by_hand():
+    # A linear critic f(x) = sum(w * x): the gradient is w everywhere, whatever alpha is.
+    w = torch.zeros(1, 1, 2, 2)
+    w[..., 0, 0] = 3.0
+    critic = lambda x: (x * w).flatten(1).sum(dim=1, keepdim=True)  # noqa: E731
+    real, fake = torch.zeros(2, 1, 2, 2), torch.ones(2, 1, 2, 2)
+    mask = torch.ones(1, 1, 2, 2)
+    alpha = torch.tensor([0.2, 0.9]).view(2, 1, 1, 1)
+    assert gradient_penalty(critic, real, fake, mask, alpha=alpha, eps=0.0).item() == pytest.approx(4.0)  # (3 - 1)^2
+    with pytest.raises(ValueError, match="one per sample"):
+        gradient_penalty(critic, real, fake, mask, alpha=torch.rand(2))
