@@ -1,4 +1,4 @@
-"""Figures and widgets for the notebooks and lessons (notebooks 00-02 and 07).
+"""Figures and widgets for the notebooks and lessons (notebooks 00-02, 07 and 08).
 
 Every ``*_figure`` function is pure: it takes numbers and tensors and returns a new
 matplotlib ``Figure`` (nothing global, nothing shown), so the same code draws the lesson
@@ -29,6 +29,7 @@ __all__ = [
     "receptive_field_figure",
     "gradient_maps_figure",
     "stages_figure",
+    "wgan_1d_figure",
 ]
 
 
@@ -311,5 +312,58 @@ def stages_figure(x: torch.Tensor, mask: torch.Tensor, x_stage1: torch.Tensor, x
             ax.set_axis_off()
             if i == 0:
                 ax.set_title(title, fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- notebook 08
+
+def wgan_1d_figure(real: torch.Tensor, fake: torch.Tensor, runs: Sequence[Any]) -> Figure:
+    """Critics trained on 1-D samples (:func:`course_lib.wgan_toy.train_critic_1d`), side by side.
+
+    Left: the samples and each critic ``f(t)`` (its own scale on the right axis when it has
+    no penalty). Middle: the estimate ``mean f(real) - mean f(fake)`` per step. Right: the
+    slope ``|f'(t)|`` (log scale) between and around the samples.
+    """
+    from course_lib.wgan_toy import critic_slope
+    if not runs:
+        raise ValueError("wgan_1d_figure needs at least one CriticRun")
+    lo = float(min(real.min(), fake.min())) - 1.0
+    hi = float(max(real.max(), fake.max())) + 1.0
+    t = torch.linspace(lo, hi, 200)  # (200,)
+    fig = Figure(figsize=(12.5, 3.6))
+    ax_f, ax_w, ax_s = (fig.add_subplot(1, 3, k) for k in (1, 2, 3))
+    bins = np.linspace(lo, hi, 40)
+    ax_f.hist(real.numpy(), bins=bins, alpha=0.35, color="tab:green", label="real", density=True)
+    ax_f.hist(fake.numpy(), bins=bins, alpha=0.35, color="tab:red", label="fake", density=True)
+    ax_f.set_xlabel("t")
+    ax_f.set_ylabel("sample density")
+    twin = ax_f.twinx()
+    for run, style in zip(runs, ("-", "--", ":")):
+        name = f"lambda = {run.penalty:g}" if run.penalty > 0 else "no penalty"
+        with torch.no_grad():
+            values = run.critic(t).flatten()
+        values = values - values.mean()  # a critic is defined up to a constant
+        scale = float(values.abs().max()) or 1.0
+        shown = values / scale if run.penalty == 0 else values
+        label = f"f(t), {name}" + (f" (divided by {scale:.0f})" if run.penalty == 0 else "")
+        twin.plot(t.numpy(), shown.numpy(), style, color="black", label=label)
+        ax_w.plot(range(1, len(run.estimate) + 1), run.estimate, style, color="black", label=name)
+        ax_s.semilogy(t.numpy(), critic_slope(run.critic, t).abs().clamp_min(1e-4).numpy(), style,
+                      color="black", label=name)
+    twin.set_ylabel("critic f(t)")
+    twin.legend(fontsize=8, loc="upper left")
+    ax_f.legend(fontsize=8, loc="lower right")
+    ax_w.set_xlabel("critic step")
+    ax_w.set_ylabel("mean f(real) - mean f(fake)")
+    ax_w.set_yscale("symlog", linthresh=10)
+    ax_w.legend(fontsize=8)
+    ax_s.axhline(1.0, color="grey", lw=0.8, ls=":")
+    ax_s.set_xlabel("t")
+    ax_s.set_ylabel("|f'(t)|")
+    ax_s.legend(fontsize=8)
+    ax_f.set_title("samples and critic", fontsize=10)
+    ax_w.set_title("the critic's estimate of the distance", fontsize=10)
+    ax_s.set_title("the critic's slope", fontsize=10)
     fig.tight_layout()
     return fig

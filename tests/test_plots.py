@@ -124,3 +124,15 @@ def test_notebook_07_figures_draw_and_refuse_bad_input():
     assert len(fig.axes) == 10 and fig.axes[0].get_title() == "input"
     with pytest.raises(ValueError, match="must all be"):
         stages_figure(x, mask, x[:1], x, torch.zeros(2, 3, 4, 4))
+
+
+def test_wgan_1d_figure_draws_both_runs():
+    from course_lib.plots import wgan_1d_figure
+    from course_lib.wgan_toy import train_critic_1d
+    real, fake = torch.linspace(1, 2, 16), torch.linspace(-1, 0, 16)
+    runs = [train_critic_1d(real, fake, penalty=10.0, steps=5), train_critic_1d(real, fake, penalty=0.0, steps=5)]
+    fig = wgan_1d_figure(real, fake, runs)
+    assert len(fig.axes) == 4  # three panels and the critic's twin axis
+    assert len(fig.axes[1].lines) == 2 and fig.axes[1].lines[0].get_ydata()[-1] == runs[0].estimate[-1]
+    with pytest.raises(ValueError):
+        wgan_1d_figure(real, fake, [])
