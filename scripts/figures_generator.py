@@ -1,11 +1,11 @@
-"""Figures of lesson 07 (the coarse-to-fine generator), drawn from course_lib.
+"""Figures of lessons 07 (the coarse-to-fine generator) and 08 (WGAN-GP), drawn from course_lib.
 
 Found and run by ``scripts/make_figures.py`` (``FIGURES`` below). Every function takes no
 argument, is deterministic, and returns a new matplotlib ``Figure`` drawn by a
 ``course_lib.plots`` function from ``course_lib`` models (the stages figure uses the
 bundled toy generator, ``course_lib/weights/toy_cpu.pt``).
 
-    python scripts/make_figures.py 07_
+    python scripts/make_figures.py 07_ 08_
 """
 from __future__ import annotations
 
@@ -60,3 +60,36 @@ FIGURES = {
     "07_gradient_maps.png": fig_07_gradient_maps,
     "07_stages.png": fig_07_stages,
 }
+
+
+# ----------------------------------------------------------------------------- lesson 08
+
+def fig_08_wgan_1d() -> Figure:
+    from course_lib.plots import wgan_1d_figure
+    from course_lib.seed import make_generator
+    from course_lib.wgan_toy import train_critic_1d
+    g = make_generator(0)
+    real = 1.5 + 0.3 * torch.randn(256, generator=g)  # (256,), as notebook 08
+    fake = -1.0 + 0.3 * torch.randn(256, generator=g)
+    runs = [train_critic_1d(real, fake, penalty=10.0, steps=300), train_critic_1d(real, fake, penalty=0.0, steps=300)]
+    return wgan_1d_figure(real, fake, runs)
+
+
+def fig_08_masked_gradient() -> Figure:
+    from course_lib.critics import GlobalCritic
+    from course_lib.masks import random_box_mask
+    from course_lib.seed import make_generator
+    seed_everything(1)
+    critic = GlobalCritic(cnum=8, size=64)  # random TF-style weights, as notebook 08
+    x = make_dataset("toy", split="test", size=64, seed=0, n=5)[3][None].requires_grad_(True)  # (1, 3, 64, 64)
+    mask, _ = random_box_mask(1, 64, 64, 32, 32, max_delta=8, generator=make_generator(2))  # (1, 1, 64, 64)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x)  # (1, 3, 64, 64)
+    magnitude = grad[0].abs().sum(0)  # (64, 64)
+    return gradient_maps_figure({"|d critic / d x|, whole image": magnitude,
+                                 "the part the masked penalty sees": magnitude * mask[0, 0]})
+
+
+FIGURES.update({
+    "08_wgan_1d.png": fig_08_wgan_1d,
+    "08_masked_gradient.png": fig_08_masked_gradient,
+})

@@ -1,0 +1,247 @@
+"""Checks for the WGAN-GP exercises (notebook 08, lesson 08).
+
+Exercises: ``flatten_nhwc`` (the critics' TF-order flatten), ``wgan_critic_loss`` (the
+release's ``gan_wgan_loss``), ``masked_slopes`` (the gradient norm over the hole) and
+``gradient_penalty`` (the whole masked penalty, with a given ``alpha``). Each check
+compares the student's function with :mod:`course_lib.critics` / :mod:`course_lib.losses`
+on seeded inputs and names the planted mistake that gives the student's answer.
+"""
+from __future__ import annotations
+
+from typing import Any, Callable, Optional
+
+import torch
+import torch.nn.functional as F
+
+from course_lib import losses as L
+from course_lib.critics import Critic, flatten_nhwc
+from course_lib.seed import make_generator, seed_everything
+
+from . import call, expect_close, fail, register
+
+__all__ = ["gradient_penalty_reference"]
+
+NB08 = "08_wgan_gp.ipynb"
+
+
+def _phrases_in_hints(hints: dict[str, str], mistakes: dict[str, Any]) -> None:
+    for phrase in mistakes:
+        assert phrase.lower() in hints[phrase].lower(), f"the hint for {phrase!r} must contain the phrase"
+
+
+def _variants(mistakes: dict[str, Callable[..., Any]], hints: dict[str, str], *args: Any) -> dict[str, Any]:
+    """``{full hint: output}`` of the planted mistakes on ``args`` (one that crashes is left out)."""
+    out: dict[str, Any] = {}
+    for phrase, wrong in mistakes.items():
+        try:
+            value = wrong(*args)
+        except Exception:
+            continue
+        out[hints[phrase]] = value.detach() if isinstance(value, torch.Tensor) else value
+    return out
+
+
+# ---------------------------------------------------------------- flatten_nhwc
+
+def _flatten_nchw(h):
+    return h.flatten(1)
+
+
+def _flatten_hw_swapped(h):
+    return h.permute(0, 3, 2, 1).flatten(1)
+
+
+_FLATTEN_HINTS = {
+    "NCHW": "that is PyTorch's NCHW order (c, h, w); TensorFlow's dense kernel expects (h, w, c): "
+            "move the channels last with h.permute(0, 2, 3, 1) before flattening",
+    "rows before columns": "rows before columns: the TF order is (h, w, c), so permute to "
+                           "(B, H, W, C) = h.permute(0, 2, 3, 1), not (B, W, H, C)",
+}
+_FLATTEN_MISTAKES = {"NCHW": _flatten_nchw, "rows before columns": _flatten_hw_swapped}
+_phrases_in_hints(_FLATTEN_HINTS, _FLATTEN_MISTAKES)
+
+
+@register("flatten_nhwc", reference=flatten_nhwc, notebook=NB08,
+          hint="flatten_nhwc(h): (B, C, H, W) -> (B, H*W*C) in TensorFlow's (h, w, c) order",
+          mistakes=_FLATTEN_MISTAKES)
+def _check_flatten_nhwc(fn: Callable[..., Any]) -> None:
+    """flatten_nhwc(h): (B, C, H, W) -> (B, H*W*C) in TensorFlow's (h, w, c) order."""
+    name = "flatten_nhwc"
+    for shape in ((2, 3, 4, 5), (1, 8, 2, 2), (3, 1, 3, 2)):
+        h = torch.arange(torch.Size(shape).numel(), dtype=torch.float32).view(shape)  # every value tells where it was
+        out = call(name, fn, h)
+        expect_close(name, out, flatten_nhwc(h), f"flatten_nhwc(h) for h of shape {shape}",
+                     "entry (h * W + w) * C + c of a row must be channel c at (h, w)",
+                     variants=_variants(_FLATTEN_MISTAKES, _FLATTEN_HINTS, h))
+
+
+# ---------------------------------------------------------------- wgan_critic_loss
+
+def _wgan_sign(pos, neg):
+    return torch.mean(pos - neg)
+
+
+def _wgan_log(pos, neg):
+    return F.softplus(-pos).mean() + F.softplus(neg).mean()  # the original GAN's cross-entropy
+
+
+def _wgan_sum(pos, neg):
+    return torch.sum(neg - pos)
+
+
+_WGAN_HINTS = {
+    "sign": "the sign is flipped: the critic MINIMISES mean(neg - pos), which raises the real "
+            "scores (pos) and lowers the fake ones (neg)",
+    "no log": "a WGAN critic has no log and no sigmoid: its loss is the plain difference of mean "
+              "scores, mean(neg - pos)",
+    "mean": "use the mean over the batch (tf.reduce_mean), not the sum: the loss must not grow "
+            "with the batch size",
+}
+_WGAN_MISTAKES = {"sign": _wgan_sign, "no log": _wgan_log, "mean": _wgan_sum}
+_phrases_in_hints(_WGAN_HINTS, _WGAN_MISTAKES)
+
+
+@register("wgan_critic_loss", reference=L.wgan_critic_loss, notebook=NB08,
+          hint="wgan_critic_loss(pos, neg) = mean(neg - pos): pos = scores of real, neg = of fake",
+          mistakes=_WGAN_MISTAKES)
+def _check_wgan_critic_loss(fn: Callable[..., Any]) -> None:
+    """wgan_critic_loss(pos, neg) = mean(neg - pos): pos = scores of real, neg = of fake."""
+    name = "wgan_critic_loss"
+    gen = make_generator(21)
+    for batch in (4, 7):
+        pos = torch.randn(batch, 1, generator=gen) * 3 + 1  # (B, 1) scores of real images
+        neg = torch.randn(batch, 1, generator=gen) * 3 - 1  # (B, 1) scores of completed images
+        out = call(name, fn, pos, neg)
+        expect_close(name, out, L.wgan_critic_loss(pos, neg), f"wgan_critic_loss(pos, neg) for a batch of {batch}",
+                     "the critic's loss is mean(neg) - mean(pos), one number",
+                     variants=_variants(_WGAN_MISTAKES, _WGAN_HINTS, pos, neg))
+
+
+# ---------------------------------------------------------------- masked_slopes
+
+def _slopes_unmasked(grad, mask):
+    return torch.sqrt(torch.sum(grad ** 2, dim=(1, 2, 3)) + 1e-12)
+
+
+def _slopes_squared(grad, mask):
+    return torch.sum(grad ** 2 * mask, dim=(1, 2, 3))
+
+
+def _slopes_mean(grad, mask):
+    return torch.sqrt(torch.mean(grad ** 2 * mask, dim=(1, 2, 3)) + 1e-12)
+
+
+def _slopes_per_pixel(grad, mask):
+    return torch.sum(torch.sqrt(torch.sum(grad ** 2, dim=1, keepdim=True) + 1e-12) * mask, dim=(1, 2, 3))
+
+
+_SLOPES_HINTS = {
+    "mask": "apply the mask: only the hole's pixels count, sum(grad**2 * mask) with the mask "
+            "broadcast over the channels",
+    "square root": "take the square root: the slope is the L2 norm sqrt(sum(grad**2 * mask))",
+    "sum": "sum over (C, H, W), do not average: a norm does not divide by the number of pixels",
+    "one norm per sample": "one norm per sample over all of (C, H, W): sum the squares first, "
+                           "then one square root (not a norm per pixel, then summed)",
+}
+_SLOPES_MISTAKES = {"mask": _slopes_unmasked, "square root": _slopes_squared, "sum": _slopes_mean,
+                    "one norm per sample": _slopes_per_pixel}
+_phrases_in_hints(_SLOPES_HINTS, _SLOPES_MISTAKES)
+
+
+@register("masked_slopes", reference=L.masked_slopes, notebook=NB08,
+          hint="masked_slopes(grad, mask) = sqrt(sum over C, H, W of grad**2 * mask + 1e-12), one per sample",
+          mistakes=_SLOPES_MISTAKES)
+def _check_masked_slopes(fn: Callable[..., Any]) -> None:
+    """masked_slopes(grad, mask) = sqrt(sum over C, H, W of grad**2 * mask + 1e-12), one per sample."""
+    name = "masked_slopes"
+    gen = make_generator(23)
+    grad = torch.randn(3, 3, 6, 8, generator=gen)  # (3, 3, 6, 8)
+    mask = torch.zeros(1, 1, 6, 8)  # (1, 1, 6, 8), shared
+    mask[..., 1:5, 2:6] = 1.0
+    out = call(name, fn, grad, mask)
+    expect_close(name, out, L.masked_slopes(grad, mask), "masked_slopes(grad, shared mask)",
+                 "one number per sample: the L2 norm of the gradient over the hole's pixels",
+                 variants=_variants(_SLOPES_MISTAKES, _SLOPES_HINTS, grad, mask))
+    per_sample = (torch.rand(3, 1, 6, 8, generator=gen) > 0.5).float()  # (3, 1, 6, 8)
+    out = call(name, fn, grad, per_sample)
+    expect_close(name, out, L.masked_slopes(grad, per_sample), "masked_slopes(grad, one mask per sample)",
+                 "a (B, 1, H, W) mask broadcasts over the channels just like a shared one",
+                 variants=_variants(_SLOPES_MISTAKES, _SLOPES_HINTS, grad, per_sample))
+
+
+# ---------------------------------------------------------------- gradient_penalty
+
+def gradient_penalty_reference(critic: Callable[[torch.Tensor], torch.Tensor], real: torch.Tensor,
+                               fake: torch.Tensor, mask: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+    """course_lib's :func:`course_lib.losses.gradient_penalty` with a given ``alpha`` (B, 1, 1, 1)."""
+    return L.gradient_penalty(critic, real, fake, mask, alpha=alpha)
+
+
+def _gp(critic, real, fake, mask, alpha, *, at: Optional[str] = None, create_graph: bool = True,
+        one_sided: bool = False):
+    x = real + alpha * (fake - real) if at is None else (fake if at == "fake" else real)
+    x = x.detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=create_graph)
+    slopes = L.masked_slopes(grad, mask)
+    gap = torch.relu(slopes - 1.0) if one_sided else slopes - 1.0
+    return torch.mean(gap ** 2)
+
+
+def _gp_at_fake(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, mask, alpha, at="fake")
+
+
+def _gp_one_sided(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, mask, alpha, one_sided=True)
+
+
+def _gp_no_graph(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, mask, alpha, create_graph=False)
+
+
+_GP_HINTS = {
+    "interpolates": "evaluate the gradient at the interpolates real + alpha * (fake - real), one alpha "
+                    "per sample, not at the real or the fake images themselves",
+    "two-sided": "the release's penalty is two-sided, (slopes - 1)**2: slopes below 1 are "
+                 "penalised too (no relu)",
+    "create_graph": "call torch.autograd.grad(..., create_graph=True): the penalty must be "
+                    "differentiable with respect to the critic's weights, or it cannot train them",
+}
+_GP_MISTAKES = {"interpolates": _gp_at_fake, "two-sided": _gp_one_sided, "create_graph": _gp_no_graph}
+_phrases_in_hints(_GP_HINTS, _GP_MISTAKES)
+
+
+@register("gradient_penalty", reference=gradient_penalty_reference, notebook=NB08,
+          hint="gradient_penalty(critic, real, fake, mask, alpha) = mean((masked_slopes(d critic / d x_hat) - 1)**2)",
+          mistakes=_GP_MISTAKES)
+def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
+    """gradient_penalty(critic, real, fake, mask, alpha) = mean((masked_slopes(d critic / d x_hat) - 1)**2)."""
+    name = "gradient_penalty"
+    seed_everything(29)
+    critic = Critic((4, 4, 8, 8), size=16).double()  # small DeepFill-style critic, float64
+    gen = make_generator(31)
+    real = torch.rand(3, 3, 16, 16, generator=gen, dtype=torch.float64) * 2 - 1  # (3, 3, 16, 16)
+    fake = torch.rand(3, 3, 16, 16, generator=gen, dtype=torch.float64) * 2 - 1
+    mask = torch.zeros(1, 1, 16, 16, dtype=torch.float64)  # (1, 1, 16, 16)
+    mask[..., 4:12, 3:11] = 1.0
+    fake = fake * mask + real * (1 - mask)  # a completed image differs from the real one in the hole only
+    alpha = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64).view(3, 1, 1, 1)
+    critic.zero_grad(set_to_none=True)
+    expected = gradient_penalty_reference(critic, real, fake, mask, alpha)
+    expected.backward()
+    # the fc bias does not change d critic / d x: its gradient stays None (zero)
+    want = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in critic.parameters()]
+    critic.zero_grad(set_to_none=True)
+    out = call(name, fn, critic, real, fake, mask, alpha)
+    expect_close(name, out.detach() if isinstance(out, torch.Tensor) else out, expected.detach(),
+                 "gradient_penalty(critic, real, fake, mask, alpha)",
+                 "interpolate with alpha, take d sum(critic(x_hat)) / d x_hat, masked_slopes, then "
+                 "mean((slopes - 1)**2)",
+                 variants=_variants(_GP_MISTAKES, _GP_HINTS, critic, real, fake, mask, alpha), atol=1e-8, rtol=1e-6)
+    if not out.requires_grad:
+        fail(name, "the penalty has no gradient with respect to the critic's weights", _GP_HINTS["create_graph"])
+    out.backward()
+    got = [torch.zeros_like(p) if p.grad is None else p.grad for p in critic.parameters()]
+    if not all(torch.allclose(g, w, atol=1e-8, rtol=1e-5) for g, w in zip(got, want)):
+        fail(name, "the penalty's gradient with respect to the critic's weights differs from course_lib's",
+             _GP_HINTS["create_graph"])
