@@ -28,7 +28,7 @@ from typing import Any, Mapping
 import torch
 import torch.nn as nn
 
-__all__ = ["WeightEMA", "ema_decay_at"]
+__all__ = ["WeightEMA", "ema_decay_at", "ema_update_"]
 
 
 def ema_decay_at(num_updates: int, decay: float) -> float:
@@ -44,6 +44,30 @@ def _check_decay(decay: float) -> None:
             or not 0.0 < decay < 1.0:
         raise ValueError(f"EMA decay must be a number in (0, 1), e.g. 0.995 (an average over about "
                          f"1 / (1 - decay) = 200 steps); got {decay!r}")
+
+
+@torch.no_grad()
+def ema_update_(average: Mapping[str, torch.Tensor], weights: Mapping[str, torch.Tensor],
+                num_updates: int, decay: float) -> float:
+    """Update number ``num_updates`` (>= 1) of an average, in place; returns the decay used.
+
+    ``average`` and ``weights`` are state dicts with the same keys (e.g.
+    ``module.state_dict()``, whose tensors share memory with the module). Floating-point
+    entries become ``d * average + (1 - d) * weights`` with ``d = ema_decay_at(num_updates,
+    decay)``; integer entries (counters) are copied.
+    """
+    if average.keys() != weights.keys():
+        missing = sorted(set(average) ^ set(weights))[:3]
+        raise ValueError(f"EMA update: the model's weights do not match the average's ({missing} ...); "
+                         "update with the module the EMA was built from")
+    d = ema_decay_at(num_updates, decay)
+    for name, avg in average.items():
+        new = weights[name].detach()
+        if avg.is_floating_point():
+            avg.lerp_(new.to(avg.dtype), 1.0 - d)  # avg + (1 - d) * (new - avg)
+        else:
+            avg.copy_(new)
+    return d
 
 
 class WeightEMA:
@@ -66,19 +90,8 @@ class WeightEMA:
     @torch.no_grad()
     def update(self, model: nn.Module) -> float:
         """Move the average towards ``model``'s current weights; returns the decay used."""
+        d = ema_update_(self.module.state_dict(), model.state_dict(), self.num_updates + 1, self.decay)
         self.num_updates += 1
-        d = ema_decay_at(self.num_updates, self.decay)
-        mine, theirs = self.module.state_dict(), model.state_dict()
-        if mine.keys() != theirs.keys():
-            missing = sorted(set(mine) ^ set(theirs))[:3]
-            raise ValueError(f"EMA update: the model's weights do not match the average's ({missing} ...); "
-                             "update with the module the EMA was built from")
-        for name, avg in mine.items():
-            new = theirs[name].detach()
-            if avg.is_floating_point():
-                avg.lerp_(new.to(avg.dtype), 1.0 - d)  # avg + (1 - d) * (new - avg)
-            else:
-                avg.copy_(new)
         return d
 
     @torch.no_grad()

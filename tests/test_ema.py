@@ -101,3 +101,17 @@ def test_bad_state_and_foreign_models_are_refused():
         ema.load_state_dict({"weights": {}})
     with pytest.raises(ValueError, match="do not match"):
         ema.update(nn.Linear(1, 1))
+
+
+def test_the_functional_update_on_state_dicts_by_hand():
+    from course_lib.ema import ema_update_
+    average = {"w": torch.tensor([1.0, 2.0]), "n": torch.tensor(3)}
+    weights = {"w": torch.tensor([3.0, 0.0]), "n": torch.tensor(7)}
+    d = ema_update_(average, weights, num_updates=2, decay=0.9)  # warm-up: 3/12 = 0.25
+    assert d == pytest.approx(0.25)
+    assert average["w"].tolist() == pytest.approx([0.25 * 1 + 0.75 * 3, 0.25 * 2 + 0.75 * 0])
+    assert average["n"].item() == 7 and weights["w"].tolist() == [3.0, 0.0]
+    with pytest.raises(ValueError, match="do not match"):
+        ema_update_(average, {"w": weights["w"]}, 3, 0.9)
+    with pytest.raises(ValueError, match="from 1"):
+        ema_update_(average, weights, 0, 0.9)
