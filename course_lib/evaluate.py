@@ -27,13 +27,13 @@ import os
 import sys
 import warnings
 from pathlib import Path
-from typing import Any, Callable, Mapping, Optional, Union
+from typing import Any, Callable, Mapping, Optional, Sequence, Union
 
 import numpy as np
 import torch
 import torch.nn as nn
 
-from course_lib.metrics import all_metrics
+from course_lib.metrics import all_metrics, psnr
 
 __all__ = [
     "MASK_KINDS",
@@ -46,6 +46,7 @@ __all__ = [
     "format_table",
     "write_csv",
     "load_generator_and_config",
+    "psnr_by_kind",
     "main",
 ]
 
@@ -196,6 +197,23 @@ def evaluate(generator: Optional[Callable[..., Any]], dataset: Any, n_images: in
     results.update(n_images=n_images, mask_kind=mask_kind, seed=seed, baseline_method=baseline,
                    image_size=list(size) if size else None)
     return results
+
+
+def psnr_by_kind(x: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor,
+                 kinds: Sequence[str]) -> dict[str, float]:
+    """Mean hole PSNR (dB, capped at 100) of the images of each kind, in order of first appearance.
+
+    ``x``, ``filled`` (N, 3, H, W), ``mask`` (N or 1, 1, H, W), ``kinds`` one label per
+    image (e.g. ``ToyDataset.kind(i)``: stripes, checks, dots, bricks, faces).
+    """
+    if len(kinds) != x.shape[0]:
+        raise ValueError(f"give one kind per image: {len(kinds)} kinds for {x.shape[0]} images")
+    scores = psnr(x, filled, mask, max_db=100.0)  # (N,) one PSNR per image
+    out: dict[str, float] = {}
+    for kind in dict.fromkeys(kinds):
+        pick = torch.tensor([k == kind for k in kinds])  # (N,) bool
+        out[kind] = float(scores[pick].mean())
+    return out
 
 
 # ----------------------------------------------------------------------------- output

@@ -1,4 +1,4 @@
-"""Figures and widgets for the notebooks and lessons (notebooks 00-02, 07 and 08).
+"""Figures and widgets for the notebooks and lessons (notebooks 00-02 and 07-09).
 
 Every ``*_figure`` function is pure: it takes numbers and tensors and returns a new
 matplotlib ``Figure`` (nothing global, nothing shown), so the same code draws the lesson
@@ -30,6 +30,8 @@ __all__ = [
     "gradient_maps_figure",
     "stages_figure",
     "wgan_1d_figure",
+    "ema_trajectory_figure",
+    "per_kind_figure",
 ]
 
 
@@ -365,5 +367,46 @@ def wgan_1d_figure(real: torch.Tensor, fake: torch.Tensor, runs: Sequence[Any]) 
     ax_f.set_title("samples and critic", fontsize=10)
     ax_w.set_title("the critic's estimate of the distance", fontsize=10)
     ax_s.set_title("the critic's slope", fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- notebook 09
+
+def ema_trajectory_figure(raw: Sequence[float], averaged: Sequence[float], label: str = "a weight") -> Figure:
+    """One weight of a network per training step, and its exponential moving average."""
+    if len(raw) == 0 or len(raw) != len(averaged):
+        raise ValueError(f"raw and averaged need the same, non-zero length, got {len(raw)} and {len(averaged)}")
+    steps = np.arange(1, len(raw) + 1)
+    fig = Figure(figsize=(7.5, 3.2))
+    ax = fig.add_subplot(1, 1, 1)
+    ax.plot(steps, raw, color="tab:grey", lw=0.9, label="the trained weight, step by step")
+    ax.plot(steps, averaged, color="black", lw=2.0, label="its moving average (what is evaluated)")
+    ax.set_xlabel("training step")
+    ax.set_ylabel(label)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+
+def per_kind_figure(scores: dict[str, dict[str, float]], ylabel: str = "hole PSNR (dB)") -> Figure:
+    """Grouped bars: ``{method: {kind: value}}``, one group per kind, one bar per method."""
+    if not scores:
+        raise ValueError("per_kind_figure needs at least one method")
+    kinds = list(next(iter(scores.values())))
+    if any(list(v) != kinds for v in scores.values()):
+        raise ValueError("every method needs the same kinds in the same order")
+    width = 0.8 / len(scores)
+    fig = Figure(figsize=(8.0, 3.4))
+    ax = fig.add_subplot(1, 1, 1)
+    for k, (method, values) in enumerate(scores.items()):
+        xs = np.arange(len(kinds)) + (k - (len(scores) - 1) / 2) * width
+        ax.bar(xs, [values[kind] for kind in kinds], width, label=method)
+    ax.set_xticks(np.arange(len(kinds)))
+    ax.set_xticklabels(kinds)
+    ax.set_ylabel(ylabel)
+    low = min(min(v.values()) for v in scores.values())
+    ax.set_ylim(max(0.0, low - 3), None)
+    ax.legend(fontsize=8, ncol=len(scores))
     fig.tight_layout()
     return fig

@@ -28,7 +28,7 @@ import torch
 
 from course_lib.config import load_config
 from course_lib.data import make_dataset
-from course_lib.evaluate import baseline_fill, complete, evaluation_masks
+from course_lib.evaluate import baseline_fill, complete, evaluation_masks, psnr_by_kind
 from course_lib.metrics import l1_error, psnr
 from course_lib.train import Trainer
 
@@ -38,14 +38,7 @@ def hole_scores(x: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor) -> tu
     return float(psnr(x, filled, mask, max_db=100.0).mean()), float(l1_error(x, filled, mask).mean())
 
 
-def per_kind_psnr(x: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor, kinds: list[str]) -> dict[str, float]:
-    """Mean hole PSNR (dB) of the images of each toy kind, in order of first appearance."""
-    scores = psnr(x, filled, mask, max_db=100.0)  # (N,) one PSNR per image
-    out: dict[str, float] = {}
-    for kind in dict.fromkeys(kinds):
-        pick = torch.tensor([k == kind for k in kinds])  # (N,) bool
-        out[kind] = float(scores[pick].mean())
-    return out
+per_kind_psnr = psnr_by_kind  # mean hole PSNR (dB) of each toy kind (course_lib.evaluate)
 
 
 def paired_gain(model: torch.Tensor, baseline: torch.Tensor, n_boot: int = 2000,

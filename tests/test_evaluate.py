@@ -142,3 +142,18 @@ def test_cli_with_checkpoint_csv_and_baseline_only(tmp_path, capsys):
     assert "baseline only" in printed and "2 images of 256x256" in printed
     assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--data", "toy"]) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_psnr_by_kind_by_hand():
+    from course_lib.evaluate import psnr_by_kind
+    x = torch.zeros(3, 3, 4, 4)
+    filled = x.clone()
+    filled[0] += 0.2  # error 0.1 on [0, 1]: 20 dB
+    filled[1] += 0.02  # 0.01: 40 dB
+    filled[2] += 0.002  # 0.001: 60 dB
+    mask = torch.ones(1, 1, 4, 4)
+    scores = psnr_by_kind(x, filled, mask, ["a", "b", "a"])
+    assert list(scores) == ["a", "b"]
+    assert scores["a"] == pytest.approx(40.0, abs=1e-3) and scores["b"] == pytest.approx(40.0, abs=1e-3)
+    with pytest.raises(ValueError, match="one kind per image"):
+        psnr_by_kind(x, filled, mask, ["a"])

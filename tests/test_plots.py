@@ -136,3 +136,16 @@ def test_wgan_1d_figure_draws_both_runs():
     assert len(fig.axes[1].lines) == 2 and fig.axes[1].lines[0].get_ydata()[-1] == runs[0].estimate[-1]
     with pytest.raises(ValueError):
         wgan_1d_figure(real, fake, [])
+
+
+def test_notebook_09_figures():
+    from course_lib.plots import ema_trajectory_figure, per_kind_figure
+    fig = ema_trajectory_figure([1.0, 2.0, 0.0], [1.0, 1.5, 1.0])
+    assert list(fig.axes[0].lines[1].get_ydata()) == [1.0, 1.5, 1.0]
+    with pytest.raises(ValueError):
+        ema_trajectory_figure([1.0], [])
+    fig = per_kind_figure({"model": {"a": 17.0, "b": 16.0}, "diffusion": {"a": 15.0, "b": 16.5}})
+    heights = [p.get_height() for p in fig.axes[0].patches]
+    assert heights == [17.0, 16.0, 15.0, 16.5]
+    with pytest.raises(ValueError, match="same kinds"):
+        per_kind_figure({"m": {"a": 1.0}, "n": {"b": 1.0}})
