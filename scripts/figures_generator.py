@@ -1,11 +1,11 @@
-"""Figures of lessons 07 (the coarse-to-fine generator) and 08 (WGAN-GP), drawn from course_lib.
+"""Figures of lessons 07 (the generator), 08 (WGAN-GP) and 09 (training), drawn from course_lib.
 
 Found and run by ``scripts/make_figures.py`` (``FIGURES`` below). Every function takes no
 argument, is deterministic, and returns a new matplotlib ``Figure`` drawn by a
 ``course_lib.plots`` function from ``course_lib`` models (the stages figure uses the
 bundled toy generator, ``course_lib/weights/toy_cpu.pt``).
 
-    python scripts/make_figures.py 07_ 08_
+    python scripts/make_figures.py 07_ 08_ 09_
 """
 from __future__ import annotations
 
@@ -92,4 +92,45 @@ def fig_08_masked_gradient() -> Figure:
 FIGURES.update({
     "08_wgan_1d.png": fig_08_wgan_1d,
     "08_masked_gradient.png": fig_08_masked_gradient,
+})
+
+
+# ----------------------------------------------------------------------------- lesson 09
+
+def fig_09_ema() -> Figure:
+    import tempfile
+    from course_lib.config import load_config
+    from course_lib.plots import ema_trajectory_figure
+    from course_lib.train import Trainer
+    tiny = ["image_size=32", "hole_size=16", "max_delta=4", "cnum=4", "critic_cnum=4", "batch_size=4",
+            "critic_steps=2", "val_images=0", "progress=none", "tensorboard=false", "device=cpu",
+            "snapshot_every=1000", "image_every=1000", "val_every=1000", "log_every=1000", "ema_decay=0.9"]
+    with tempfile.TemporaryDirectory() as run:  # as notebook 09
+        trainer = Trainer(load_config("toy_cpu", tiny), run)
+        raw, averaged = [], []
+        for _ in range(80):
+            trainer.train_step()
+            raw.append(trainer.generator.coarse.conv17.bias[0].item())
+            averaged.append(trainer.ema.module.coarse.conv17.bias[0].item())
+    return ema_trajectory_figure(raw, averaged, label="coarse.conv17.bias[0]")
+
+
+def fig_09_per_kind() -> Figure:
+    from course_lib.evaluate import baseline_fill, complete, psnr_by_kind
+    from course_lib.plots import per_kind_figure
+    generator = load_generator(toy_weights())
+    test = make_dataset("toy", split="test", size=64, seed=0, n=200)
+    x = torch.stack([test[i] for i in range(len(test))])  # (200, 3, 64, 64)
+    kinds = [test.kind(i) for i in range(len(test))]
+    mask = evaluation_masks(len(test), 64, 64, seed=123, box=32)  # the learning check's holes
+    with torch.no_grad():
+        fills = {"DeepFill v1 (toy model)": complete(generator, x, mask),
+                 "diffusion fill": baseline_fill(x, mask, "diffusion"),
+                 "mean-colour fill": baseline_fill(x, mask, "mean")}
+    return per_kind_figure({name: psnr_by_kind(x, f, mask, kinds) for name, f in fills.items()})
+
+
+FIGURES.update({
+    "09_ema.png": fig_09_ema,
+    "09_per_kind.png": fig_09_per_kind,
 })

@@ -17,7 +17,7 @@ check to prove it fails on them with that hint (nbgrader's ``--invert`` idea).
 
 Checks of each notebook live in a submodule (``checks/masks.py`` for notebooks 00-02,
 ``checks/attention.py`` for notebooks 03-06, ``checks/generator.py`` for notebook 07,
-``checks/gan.py`` for notebook 08), imported
+``checks/gan.py`` for notebook 08, ``checks/training.py`` for notebook 09), imported
 at the end of this file.
 """
 from __future__ import annotations
@@ -253,7 +253,7 @@ def run_mistakes(exercise: Exercise, *args: Any, **kwargs: Any) -> dict[str, Any
 
 # Submodules register their exercises on import. A half-written submodule must not hide
 # the others while the course is being written, so an import error becomes a warning.
-_SUBMODULES = ("masks", "attention", "generator", "gan")
+_SUBMODULES = ("masks", "attention", "generator", "gan", "training")
 IMPORT_ERRORS: dict[str, str] = {}
 for _sub in _SUBMODULES:
     try:
