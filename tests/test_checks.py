@@ -1,6 +1,6 @@
 """The exercise checks, tested in both directions (nbgrader's --invert idea).
 
-For EVERY registered exercise (notebooks 00-06, whoever wrote them): the reference passes
+For EVERY registered exercise (notebooks 00-09, whoever wrote them): the reference passes
 its own check; a stub raising NotImplementedError falls back to the reference with the
 loud message; each planted mistake FAILS with an AssertionError whose message contains
 the hint phrase it was registered with; and each exercise has at least two mistakes.
