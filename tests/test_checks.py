@@ -120,3 +120,15 @@ def test_psnr_and_box_mask_references_by_hand():
     assert torch.equal(mask, expected)
     pixels = torch.tensor([0, 51, 255], dtype=torch.uint8)
     assert torch.allclose(REGISTRY["to_signed_range"].reference(pixels), torch.tensor([-1.0, -0.6, 1.0]))
+
+
+def test_hinted_mistakes_and_require_phrases():
+    from course_lib.checks import hinted_mistakes, require_phrases
+    hints = {"sign": "the sign is flipped: ...", "no log": "a WGAN critic has no log ...", "mean": "use the mean ..."}
+    pos, neg = torch.tensor([[2.0], [4.0]]), torch.tensor([[1.0], [0.0]])
+    outs = hinted_mistakes("wgan_critic_loss", hints, pos, neg)
+    assert set(outs) == set(hints.values())
+    assert outs[hints["sign"]].item() == 2.5 and outs[hints["mean"]].item() == -5.0  # by hand
+    require_phrases(hints, {"sign": None, "mean": None})
+    with pytest.raises(AssertionError, match="'sum'"):
+        require_phrases(hints, {"sum": None})

@@ -42,6 +42,8 @@ __all__ = [
     "expect_close",
     "diagnose",
     "run_mistakes",
+    "hinted_mistakes",
+    "require_phrases",
     "IMPORT_ERRORS",
 ]
 
@@ -249,6 +251,23 @@ def run_mistakes(exercise: Exercise, *args: Any, **kwargs: Any) -> dict[str, Any
         except Exception:
             outs[hint] = None
     return outs
+
+
+def hinted_mistakes(name: str, hints: Mapping[str, str], *args: Any, **kwargs: Any) -> dict[str, Any]:
+    """``{full hint: output}`` of exercise ``name``'s planted mistakes on one input.
+
+    For :func:`expect_close`'s ``variants``: ``hints`` maps each mistake's phrase to the
+    hint the student should read; mistakes that raise on this input are left out.
+    """
+    outs = run_mistakes(get_exercise(name), *args, **kwargs)
+    return {hints[phrase]: out for phrase, out in outs.items() if out is not None}
+
+
+def require_phrases(hints: Mapping[str, str], mistakes: Mapping[str, Any]) -> None:
+    """Raise unless every planted mistake's phrase appears in its hint (the test suite looks for it)."""
+    for phrase in mistakes:
+        if phrase not in hints or phrase.lower() not in hints[phrase].lower():
+            raise AssertionError(f"the hint for the planted mistake {phrase!r} must contain the phrase")
 
 
 # Submodules register their exercises on import. A half-written submodule must not hide

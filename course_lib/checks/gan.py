@@ -17,28 +17,15 @@ from course_lib import losses as L
 from course_lib.critics import Critic, flatten_nhwc
 from course_lib.seed import make_generator, seed_everything
 
-from . import call, expect_close, fail, register
+from . import call, expect_close, fail, hinted_mistakes, register, require_phrases
 
 __all__ = ["gradient_penalty_reference"]
 
 NB08 = "08_wgan_gp.ipynb"
 
 
-def _phrases_in_hints(hints: dict[str, str], mistakes: dict[str, Any]) -> None:
-    for phrase in mistakes:
-        assert phrase.lower() in hints[phrase].lower(), f"the hint for {phrase!r} must contain the phrase"
 
 
-def _variants(mistakes: dict[str, Callable[..., Any]], hints: dict[str, str], *args: Any) -> dict[str, Any]:
-    """``{full hint: output}`` of the planted mistakes on ``args`` (one that crashes is left out)."""
-    out: dict[str, Any] = {}
-    for phrase, wrong in mistakes.items():
-        try:
-            value = wrong(*args)
-        except Exception:
-            continue
-        out[hints[phrase]] = value.detach() if isinstance(value, torch.Tensor) else value
-    return out
 
 
 # ---------------------------------------------------------------- flatten_nhwc
@@ -58,7 +45,7 @@ _FLATTEN_HINTS = {
                            "(B, H, W, C) = h.permute(0, 2, 3, 1), not (B, W, H, C)",
 }
 _FLATTEN_MISTAKES = {"NCHW": _flatten_nchw, "rows before columns": _flatten_hw_swapped}
-_phrases_in_hints(_FLATTEN_HINTS, _FLATTEN_MISTAKES)
+require_phrases(_FLATTEN_HINTS, _FLATTEN_MISTAKES)
 
 
 @register("flatten_nhwc", reference=flatten_nhwc, notebook=NB08,
@@ -72,7 +59,7 @@ def _check_flatten_nhwc(fn: Callable[..., Any]) -> None:
         out = call(name, fn, h)
         expect_close(name, out, flatten_nhwc(h), f"flatten_nhwc(h) for h of shape {shape}",
                      "entry (h * W + w) * C + c of a row must be channel c at (h, w)",
-                     variants=_variants(_FLATTEN_MISTAKES, _FLATTEN_HINTS, h))
+                     variants=hinted_mistakes(name, _FLATTEN_HINTS, h))
 
 
 # ---------------------------------------------------------------- wgan_critic_loss
@@ -98,7 +85,7 @@ _WGAN_HINTS = {
             "with the batch size",
 }
 _WGAN_MISTAKES = {"sign": _wgan_sign, "no log": _wgan_log, "mean": _wgan_sum}
-_phrases_in_hints(_WGAN_HINTS, _WGAN_MISTAKES)
+require_phrases(_WGAN_HINTS, _WGAN_MISTAKES)
 
 
 @register("wgan_critic_loss", reference=L.wgan_critic_loss, notebook=NB08,
@@ -114,7 +101,7 @@ def _check_wgan_critic_loss(fn: Callable[..., Any]) -> None:
         out = call(name, fn, pos, neg)
         expect_close(name, out, L.wgan_critic_loss(pos, neg), f"wgan_critic_loss(pos, neg) for a batch of {batch}",
                      "the critic's loss is mean(neg) - mean(pos), one number",
-                     variants=_variants(_WGAN_MISTAKES, _WGAN_HINTS, pos, neg))
+                     variants=hinted_mistakes(name, _WGAN_HINTS, pos, neg))
 
 
 # ---------------------------------------------------------------- masked_slopes
@@ -145,7 +132,7 @@ _SLOPES_HINTS = {
 }
 _SLOPES_MISTAKES = {"mask": _slopes_unmasked, "square root": _slopes_squared, "sum": _slopes_mean,
                     "one norm per sample": _slopes_per_pixel}
-_phrases_in_hints(_SLOPES_HINTS, _SLOPES_MISTAKES)
+require_phrases(_SLOPES_HINTS, _SLOPES_MISTAKES)
 
 
 @register("masked_slopes", reference=L.masked_slopes, notebook=NB08,
@@ -161,12 +148,12 @@ def _check_masked_slopes(fn: Callable[..., Any]) -> None:
     out = call(name, fn, grad, mask)
     expect_close(name, out, L.masked_slopes(grad, mask), "masked_slopes(grad, shared mask)",
                  "one number per sample: the L2 norm of the gradient over the hole's pixels",
-                 variants=_variants(_SLOPES_MISTAKES, _SLOPES_HINTS, grad, mask))
+                 variants=hinted_mistakes(name, _SLOPES_HINTS, grad, mask))
     per_sample = (torch.rand(3, 1, 6, 8, generator=gen) > 0.5).float()  # (3, 1, 6, 8)
     out = call(name, fn, grad, per_sample)
     expect_close(name, out, L.masked_slopes(grad, per_sample), "masked_slopes(grad, one mask per sample)",
                  "a (B, 1, H, W) mask broadcasts over the channels just like a shared one",
-                 variants=_variants(_SLOPES_MISTAKES, _SLOPES_HINTS, grad, per_sample))
+                 variants=hinted_mistakes(name, _SLOPES_HINTS, grad, per_sample))
 
 
 # ---------------------------------------------------------------- gradient_penalty
@@ -208,7 +195,7 @@ _GP_HINTS = {
                     "differentiable with respect to the critic's weights, or it cannot train them",
 }
 _GP_MISTAKES = {"interpolates": _gp_at_fake, "two-sided": _gp_one_sided, "create_graph": _gp_no_graph}
-_phrases_in_hints(_GP_HINTS, _GP_MISTAKES)
+require_phrases(_GP_HINTS, _GP_MISTAKES)
 
 
 @register("gradient_penalty", reference=gradient_penalty_reference, notebook=NB08,
@@ -237,7 +224,7 @@ def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
                  "gradient_penalty(critic, real, fake, mask, alpha)",
                  "interpolate with alpha, take d sum(critic(x_hat)) / d x_hat, masked_slopes, then "
                  "mean((slopes - 1)**2)",
-                 variants=_variants(_GP_MISTAKES, _GP_HINTS, critic, real, fake, mask, alpha), atol=1e-8, rtol=1e-6)
+                 variants=hinted_mistakes(name, _GP_HINTS, critic, real, fake, mask, alpha), atol=1e-8, rtol=1e-6)
     if not out.requires_grad:
         fail(name, "the penalty has no gradient with respect to the critic's weights", _GP_HINTS["create_graph"])
     out.backward()

@@ -17,23 +17,13 @@ from course_lib import generator as G
 from course_lib.receptive_field import receptive_field as rf_reference
 from course_lib.seed import make_generator, seed_everything
 
-from . import call, expect_close, expect_tensor, fail, register
+from . import call, expect_close, expect_tensor, fail, hinted_mistakes, register, require_phrases
 
 __all__ = ["coarse_stage_reference"]
 
 NB07 = "07_generator.ipynb"
 
 
-def _variants(mistakes: dict[str, Callable[..., Any]], hints: dict[str, str], *args: Any) -> dict[str, Any]:
-    """``{full hint: output}`` of the planted mistakes on ``args`` (one that crashes is left out)."""
-    out: dict[str, Any] = {}
-    for phrase, wrong in mistakes.items():
-        try:
-            value = wrong(*args)
-        except Exception:
-            continue
-        out[hints[phrase]] = value.detach() if isinstance(value, torch.Tensor) else value
-    return out
 
 
 # ---------------------------------------------------------------- stage_input
@@ -70,12 +60,9 @@ _STAGE_INPUT_MISTAKES = {"ones channel": _input_no_ones, "order": _input_swapped
                          "1 = hole": _input_inverted, "shared mask": _input_unbroadcast}
 
 
-def _phrases_in_hints(hints: dict[str, str], mistakes: dict[str, Any]) -> None:
-    for phrase in mistakes:
-        assert phrase.lower() in hints[phrase].lower(), f"the hint for {phrase!r} must contain the phrase"
 
 
-_phrases_in_hints(_STAGE_INPUT_HINTS, _STAGE_INPUT_MISTAKES)
+require_phrases(_STAGE_INPUT_HINTS, _STAGE_INPUT_MISTAKES)
 
 
 @register("stage_input", reference=G.stage_input, notebook=NB07,
@@ -90,7 +77,7 @@ def _check_stage_input(fn: Callable[..., Any]) -> None:
     out = call(name, fn, x, per_image)
     expect_close(name, out, G.stage_input(x, per_image), "stage_input(x, mask) with one mask per image",
                  "compare your 5 channels with [x, ones, ones * mask] one by one",
-                 variants=_variants(_STAGE_INPUT_MISTAKES, _STAGE_INPUT_HINTS, x, per_image))
+                 variants=hinted_mistakes(name, _STAGE_INPUT_HINTS, x, per_image))
     shared = per_image[:1]  # (1, 1, 8, 12), the release's one mask for the batch
     try:
         out = fn(x, shared)
@@ -148,7 +135,7 @@ _RF_CASES = (
 )
 
 
-_phrases_in_hints(_RF_HINTS, _RF_MISTAKES)
+require_phrases(_RF_HINTS, _RF_MISTAKES)
 
 
 @register("receptive_field", reference=rf_reference, notebook=NB07,
@@ -204,7 +191,7 @@ _COMPOSE_MISTAKES = {"inverted": _compose_inverted, "stop-gradient": _compose_de
                      "known pixels": _compose_forgot}
 
 
-_phrases_in_hints(_COMPOSE_HINTS, _COMPOSE_MISTAKES)
+require_phrases(_COMPOSE_HINTS, _COMPOSE_MISTAKES)
 
 
 @register("compose_stages", reference=G.compose_stages, notebook=NB07,
@@ -224,7 +211,7 @@ def _check_compose_stages(fn: Callable[..., Any]) -> None:
     expect_close(name, out.detach() if isinstance(out, torch.Tensor) else out, expected,
                  "compose_stages(x_stage1, x_incomplete, mask)",
                  "inside the hole take x_stage1, outside x_incomplete",
-                 variants=_variants(_COMPOSE_MISTAKES, _COMPOSE_HINTS, x1, x_in, mask))
+                 variants=hinted_mistakes(name, _COMPOSE_HINTS, x1, x_in, mask))
     if not out.requires_grad:
         fail(name, "the result carries no gradient back to x_stage1", _COMPOSE_HINTS["stop-gradient"])
     out.sum().backward()
@@ -278,7 +265,7 @@ _COARSE_MISTAKES = {"clip": _coarse_no_clip, "tanh": _coarse_tanh, "5-channel": 
 _COARSE_HINTS["LAYERS order"] = _COARSE_HINTS["5-channel"]
 
 
-_phrases_in_hints(_COARSE_HINTS, _COARSE_MISTAKES)
+require_phrases(_COARSE_HINTS, _COARSE_MISTAKES)
 
 
 @register("coarse_stage", reference=coarse_stage_reference, notebook=NB07,
@@ -308,5 +295,4 @@ def _check_coarse_stage(fn: Callable[..., Any]) -> None:
                  _COARSE_HINTS["5-channel"])
         expect_close(name, out, expected, "coarse_stage(net, x, mask)",
                      "run stage_input(x, mask), then every layer of net.LAYERS in order, then clamp",
-                     variants=_variants({k: v for k, v in _COARSE_MISTAKES.items() if k in ("clip", "tanh")},
-                                        _COARSE_HINTS, net, x, mask))
+                     variants=hinted_mistakes(name, _COARSE_HINTS, net, x, mask))  # the crashing ones drop out

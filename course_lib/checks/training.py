@@ -17,16 +17,13 @@ import torch
 from course_lib.checkpoint import atomic_save
 from course_lib.ema import ema_update_
 
-from . import call, fail, register
+from . import call, fail, register, require_phrases
 
 __all__ = ["CrashesWhenSaved"]
 
 NB09 = "09_training.ipynb"
 
 
-def _phrases_in_hints(hints: dict[str, str], mistakes: dict[str, Any]) -> None:
-    for phrase in mistakes:
-        assert phrase.lower() in hints[phrase].lower(), f"the hint for {phrase!r} must contain the phrase"
 
 
 # ---------------------------------------------------------------- atomic_save
@@ -61,7 +58,7 @@ _SAVE_HINTS = {
               "raise), so failed saves do not pile up half-written files",
 }
 _SAVE_MISTAKES = {"temporary file": _save_direct, "remove": _save_no_cleanup}
-_phrases_in_hints(_SAVE_HINTS, _SAVE_MISTAKES)
+require_phrases(_SAVE_HINTS, _SAVE_MISTAKES)
 
 
 @register("atomic_save", reference=atomic_save, notebook=NB09,
@@ -146,7 +143,7 @@ _EMA_HINTS = {
 }
 _EMA_MISTAKES = {"warm-up": _ema_no_warmup, "swapped": _ema_swapped, "in place": _ema_not_in_place,
                  "copy integer": _ema_averages_counters}
-_phrases_in_hints(_EMA_HINTS, _EMA_MISTAKES)
+require_phrases(_EMA_HINTS, _EMA_MISTAKES)
 
 
 def _ema_case() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
