@@ -58,9 +58,9 @@ from torch.utils.data import DataLoader, Dataset, DistributedSampler
 from course_lib import checkpoint as ckpt_io
 from course_lib.config import TrainConfig, load_config, apply_overrides
 from course_lib.critics import GlobalCritic, LocalCritic
-from course_lib.ema import WeightEMA
 from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_flag, cleanup_distributed,
                                     init_distributed, max_replica_difference)
+from course_lib.ema import WeightEMA
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
 from course_lib.masks import random_box_mask
