@@ -71,18 +71,39 @@ def init_distributed(device: str = "auto") -> DistInfo:
 
     Backend: NCCL when this rank runs on a GPU, gloo on the CPU (what the tests use).
     """
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
-    rank = int(os.environ.get("RANK", "0"))
-    local_rank = int(os.environ.get("LOCAL_RANK", "0"))
+    world_size = _env_int("WORLD_SIZE", 1)
+    rank = _env_int("RANK", 0)
+    local_rank = _env_int("LOCAL_RANK", 0)
     dev = resolve_device(device, local_rank)
     if world_size <= 1:
         return DistInfo(0, 1, 0, dev, None)
+    missing = [name for name in ("MASTER_ADDR", "MASTER_PORT") if not os.environ.get(name)]
+    if missing and not dist.is_initialized():
+        raise RuntimeError(
+            f"WORLD_SIZE={world_size} asks for {world_size} processes, but {' and '.join(missing)} "
+            f"{'are' if len(missing) > 1 else 'is'} not set: start multi-process training with `torchrun --nproc_per_node N -m course_lib "
+            "train ...` (it sets all of them), or unset WORLD_SIZE for one process")
+    if not 0 <= rank < world_size:
+        raise RuntimeError(f"RANK={rank} is outside 0..{world_size - 1} (WORLD_SIZE={world_size}): "
+                           "let torchrun set RANK, or fix the variable")
     if dev.type == "cuda":
         torch.cuda.set_device(dev)
     backend = "nccl" if dev.type == "cuda" else "gloo"
     if not dist.is_initialized():
         dist.init_process_group(backend=backend, rank=rank, world_size=world_size)
     return DistInfo(rank, world_size, local_rank, dev, backend)
+
+
+def _env_int(name: str, default: int) -> int:
+    """An integer environment variable, with an error that names it when it is not one."""
+    raw = os.environ.get(name, "")
+    if raw.strip() == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise RuntimeError(f"environment variable {name}={raw!r} is not an integer: "
+                           f"unset it or let torchrun set it") from None
 
 
 def cleanup_distributed() -> None:

@@ -53,3 +53,27 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
 
 if __name__ == "__main__":
     _worker(Path(sys.argv[1]))
+
+
+def test_a_half_set_torchrun_environment_names_what_is_missing(monkeypatch):
+    import pytest
+
+    from course_lib.distributed import init_distributed
+
+    monkeypatch.setenv("WORLD_SIZE", "4")
+    monkeypatch.delenv("MASTER_ADDR", raising=False)
+    monkeypatch.delenv("MASTER_PORT", raising=False)
+    with pytest.raises(RuntimeError, match=r"MASTER_ADDR and MASTER_PORT are not set.*torchrun"):
+        init_distributed("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "four")
+    with pytest.raises(RuntimeError, match=r"WORLD_SIZE='four' is not an integer"):
+        init_distributed("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    monkeypatch.setenv("MASTER_ADDR", "127.0.0.1")
+    monkeypatch.setenv("MASTER_PORT", "29500")
+    monkeypatch.setenv("RANK", "5")
+    with pytest.raises(RuntimeError, match=r"RANK=5 is outside 0..1"):
+        init_distributed("cpu")
+    monkeypatch.setenv("WORLD_SIZE", "1")
+    info = init_distributed("cpu")  # one process: nothing to join
+    assert (info.rank, info.world_size, info.distributed) == (0, 1, False)
