@@ -69,11 +69,24 @@ def _open(path: PathLike) -> Image.Image:
 
     OpenCV's ``imread`` (the release) also applies the EXIF orientation.
     """
+    name = os.fspath(path)
+    if os.path.isdir(path):
+        raise IsADirectoryError(f"{name!r} is a folder, not an image file; pass one image file")
     if not os.path.isfile(path):
-        raise FileNotFoundError(f"no image file at {os.fspath(path)!r}")
-    with Image.open(path) as image:
-        image.load()
-        return ImageOps.exif_transpose(image) or image
+        raise FileNotFoundError(f"no image file at {name!r}")
+    if os.path.getsize(path) == 0:
+        raise ValueError(f"{name!r} is an empty file (0 bytes), not an image; copy it again")
+    try:
+        with Image.open(path) as image:  # reads the header only: a huge size is refused here
+            image.load()
+            return ImageOps.exif_transpose(image) or image
+    except Image.DecompressionBombError as err:
+        raise ValueError(f"{name!r} claims more pixels than course_lib decodes ({err}); resize the "
+                         "photo first (inpainting works at the model's scale, 256 to 512 px)") from None
+    except (OSError, SyntaxError, ValueError) as err:  # PIL: unidentified, truncated, broken chunks
+        kind = "truncated" if "truncated" in str(err) else "corrupt or not an image"
+        raise ValueError(f"{name!r} cannot be read as an image ({kind}: {err}); check the file "
+                         "(open it in an image viewer) or export it again as PNG or JPEG") from None
 
 
 def to_rgb(image: Image.Image) -> Image.Image:
