@@ -43,6 +43,7 @@ __all__ = [
     "prune_checkpoints",
     "capture_rng_state",
     "restore_rng_state",
+    "safe_torch_load",
     "load_checkpoint",
     "generator_state_dict",
 ]
@@ -176,6 +177,35 @@ def restore_rng_state(state: Mapping[str, Any], mask_generator: Optional[torch.G
         mask_generator.set_state(state["masks"])
 
 
+def safe_torch_load(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> Any:
+    """``torch.load(path, weights_only=True)`` with an error that says what is wrong with the file.
+
+    ``weights_only=True`` unpickles only tensors, numbers, strings and containers: a file
+    that holds any other Python object (which a full unpickle could use to run code) is
+    refused, never executed. Every loader of course_lib goes through here. Raises
+    ``ValueError`` for an empty, truncated, foreign or unsafe file.
+    """
+    path = Path(path)
+    size = path.stat().st_size
+    if size == 0:
+        raise ValueError(f"{str(path)!r} is an empty file (0 bytes): a save was cut short or the copy "
+                         "failed; use an earlier checkpoint (training keeps several) or copy it again")
+    try:
+        return torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as err:  # torch raises RuntimeError, UnpicklingError, EOFError, ... for bad files
+        text = f"{type(err).__name__}: {err}"
+        if "Unsupported global" in text:  # a pickled class or function: the way code gets run
+            why = ("it holds Python objects other than tensors and numbers, which loading would have to "
+                   "run; it was NOT run. Load only files from a source you trust (a course_lib "
+                   "checkpoint, or an official model converted with python -m course_lib convert)")
+        else:
+            why = (f"it is truncated, corrupt or not a torch file ({size} bytes); use an earlier "
+                   "checkpoint or copy the file again")
+        detail = re.search(r"Unsupported (global|operand)[^.\n]*", text)
+        raise ValueError(f"cannot load {str(path)!r}: {why}. "
+                         f"[{detail.group(0) if detail else text.splitlines()[0][:160]}]") from None
+
+
 def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cpu") -> dict[str, Any]:
     """Load a trainer checkpoint with ``weights_only=True`` and check its format.
 
@@ -190,7 +220,7 @@ def load_checkpoint(path: PathLike, map_location: Union[str, torch.device] = "cp
         path = found
     if not path.is_file():
         raise FileNotFoundError(f"checkpoint {path} does not exist")
-    ckpt = torch.load(path, map_location=map_location, weights_only=True)
+    ckpt = safe_torch_load(path, map_location)
     if not isinstance(ckpt, dict) or ckpt.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path} is not a course_lib training checkpoint (no kind={CHECKPOINT_KIND!r}); "
                          "for generator-only weights use course_lib.inpaint_cli.load_generator")

@@ -151,7 +151,7 @@ def evaluate(generator: Optional[Callable[..., Any]], dataset: Any, n_images: in
     without a generator). Metrics: see :mod:`course_lib.metrics` (PSNR capped at 100 dB).
     """
     if not isinstance(n_images, int) or n_images < 1:
-        raise ValueError(f"n_images must be a positive int, got {n_images!r}")
+        raise ValueError(f"n_images (--n) must be a positive int, got {n_images!r}")
     if not isinstance(batch_size, int) or batch_size < 1:
         raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
     if mask_kind not in MASK_KINDS:
@@ -286,7 +286,7 @@ def load_generator_and_config(path: Union[str, os.PathLike], device: Union[str, 
     given), and the official weights, converted (``python -m course_lib convert``) or as
     the TF checkpoint itself, through :func:`course_lib.pretrained.load_pretrained`.
     """
-    from course_lib.checkpoint import generator_state_dict, latest_checkpoint
+    from course_lib.checkpoint import generator_state_dict, latest_checkpoint, safe_torch_load
     from course_lib.generator import Generator
     from course_lib.pretrained import load_pretrained
 
@@ -302,10 +302,7 @@ def load_generator_and_config(path: Union[str, os.PathLike], device: Union[str, 
         raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
     if path.name.endswith(".index") or ".data-" in path.name:
         return load_pretrained(path, device), {}
-    try:
-        obj = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # torch raises several types for a file it cannot read
-        raise ValueError(f"cannot read {str(path)!r} as a torch checkpoint ({type(err).__name__}: {err})") from None
+    obj = safe_torch_load(path, "cpu")
     if not isinstance(obj, Mapping):
         raise ValueError(f"{str(path)!r} holds a {type(obj).__name__}, not a checkpoint dict or state dict")
     config = dict(obj["config"]) if isinstance(obj.get("config"), Mapping) else {}

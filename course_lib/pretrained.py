@@ -22,6 +22,7 @@ from typing import Any, Union
 
 import torch
 
+from course_lib.checkpoint import safe_torch_load
 from course_lib.convert import FORMAT_VERSION, convert_checkpoint
 from course_lib.critics import GlobalCritic, LocalCritic
 from course_lib.generator import Generator
@@ -103,12 +104,10 @@ def load_converted(path: PathLike, map_location: Any = "cpu") -> dict:
     p = Path(path).expanduser()
     if _is_torch_file(p):
         try:
-            data = torch.load(p, map_location=map_location, weights_only=True)
-        except Exception as exc:  # torch raises several types for a bad file
-            raise ValueError(
-                f"{p}: cannot load as a course_lib weights file ({type(exc).__name__}: {exc}); "
-                "convert an official TF checkpoint with: python -m course_lib convert "
-                "<checkpoint folder> <out.pt>") from None
+            data = safe_torch_load(p, map_location)  # ValueError that names the problem
+        except ValueError as exc:
+            raise ValueError(f"{exc} A weights file for an official model is made with: python -m "
+                             "course_lib convert <checkpoint folder> <out.pt>") from None
         if not isinstance(data, dict) or "generator" not in data:
             raise ValueError(
                 f"{p}: not a course_lib weights file (expected a dict with a 'generator' "
