@@ -64,6 +64,7 @@ from course_lib.ema import WeightEMA
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
 from course_lib.masks import random_box_mask
+from course_lib.runlock import RunLock
 from course_lib.seed import make_generator, seed_everything
 
 __all__ = [
@@ -255,6 +256,10 @@ class Trainer:
         self.out_dir = Path(out_dir)
         self.dist: DistInfo = init_distributed(config.device)
         self.device = self.dist.device
+        # One writer per run folder: refuse now if another live run trains into it (fit() holds it).
+        self._lock: Optional[RunLock] = RunLock(self.out_dir) if self.dist.is_main else None
+        if self._lock is not None:
+            self._lock.check()
         resume_path = self._resolve_resume(resume)
         saved = ckpt_io.load_checkpoint(resume_path) if resume_path is not None else None
         if saved is not None:
@@ -713,6 +718,16 @@ class Trainer:
         """
         c = self.config
         total = c.max_iters if max_iters is None else int(max_iters)
+        if self._lock is not None:
+            self._lock.acquire()  # RunLockedError when another run trains into out_dir
+        try:
+            return self._fit(total, max_minutes)
+        finally:
+            if self._lock is not None:
+                self._lock.release()
+
+    def _fit(self, total: int, max_minutes: Optional[float]) -> TrainResult:
+        c = self.config
         self._bar = None
         self._open_logs()
         old_handler = None
