@@ -7,8 +7,9 @@ never pays for the others.
 from __future__ import annotations
 
 import importlib
+import os
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
@@ -37,7 +38,32 @@ def main(argv: Optional[list[str]] = None) -> int:
         print(f"unknown command {name!r}\n\n{usage()}", file=sys.stderr)
         return 2
     module = importlib.import_module(COMMANDS[name][0])
-    return int(module.main(rest) or 0)
+    return run_command(name, module.main, rest)
+
+
+def run_command(name: str, command: Callable[[list[str]], Optional[int]], argv: list[str]) -> int:
+    """Run one command; a user mistake becomes one line on stderr and exit code 2, not a traceback.
+
+    User mistakes are what course_lib raises for bad input: a missing, unreadable or wrong
+    file (``OSError``, ``ValueError``), a wrong type or config key (``TypeError``,
+    ``KeyError``), a run folder in use (:class:`~course_lib.runlock.RunLockedError`).
+    ``COURSE_LIB_DEBUG=1`` shows the full traceback instead (for bug reports).
+    """
+    from course_lib.runlock import RunLockedError
+
+    try:
+        return int(command(argv) or 0)
+    except (OSError, ValueError, TypeError, KeyError, RunLockedError) as err:
+        if os.environ.get("COURSE_LIB_DEBUG", "") not in ("", "0"):
+            raise
+        message = err.args[0] if isinstance(err, KeyError) and err.args else str(err)
+        if isinstance(err, PermissionError):
+            message = (f"permission denied: cannot write or read {err.filename or message}; choose a file "
+                       "or folder you can write (--out / --output), or fix its permissions")
+        elif isinstance(err, OSError) and err.filename and str(err.filename) not in message:
+            message = f"{message}: {err.filename}"
+        print(f"{name}: error: {message}\n(COURSE_LIB_DEBUG=1 shows the traceback)", file=sys.stderr)
+        return 2
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ Taught in notebook 95 (training on Colab) and used by :mod:`course_lib.train`.
 from __future__ import annotations
 
 import dataclasses
+import difflib
 import json
 import os
 import typing
@@ -164,10 +165,13 @@ def _valid_keys() -> list[str]:
 
 
 def _check_keys(keys: Sequence[str]) -> None:
-    unknown = [k for k in keys if k not in _valid_keys()]
+    valid = _valid_keys()
+    unknown = [k for k in keys if k not in valid]
     if unknown:
+        guesses = [f"{m[0]!r} for {k!r}" for k in unknown if (m := difflib.get_close_matches(k, valid, n=1))]
+        hint = f" (did you mean {', '.join(guesses)}?)" if guesses else ""
         raise KeyError(
-            f"unknown config key(s) {unknown}; valid keys are: {', '.join(_valid_keys())}")
+            f"unknown config key(s) {unknown}{hint}; valid keys are: {', '.join(valid)}")
 
 
 def _coerce(name: str, value: Any, kind: Any) -> Any:

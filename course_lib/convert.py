@@ -330,8 +330,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         converted = convert_checkpoint(args.checkpoint, args.out,
                                        critics=False if args.no_critics else "auto")
     except (CheckpointError, ConversionError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 1
+        print(f"convert: error: {exc}", file=sys.stderr)
+        return 2
     print(f"converted {args.checkpoint}")
     print(_summary(converted, Path(args.out)))
     return 0

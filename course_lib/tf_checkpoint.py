@@ -389,7 +389,8 @@ def _read_block(data: bytes, offset: int, size: int, limit: int, what: str) -> m
     stored = int.from_bytes(data[offset + size + 1:offset + size + 5], "little")
     actual = crc32c(view[offset:offset + size + 1])
     if unmask_crc32c(stored) != actual:
-        raise CheckpointError(f"{what} block fails its CRC32C check (corrupt file)")
+        raise CheckpointError(f"{what} block fails its CRC32C check (corrupt file): download or "
+                              "copy the checkpoint again (compare its size with the original)")
     return contents
 
 
@@ -633,7 +634,8 @@ def read_checkpoint(path: PathLike, names: Optional[Iterable[str]] = None,
                 raise CheckpointError(f"{shard_path}: short read for variable {name!r}")
             if verify_crc and entry.crc32c is not None and entry.crc32c != masked_crc32c(raw):
                 raise CheckpointError(
-                    f"{shard_path}: variable {name!r} fails its CRC32C check (corrupt data file)")
+                    f"{shard_path}: variable {name!r} fails its CRC32C check (corrupt data file): "
+                    "download or copy the checkpoint again")
             try:
                 out[name] = _decode_tensor(raw, entry, order)
             except CheckpointError as exc:
