@@ -9,8 +9,17 @@ NOTEBOOKS := $(wildcard notebooks/*.ipynb notebooks/solutions/*.ipynb)
 # checked (nbval): a float sum over 1 or 8 threads can differ from one over 2 in the last
 # digits, so both sides use the same count, CI's 2 cores, on any machine.
 NB_THREADS ?= 2
+# The lowest CPU kernels PyTorch, oneDNN (convolutions) and MKL (matmuls) can be forced to, on
+# 1 thread: what an old laptop or a machine without AVX-512 computes. The solution editions are
+# checked under it, the student editions under this machine's own kernels on NB_THREADS, both
+# against the same stored outputs, so a number that depends on the CPU fails here, not in CI.
+PORTABLE_ENV ?= ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_INSTRUCTIONS=SSE4_2 \
+	OMP_NUM_THREADS=1 MKL_NUM_THREADS=1
+SOLUTION_NOTEBOOKS := $(wildcard notebooks/solutions/*.ipynb)
+STUDENT_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
+NBVAL := $(PY) -m pytest -q -p no:python -p no:cacheprovider --nbval-lax --nbval-current-env
 
-.PHONY: install test test-lib test-notebooks lab editions check-editions figures demo learning-check bench clean
+.PHONY: install test test-lib test-notebooks test-notebooks-as lab editions check-editions figures demo learning-check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -25,13 +34,18 @@ test: test-lib test-notebooks
 test-lib: install
 	$(PY) -m pytest tests -q
 
-test-notebooks: install
+test-notebooks: install  ## every notebook under nbval: students on this CPU's kernels, solutions on the lowest
 ifneq ($(strip $(NOTEBOOKS)),)
-	COURSE_LIB_CI=1 OMP_NUM_THREADS=$(NB_THREADS) MKL_NUM_THREADS=$(NB_THREADS) \
-		$(PY) -m pytest -q -p no:python --nbval-lax --nbval-current-env $(NOTEBOOKS)
+	COURSE_LIB_CI=1 OMP_NUM_THREADS=$(NB_THREADS) MKL_NUM_THREADS=$(NB_THREADS) $(NBVAL) $(STUDENT_NOTEBOOKS)
+	COURSE_LIB_CI=1 $(PORTABLE_ENV) $(NBVAL) $(SOLUTION_NOTEBOOKS)
 else
 	@echo "no notebooks yet"
 endif
+
+test-notebooks-as: install  ## reproduce another machine: make test-notebooks-as CPU=avx2 THREADS=1 [NB=notebooks/03_*.ipynb]
+	COURSE_LIB_CI=1 ATEN_CPU_CAPABILITY=$(or $(CPU),default) ONEDNN_MAX_CPU_ISA=$(if $(filter avx2,$(CPU)),AVX2,$(if $(filter avx512,$(CPU)),AVX512_CORE,SSE41)) \
+		MKL_ENABLE_INSTRUCTIONS=$(if $(filter avx2,$(CPU)),AVX2,$(if $(filter avx512,$(CPU)),AVX512,SSE4_2)) \
+		OMP_NUM_THREADS=$(or $(THREADS),1) MKL_NUM_THREADS=$(or $(THREADS),1) $(NBVAL) $(or $(NB),$(NOTEBOOKS))
 
 editions: install  ## regenerate the student editions from notebooks/solutions and re-run both
 	OMP_NUM_THREADS=$(NB_THREADS) MKL_NUM_THREADS=$(NB_THREADS) $(PY) scripts/make_editions.py --execute --jobs 1

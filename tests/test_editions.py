@@ -203,3 +203,27 @@ def test_every_registered_figure_is_drawn_and_used_by_a_lesson():
     for name in figures:
         assert (ROOT / "lessons" / "figures" / name).exists(), f"{name} is not drawn: run `make figures`"
         assert f"figures/{name}" in used, f"no lesson shows figures/{name}"
+
+
+def _checked_text(nb) -> dict[str, str]:
+    """source -> stored stream text of every NBVAL_CHECK_OUTPUT cell."""
+    out = {}
+    for c in nb.cells:
+        if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source:
+            out[c.source] = "".join(o.get("text", "") for o in c.outputs if o.output_type == "stream")
+    return out
+
+
+@pytest.mark.parametrize("solution", SOLUTIONS, ids=_ids(SOLUTIONS))
+def test_both_editions_store_the_same_checked_numbers(solution):
+    """`make test` checks the solution editions at the lowest CPU kernels on 1 thread and the
+    student editions at this machine's kernels on 2 threads, both against the stored outputs:
+    that proves the numbers portable only if a cell shared by both editions stores one text."""
+    ours = _checked_text(_read(solution))
+    theirs = _checked_text(_read(ROOT / "notebooks" / solution.name))
+    shared = sorted(set(ours) & set(theirs))
+    assert shared or not ours, f"{solution.name}: no checked cell is shared by both editions"
+    for source in shared:
+        assert ours[source] == theirs[source], (
+            f"{solution.name}: the two editions store different outputs for the checked cell starting "
+            f"{source.splitlines()[0]!r}; run `make editions` on one machine")
