@@ -37,6 +37,7 @@ __all__ = [
     "CHECKPOINT_KIND",
     "strip_prefixes",
     "atomic_save",
+    "remove_stale_temporaries",
     "checkpoint_path",
     "list_checkpoints",
     "latest_checkpoint",
@@ -89,11 +90,41 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
             os.fsync(handle.fileno())
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
+        _fsync_folder(path.parent)  # the rename itself survives a power cut, not only a crash
     except BaseException:
         if os.path.exists(tmp):
             os.remove(tmp)
         raise
     return path
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Flush a folder's entries to disk (POSIX); a no-op where folders cannot be opened (Windows)."""
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:  # some network file systems refuse fsync on folders
+        pass
+    finally:
+        os.close(fd)
+
+
+def remove_stale_temporaries(folder: PathLike) -> list[Path]:
+    """Delete the ``.NAME.*.tmp`` files that a process killed inside :func:`atomic_save` left behind.
+
+    Only safe while no other process writes ``folder`` (the trainer holds the run lock).
+    The finished files are never touched: a temporary file is not a checkpoint.
+    """
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    stale = [p for p in folder.iterdir() if p.name.startswith(".") and p.name.endswith(".tmp") and p.is_file()]
+    for p in stale:
+        p.unlink(missing_ok=True)
+    return stale
 
 
 def _umask() -> int:

@@ -720,6 +720,9 @@ class Trainer:
         total = c.max_iters if max_iters is None else int(max_iters)
         if self._lock is not None:
             self._lock.acquire()  # RunLockedError when another run trains into out_dir
+            stale = ckpt_io.remove_stale_temporaries(self.checkpoint_dir)
+            if stale:
+                self._notes.append(f"removed {len(stale)} unfinished checkpoint file(s) of a run that was killed")
         try:
             return self._fit(total, max_minutes)
         finally:
