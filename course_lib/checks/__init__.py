@@ -534,8 +534,8 @@ def expect_close(name: str, actual: Any, expected: torch.Tensor, what: str, hint
     expect_tensor(name, actual, what=what, dtype=dtype, finite=False)
     known = diagnose(actual, variants or {}, atol=atol, rtol=rtol) if variants else None
     if tuple(actual.shape) != tuple(expected.shape):
-        fail(name, f"{what} has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}",
-             known or shape_hint or hint)
+        fail(name, f"{what} has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
+             + ("" if known else show), known or shape_hint or hint)
     same = torch.allclose(actual.detach().to(expected.dtype), expected, atol=atol, rtol=rtol,
                           equal_nan=allow_nonfinite)
     if same:

@@ -204,6 +204,10 @@ def _gp_at_fake(critic, real, fake, mask, alpha):
     return _gp(critic, real, fake, mask, alpha, at="fake")
 
 
+def _gp_at_real(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, mask, alpha, at="real")
+
+
 def _gp_one_sided(critic, real, fake, mask, alpha):
     return _gp(critic, real, fake, mask, alpha, one_sided=True)
 
@@ -223,6 +227,8 @@ def _gp_unmasked(critic, real, fake, mask, alpha):
 _GP_HINTS = {
     "interpolates": "evaluate the gradient at the interpolates real + alpha * (fake - real), one alpha "
                     "per sample, not at the real or the fake images themselves",
+    "at the real": "evaluate the gradient at the interpolates real + alpha * (fake - real), not at the real "
+                   "images themselves",
     "two-sided": "the release's penalty is two-sided, (slopes - 1)**2: slopes below 1 are "
                  "penalised too (no relu)",
     "create_graph": "call torch.autograd.grad(..., create_graph=True): the penalty must be "
@@ -232,7 +238,7 @@ _GP_HINTS = {
     "over the hole": "pass the mask on to masked_slopes: the release's penalty only measures the "
                      "gradient over the hole",
 }
-_GP_MISTAKES = {"interpolates": _gp_at_fake, "two-sided": _gp_one_sided, "create_graph": _gp_no_graph,
+_GP_MISTAKES = {"interpolates": _gp_at_fake, "at the real": _gp_at_real, "two-sided": _gp_one_sided, "create_graph": _gp_no_graph,
                 "alpha argument": _gp_fixed_alpha, "over the hole": _gp_unmasked}
 require_phrases(_GP_HINTS, _GP_MISTAKES)
 

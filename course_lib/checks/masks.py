@@ -213,6 +213,16 @@ def _psnr_own_peak(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # peak = 
     return 10 * torch.log10(peak ** 2 / mse)
 
 
+def _psnr_summed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # sum of squares, not the mean
+    se = (((x + 1) / 2 - (y + 1) / 2) ** 2).sum(dim=(1, 2, 3))  # (B,)
+    return 10 * torch.log10(1 / se)
+
+
+def _psnr_absolute(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # mean absolute error
+    mae = ((x + 1) / 2 - (y + 1) / 2).abs().mean(dim=(1, 2, 3))  # (B,)
+    return 20 * torch.log10(1 / mae)
+
+
 _PSNR_HINTS = {
     "[0, 1]": "map the images from [-1, 1] to [0, 1] first ((x + 1) / 2), so that the peak value is 1.",
     "per image": "compute the PSNR per image: average the squared error over dims (1, 2, 3) only, giving (B,).",
@@ -221,9 +231,12 @@ _PSNR_HINTS = {
     "peak": "the images are in [0, 1] after the mapping, so the peak is 1, not 255.",
     "own maximum": "the peak is the fixed value 1 of the [0, 1] range, not the image's own maximum: on a "
                   "dark image whose maximum is below 1 the two differ.",
+    "not its sum": "the MSE is the mean of the squared error over (C, H, W), not its sum.",
+    "absolute": "PSNR uses the mean SQUARED error, not the mean absolute error (and then 10 * log10).",
 }
 _PSNR_MISTAKES = {"[0, 1]": _psnr_no_rescale, "per image": _psnr_whole_batch, "log10": _psnr_natural_log,
-                  "squared": _psnr_twenty, "peak": _psnr_peak_255, "own maximum": _psnr_own_peak}
+                  "squared": _psnr_twenty, "peak": _psnr_peak_255, "own maximum": _psnr_own_peak,
+                  "not its sum": _psnr_summed, "absolute": _psnr_absolute}
 require_phrases(_PSNR_HINTS, _PSNR_MISTAKES)
 
 
