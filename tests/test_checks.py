@@ -242,6 +242,12 @@ def _signed_centred_half(pixels):
     return (pixels.float() - 127.5) / 255.0
 
 
+def _signed_divides_in_place(pixels):
+    pixels = pixels.clone()
+    pixels /= 127.5  # uint8 cannot hold the result: RuntimeError
+    return pixels - 1
+
+
 def _signed_uint8_arithmetic(pixels):
     return (pixels / 127).floor() - 1.0
 
@@ -1296,7 +1302,8 @@ WRONG: dict[str, list[tuple[str, object]]] = {
         ("differs from course_lib's", _signed_wrong_constant), ("differs from course_lib's", _signed_centred_half),
         ("whole number", _signed_uint8_arithmetic), ("float64", lambda p: p.double() / 127.5 - 1),
         ("is None", forgets_return("to_signed_range")), ("NumPy", as_numpy("to_signed_range")),
-        ("list", as_list("to_signed_range")), ("shape", _signed_flat)],
+        ("list", as_list("to_signed_range")), ("shape", _signed_flat),
+        ("an in-place operation on an integer tensor", _signed_divides_in_place)],
     "box_mask": [
         ("differs from course_lib's", _box_bottom_right), ("dtype bool", _box_bool),
         ("shape (1, 1, 9, 6)", _box_transposed_canvas), ("one row and one column too few", _box_one_short),
@@ -1361,7 +1368,7 @@ WRONG: dict[str, list[tuple[str, object]]] = {
         ("align_corners", _layer_switch(down=_slice)), ("the mask is ignored", _layer_switch(use_mask=False)),
         ("background b", _layer_switch(use_b=False)), ("fuse=False", _layer_switch(always_fuse=True)),
         ("softmax_scale", _layer_switch(scale=10.0)), ("mask=None means there is no hole", _layer_switch(none_hole=True)),
-        ("raised", _layer_crashes_without_mask), ("smallest input", _layer_no_fuse_k),
+        ("mask=None", _layer_crashes_without_mask), ("smallest input", _layer_no_fuse_k),
         ("expected a pair", _layer_y_only), (NO_GRAD, _layer_no_grad), ("smallest input", _layer_switch(k_fixed=3))],
     "stage_input": [
         ("ones channel", _input_mask_only), ("the order is", _input_ones_last), ("1 = hole", _input_known_is_one),

@@ -8,12 +8,24 @@ cell, the notebook runs ``fn = check("exercise_name", fn)``:
   message says so and course_lib's reference implementation comes back instead, so the
   rest of the notebook still runs;
 * if ``fn`` is wrong, an ``AssertionError`` is raised whose message names the likely
-  mistake (wrong axis, missing normalisation, off-by-one, ...).
+  mistake in a sentence (wrong axis, missing normalisation, off-by-one, no gradient, an
+  input changed in place, ...).
 
-A check is a function ``_check(fn)`` that compares ``fn`` with the reference on edge cases
-and seeded random inputs; it is registered with :func:`register`, together with planted
-mistakes (``mistakes={"expected hint phrase": wrong_fn}``) that the test suite feeds to the
-check to prove it fails on them with that hint (nbgrader's ``--invert`` idea).
+A check is a function ``_check(fn)`` that compares ``fn`` with the reference on edge cases,
+non-default arguments and seeded random inputs; it is registered with :func:`register`,
+together with planted mistakes (``mistakes={"expected hint phrase": wrong_fn}``) that the test
+suite feeds to the check to prove it fails on them with that hint (nbgrader's ``--invert``
+idea); the planted mistakes also name the student's mistake when one gives the same output.
+
+The helpers below make every check robust in the same way: :func:`call` turns any exception
+into a hint and fails when an input was changed in place; :func:`expect_tensor` /
+:func:`expect_close` name a result of the wrong type (None, a Python float, a generator, a
+NumPy array, a list), dtype or shape, each with its own hint; :func:`compare_cases` runs a
+list of :class:`Case` inputs and, when no planted mistake explains a wrong result, shows the
+smallest case on which the two functions differ; :func:`expect_gradient` compares the
+gradient of a fixed random weighted sum of the output with the reference's (no gradient,
+NaN/inf gradient, different gradient). :func:`check` itself turns an unexpected error of a
+check into a failed check, so a wrong function never crashes it.
 
 Checks of each notebook live in a submodule (``checks/masks.py`` for notebooks 00-02,
 ``checks/attention.py`` for notebooks 03-06, ``checks/generator.py`` for notebook 07,
@@ -258,6 +270,17 @@ _EXCEPTION_HINTS: tuple[tuple[str, str], ...] = (
     ("must match the size",
      "two tensors' shapes do not fit together: print the shapes of your intermediate tensors and "
      "compare them with the exercise's shape comments"),
+    ("can't be cast to the desired output type",
+     "an in-place operation on an integer tensor (pixels /= 127.5 on uint8) cannot hold the "
+     "fraction: convert first with x = x.float(), then compute out of place"),
+    ("'nonetype' object",
+     "a value is None: a helper returns nothing (a missing return statement), or an optional "
+     "argument such as mask=None is used without handling the None case"),
+    ("got nonetype",
+     "a value is None: a helper returns nothing (a missing return statement), or an optional "
+     "argument such as mask=None is used without handling the None case"),
+    ("not implemented for 'bool'", "bool tensors do not support arithmetic: convert with .float() first"),
+    ("not implemented for 'byte'", "uint8 tensors do not support this operation: convert with .float() first"),
     ("shape", "a shape does not fit: print the shapes of your intermediate tensors and compare them "
               "with the exercise's shape comments"),
     ("expected scalar type",
