@@ -12,12 +12,22 @@ correct alternative implementation that must pass.
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import course_lib.checks as checks
+from course_lib import attention as A
+from course_lib import generator as G
 from course_lib.checks import REGISTRY, check, list_exercises
+from course_lib.flow import flow_to_color
+from course_lib.ops import pad_same
 
 NAMES = list_exercises()
 MISTAKES = [(name, phrase) for name in NAMES for phrase in REGISTRY[name].mistakes]
@@ -148,18 +158,6 @@ def test_hinted_mistakes_and_require_phrases():
 # with a phrase its check's message must contain; and one correct ALTERNATIVE implementation
 # (loops instead of vectorised code, another equivalent formula) that must pass.
 
-import os
-import shutil
-import tempfile
-from pathlib import Path
-
-import numpy as np
-import torch.nn.functional as F
-
-from course_lib import attention as A
-from course_lib import losses as L
-from course_lib.flow import flow_to_color
-from course_lib.ops import pad_same
 
 ref = {name: REGISTRY[name].reference for name in NAMES}
 
@@ -222,13 +220,6 @@ def clobbers(name, index=0):
         with torch.no_grad():
             args[index].mul_(0.5)
         return out
-    return wrong
-
-
-def takes_first(name):
-    """Returns the first element of the right result's batch only (a wrong shape)."""
-    def wrong(*args, **kwargs):
-        return ref[name](*args, **kwargs)[:1]
     return wrong
 
 
@@ -1291,8 +1282,6 @@ def _alt_ema(average, weights, num_updates, decay):
                 a.copy_(weights[k])
     return d
 
-
-from course_lib import generator as G  # noqa: E402  (used by the notebook-07 wrongs above)
 
 NO_GRAD, NAN_GRAD, GRAD_DIFFERS = "no gradient", "eps or a clamp is in the wrong place", "hidden from autograd"
 

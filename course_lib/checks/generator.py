@@ -17,7 +17,7 @@ from course_lib import generator as G
 from course_lib.receptive_field import receptive_field as rf_reference
 from course_lib.seed import make_generator, seed_everything
 
-from . import (Case, call, compare_cases, exception_hint, expect_close, expect_gradient, expect_tensor, fail,
+from . import (Case, call, compare_cases, expect_close, expect_gradient, expect_tensor, fail,
                hinted_mistakes, register, require_phrases)
 
 __all__ = ["coarse_stage_reference"]

@@ -19,7 +19,7 @@ import torch
 from course_lib.checkpoint import atomic_save
 from course_lib.ema import ema_update_
 
-from . import call, exception_hint, fail, register, require_phrases
+from . import call, fail, register, require_phrases
 
 __all__ = ["CrashesWhenSaved", "InterruptedWhenSaved"]
 
