@@ -4,16 +4,30 @@ For EVERY registered exercise (notebooks 00-09, whoever wrote them): the referen
 its own check; a stub raising NotImplementedError falls back to the reference with the
 loud message; each planted mistake FAILS with an AssertionError whose message contains
 the hint phrase it was registered with; and each exercise has at least two mistakes.
+
+Below the tests of the machinery, every exercise also meets at least 8 wrong
+implementations written here (independently of the checks' own planted mistakes) and one
+correct alternative implementation that must pass.
 """
 from __future__ import annotations
 
 import math
+import os
+import shutil
+import tempfile
+from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 
 import course_lib.checks as checks
+from course_lib import attention as A
+from course_lib import generator as G
 from course_lib.checks import REGISTRY, check, list_exercises
+from course_lib.flow import flow_to_color
+from course_lib.ops import pad_same
 
 NAMES = list_exercises()
 MISTAKES = [(name, phrase) for name in NAMES for phrase in REGISTRY[name].mistakes]
@@ -124,11 +138,1348 @@ def test_psnr_and_box_mask_references_by_hand():
 
 def test_hinted_mistakes_and_require_phrases():
     from course_lib.checks import hinted_mistakes, require_phrases
-    hints = {"sign": "the sign is flipped: ...", "no log": "a WGAN critic has no log ...", "mean": "use the mean ..."}
+    hints = {"sign": "the sign is flipped: ...", "no log": "a WGAN critic has no log ...", "mean": "use the mean ...",
+             "one number": "one number for the batch ..."}
     pos, neg = torch.tensor([[2.0], [4.0]]), torch.tensor([[1.0], [0.0]])
     outs = hinted_mistakes("wgan_critic_loss", hints, pos, neg)
     assert set(outs) == set(hints.values())
     assert outs[hints["sign"]].item() == 2.5 and outs[hints["mean"]].item() == -5.0  # by hand
+    assert outs[hints["one number"]].flatten().tolist() == [-1.0, -4.0]
     require_phrases(hints, {"sign": None, "mean": None})
     with pytest.raises(AssertionError, match="'sum'"):
         require_phrases(hints, {"sum": None})
+
+
+# ---- planted wrong implementations written for the test suite (not the checks' own) -------
+#
+# For every exercise at least 8 wrong functions, drawn from the classes of mistakes students
+# make (a wrong formula, an ignored non-default argument, a wrong type / dtype / shape, an
+# input changed in place, a result without gradient or with a NaN gradient, a crash), each
+# with a phrase its check's message must contain; and one correct ALTERNATIVE implementation
+# (loops instead of vectorised code, another equivalent formula) that must pass.
+
+
+ref = {name: REGISTRY[name].reference for name in NAMES}
+
+
+def forgets_return(name):
+    def wrong(*args, **kwargs):
+        ref[name](*args, **kwargs)  # computed, but no return statement
+    return wrong
+
+
+def as_numpy(name):
+    def wrong(*args, **kwargs):
+        return ref[name](*args, **kwargs).detach().numpy()
+    return wrong
+
+
+def as_float64(name):
+    def wrong(*args, **kwargs):
+        return ref[name](*args, **kwargs).double()
+    return wrong
+
+
+def as_list(name):
+    def wrong(*args, **kwargs):
+        return ref[name](*args, **kwargs).tolist()
+    return wrong
+
+
+def as_generator(name):
+    def wrong(*args, **kwargs):
+        return (row for row in ref[name](*args, **kwargs))
+    return wrong
+
+
+def under_no_grad(name):
+    def wrong(*args, **kwargs):
+        with torch.no_grad():
+            return ref[name](*args, **kwargs)
+    return wrong
+
+
+def detached(name):
+    def wrong(*args, **kwargs):
+        return ref[name](*args, **kwargs).detach()
+    return wrong
+
+
+def through_numpy(name):
+    """Inputs converted to NumPy and back: the values are right, the gradient is cut."""
+    def wrong(*args, **kwargs):
+        plain = [torch.from_numpy(a.detach().numpy().copy()) if isinstance(a, torch.Tensor) else a for a in args]
+        return ref[name](*plain, **kwargs)
+    return wrong
+
+
+def clobbers(name, index=0):
+    """Right result, but the input at ``index`` is scaled in place afterwards."""
+    def wrong(*args, **kwargs):
+        out = ref[name](*args, **kwargs)
+        with torch.no_grad():
+            args[index].mul_(0.5)
+        return out
+    return wrong
+
+
+# ---- notebook 00-02
+
+def _signed_wrong_constant(pixels):
+    return pixels.float() / 128.0 - 1.0
+
+
+def _signed_centred_half(pixels):
+    return (pixels.float() - 127.5) / 255.0
+
+
+def _signed_divides_in_place(pixels):
+    pixels = pixels.clone()
+    pixels /= 127.5  # uint8 cannot hold the result: RuntimeError
+    return pixels - 1
+
+
+def _signed_uint8_arithmetic(pixels):
+    return (pixels / 127).floor() - 1.0
+
+
+def _signed_flat(pixels):
+    return (pixels.float() / 127.5 - 1.0).flatten()
+
+
+def _box_bottom_right(bbox, height, width):
+    top, left, h, w = bbox  # read as (top, left, bottom, right)
+    mask = torch.zeros(1, 1, height, width)
+    mask[..., top:h, left:w] = 1.0
+    return mask
+
+
+def _box_bool(bbox, height, width):
+    top, left, h, w = bbox
+    mask = torch.zeros(1, 1, height, width, dtype=torch.bool)
+    mask[..., top:top + h, left:left + w] = True
+    return mask
+
+
+def _box_transposed_canvas(bbox, height, width):
+    top, left, h, w = bbox
+    mask = torch.zeros(1, 1, width, height)
+    mask[..., left:left + w, top:top + h] = 1.0
+    return mask
+
+
+def _box_one_short(bbox, height, width):
+    top, left, h, w = bbox
+    mask = torch.zeros(1, 1, height, width)
+    mask[..., top:top + h - 1, left:left + w - 1] = 1.0
+    return mask
+
+
+def _box_numpy(bbox, height, width):
+    top, left, h, w = bbox
+    mask = np.zeros((1, 1, height, width), dtype=np.float32)
+    mask[..., top:top + h, left:left + w] = 1.0
+    return mask
+
+
+def _psnr_sum(x, y):
+    se = (((x + 1) / 2 - (y + 1) / 2) ** 2).sum(dim=(1, 2, 3))
+    return 10 * torch.log10(1 / se)
+
+
+def _psnr_mae(x, y):
+    mae = ((x - y) / 2).abs().mean(dim=(1, 2, 3))
+    return 20 * torch.log10(1 / mae)
+
+
+def _psnr_per_channel(x, y):
+    mse = (((x - y) / 2) ** 2).mean(dim=(2, 3))  # (B, C)
+    return 10 * torch.log10(1 / mse)
+
+
+def _psnr_data_peak(x, y):
+    x01, y01 = (x + 1) / 2, (y + 1) / 2
+    mse = ((x01 - y01) ** 2).mean(dim=(1, 2, 3))
+    return 10 * torch.log10(x01.amax(dim=(1, 2, 3)) ** 2 / mse)
+
+
+def _psnr_ln(x, y):
+    mse = (((x - y) / 2) ** 2).mean(dim=(1, 2, 3))
+    return -10 * torch.log(mse)
+
+
+def _psnr_in_place(x, y):
+    x.add_(1).div_(2)  # rescales the caller's image
+    y01 = (y + 1) / 2
+    return 10 * torch.log10(1 / ((x - y01) ** 2).mean(dim=(1, 2, 3)))
+
+
+def _psnr_items(x, y):
+    return [10 * math.log10(1 / float((((a - b) / 2) ** 2).mean())) for a, b in zip(x, y)]
+
+
+def _discount_float64(height, width, gamma=0.9):
+    i = torch.arange(height, dtype=torch.float64)[:, None]
+    j = torch.arange(width, dtype=torch.float64)[None, :]
+    return torch.maximum(gamma ** torch.minimum(i, height - i), gamma ** torch.minimum(j, width - j))
+
+
+def _discount_fixed_gamma(height, width, gamma=0.9):
+    return REGISTRY["spatial_discount"].reference(height, width, 0.9)
+
+
+def _discount_paper_default(height, width, gamma=0.99):
+    return REGISTRY["spatial_discount"].reference(height, width, gamma)
+
+
+def _discount_nested_list(height, width, gamma=0.9):
+    return [[max(gamma ** min(i, height - i), gamma ** min(j, width - j)) for j in range(width)]
+            for i in range(height)]
+
+
+def _discount_product(height, width, gamma=0.9):
+    i = torch.arange(height).float()[:, None]
+    j = torch.arange(width).float()[None, :]
+    return gamma ** torch.minimum(i, height - i) * gamma ** torch.minimum(j, width - j)
+
+
+def _discount_symmetric_mine(height, width, gamma=0.9):
+    i = torch.arange(height).float()[:, None]
+    j = torch.arange(width).float()[None, :]
+    return torch.maximum(gamma ** torch.minimum(i, height - 1 - i), gamma ** torch.minimum(j, width - 1 - j))
+
+
+def _discount_transposed(height, width, gamma=0.9):
+    return REGISTRY["spatial_discount"].reference(height, width, gamma).T.contiguous()
+
+
+# ---- notebook 03-06
+
+def _patches_loop_no_pad(x, kernel, stride=1):
+    H, W = x.shape[-2:]
+    return torch.stack([x[:, :, i:i + kernel, j:j + kernel] for i in range(0, H - kernel + 1, stride)
+                        for j in range(0, W - kernel + 1, stride)], dim=1)
+
+
+def _patches_unit_stride(x, kernel, stride=1):
+    cols = F.unfold(pad_same(x, kernel, 1), kernel)
+    return cols.view(x.shape[0], x.shape[1], kernel, kernel, -1).permute(0, 4, 1, 2, 3)
+
+
+def _patches_reflect(x, kernel, stride=1):
+    B, C, H, W = x.shape
+    total = [max((-(-n // stride) - 1) * stride + kernel - n, 0) for n in (H, W)]
+    xp = F.pad(x, (total[1] // 2, total[1] - total[1] // 2, total[0] // 2, total[0] - total[0] // 2),
+               mode="replicate")
+    cols = F.unfold(xp, kernel, stride=stride)
+    return cols.view(B, C, kernel, kernel, -1).permute(0, 4, 1, 2, 3)
+
+
+def _patches_centre_pad(x, kernel, stride=1):
+    cols = F.unfold(x, kernel, stride=stride, padding=(kernel - 1) // 2)
+    return cols.view(x.shape[0], x.shape[1], kernel, kernel, -1).permute(0, 4, 1, 2, 3)
+
+
+def _patches_hwc(x, kernel, stride=1):
+    return A.extract_patches(x, kernel, stride).permute(0, 1, 3, 4, 2)
+
+
+def _patches_in_place_pad(x, kernel, stride=1):
+    out = A.extract_patches(x, kernel, stride)
+    x.clamp_(min=0)  # "cleans" the caller's map
+    return out
+
+
+def _normalize_plus_eps(w, eps=1e-4):
+    return w / (w.flatten(2).norm(dim=2)[..., None, None, None] + eps)
+
+
+def _normalize_channelwise(w, eps=1e-4):
+    return w / w.norm(dim=(3, 4), keepdim=True).clamp(min=eps)
+
+
+def _normalize_fixed_eps_mine(w, eps=1e-4):
+    return w / w.flatten(2).norm(dim=2).clamp(min=1e-4)[..., None, None, None]
+
+
+def _normalize_eps_inside(w, eps=1e-4):
+    return w / (w.pow(2).sum(dim=(2, 3, 4), keepdim=True) + eps ** 2).sqrt()
+
+
+def _normalize_data_clamp(w, eps=1e-4):
+    norm = w.pow(2).sum(dim=(2, 3, 4), keepdim=True).sqrt()
+    norm.data.clamp_(min=eps)  # hidden from autograd
+    return w / norm
+
+
+def _normalize_no_clamp(w, eps=1e-4):
+    return w / w.pow(2).sum(dim=(2, 3, 4), keepdim=True).sqrt()
+
+
+def _normalize_in_place(w, eps=1e-4):
+    w /= w.pow(2).sum(dim=(2, 3, 4), keepdim=True).sqrt().clamp(min=eps)
+    return w
+
+
+def _scores_batch_zero(f, w_normed):
+    k = w_normed.shape[-1]
+    return F.conv2d(pad_same(f, k), w_normed[0])
+
+
+def _scores_symmetric_pad(f, w_normed):
+    k = w_normed.shape[-1]
+    return torch.cat([F.conv2d(f[i:i + 1], w_normed[i], padding=k // 2) for i in range(f.shape[0])])
+
+
+def _scores_transposed(f, w_normed):
+    k = w_normed.shape[-1]
+    return torch.cat([F.conv_transpose2d(f[i:i + 1], w_normed[i].transpose(0, 1), padding=k // 2)
+                      for i in range(f.shape[0])])
+
+
+def _scores_cosine(f, w_normed):
+    k = w_normed.shape[-1]
+    s = A.matching_scores(f, w_normed)
+    norms = F.conv2d(pad_same(f * f, k), f.new_ones(1, f.shape[1], k, k)).sqrt().clamp(min=1e-4)
+    return s / norms
+
+
+def _scores_no_pad(f, w_normed):
+    return torch.cat([F.conv2d(f[i:i + 1], w_normed[i]) for i in range(f.shape[0])])
+
+
+def _valid_centre(mask, ksize):
+    return (mask.flatten(1) == 0).float()
+
+
+def _valid_inverted_mine(mask, ksize):
+    return (F.avg_pool2d(pad_same(mask, ksize), ksize, stride=1).flatten(1) > 0).float()
+
+
+def _valid_majority(mask, ksize):
+    return (F.avg_pool2d(pad_same(mask, ksize), ksize, stride=1).flatten(1) < 0.5).float()
+
+
+def _valid_three(mask, ksize):
+    return (F.avg_pool2d(pad_same(mask, 3), 3, stride=1).flatten(1) == 0).float()
+
+
+def _valid_bool(mask, ksize):
+    return F.avg_pool2d(pad_same(mask, ksize), ksize, stride=1).flatten(1) == 0
+
+
+def _valid_keepdims(mask, ksize):
+    return (F.avg_pool2d(pad_same(mask, ksize), ksize, stride=1) == 0).float()  # (B, 1, H, W)
+
+
+def _valid_border_is_hole(mask, ksize):
+    r = ksize // 2
+    m = F.pad(mask, (r, r, r, r), value=1.0)
+    return (F.avg_pool2d(m, ksize, stride=1).flatten(1) == 0).float()
+
+
+def _softmax_exp(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    e = (scores * m * softmax_scale).exp()
+    return e / e.sum(dim=1, keepdim=True) * m
+
+
+def _softmax_minus_inf(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    return torch.softmax((scores * softmax_scale).masked_fill(m == 0, float("-inf")), dim=1)
+
+
+def _softmax_renorm(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    a = torch.softmax(scores * m * softmax_scale, dim=1) * m
+    return a / a.sum(dim=1, keepdim=True).clamp(min=1e-8)
+
+
+def _softmax_last_axis(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    return torch.softmax(scores * m * softmax_scale, dim=-1) * m
+
+
+def _softmax_ten(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    return torch.softmax(scores * m * 10.0, dim=1) * m
+
+
+def _softmax_scale_outside(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    return torch.softmax(scores * m, dim=1) * m
+
+
+def _softmax_in_place(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    scores.mul_(m)  # masks the caller's scores
+    return torch.softmax(scores * softmax_scale, dim=1) * m
+
+
+def _softmax_no_second_mask(scores, mm, softmax_scale=10.0):
+    return torch.softmax(scores * mm[:, :, None, None] * softmax_scale, dim=1)
+
+
+def _fuse_core(scores, fuse_k, kernel_fn, passes=2):
+    B, L, H, W = scores.shape
+    kernel = kernel_fn(fuse_k, scores.dtype).view(1, 1, fuse_k, fuse_k)
+    m = scores.permute(0, 2, 3, 1).reshape(B, 1, H * W, L)
+    m = F.conv2d(pad_same(m, fuse_k), kernel)
+    if passes == 1:
+        return m.view(B, H, W, L).permute(0, 3, 1, 2)
+    m = m.view(B, H, W, H, W).permute(0, 2, 1, 4, 3).reshape(B, 1, W * H, W * H)
+    m = F.conv2d(pad_same(m, fuse_k), kernel)
+    m = m.view(B, W, H, W, H).permute(0, 2, 1, 4, 3).reshape(B, H * W, L)
+    return m.permute(0, 2, 1).reshape(B, L, H, W)
+
+
+def _fuse_one_pass(scores, fuse_k=3):
+    return _fuse_core(scores, fuse_k, lambda k, dt: torch.eye(k, dtype=dt), passes=1)
+
+
+def _fuse_ones(scores, fuse_k=3):
+    return _fuse_core(scores, fuse_k, lambda k, dt: torch.ones(k, k, dtype=dt))
+
+
+def _fuse_mirror(scores, fuse_k=3):
+    return _fuse_core(scores, fuse_k, lambda k, dt: torch.eye(k, dtype=dt).flip(0))
+
+
+def _fuse_three(scores, fuse_k=3):
+    return _fuse_core(scores, 3, lambda k, dt: torch.eye(k, dtype=dt))
+
+
+def _fuse_no_final_permute(scores, fuse_k=3):
+    B, L, H, W = scores.shape
+    m = _fuse_core(scores, fuse_k, lambda k, dt: torch.eye(k, dtype=dt))  # (B, L, H, W), right
+    m = m.permute(0, 2, 3, 1).reshape(B, H * W, L)  # the (positions, patches) matrix again
+    return m.reshape(B, L, H, W)  # forgot to move the patch axis back in front: a transposed matrix
+
+
+# the reconstruct helpers
+
+def _recon_core(attention, raw_patches, rate, out_size, divide=4.0, stride=None, top=None):
+    H, W = out_size
+    k = raw_patches.shape[-1]
+    out = []
+    for i in range(attention.shape[0]):
+        y = F.conv_transpose2d(attention[i:i + 1], raw_patches[i], stride=stride or rate)
+        t = (max((attention.shape[-2] - 1) * rate + k - H, 0) // 2) if top is None else top
+        le = (max((attention.shape[-1] - 1) * rate + k - W, 0) // 2) if top is None else top
+        out.append(y[:, :, t:t + H, le:le + W])
+    return torch.cat(out) / divide
+
+
+def _recon_no_division(attention, raw_patches, rate, out_size):
+    return _recon_core(attention, raw_patches, rate, out_size, divide=1.0)
+
+
+def _recon_rate_squared(attention, raw_patches, rate, out_size):
+    return _recon_core(attention, raw_patches, rate, out_size, divide=float(rate * rate))
+
+
+def _recon_bottom_crop(attention, raw_patches, rate, out_size):
+    return _recon_core(attention, raw_patches, rate, out_size, top=0)
+
+
+def _recon_shared_patches(attention, raw_patches, rate, out_size):
+    return _recon_core(attention, raw_patches[:1].expand_as(raw_patches).contiguous(), rate, out_size)
+
+
+def _recon_two(attention, raw_patches, rate, out_size):
+    return _recon_core(attention, raw_patches, 2, (2 * attention.shape[-2], 2 * attention.shape[-1]))
+
+
+def _layer(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True, *,
+           down=A.downsample, use_mask=True, use_b=True, always_fuse=False, scale=None, k_fixed=None,
+           none_hole=False, flow=True):
+    """A contextual attention layer assembled by the test, with switches for the mistakes."""
+    src = b if use_b else f
+    ks = k_fixed or ksize
+    H, W = f.shape[-2:]
+    raw = A.extract_patches(src, 2 * rate, rate * stride)
+    f_s, b_s = down(f, rate), down(src, rate)
+    if mask is None:
+        mm = b_s.new_zeros(1, b_s.shape[-2] * b_s.shape[-1]) if none_hole else \
+            b_s.new_ones(1, b_s.shape[-2] * b_s.shape[-1])
+    elif use_mask:
+        mm = A.valid_patches(down(mask, rate), ks, stride)
+    else:
+        mm = b_s.new_ones(1, b_s.shape[-2] * b_s.shape[-1])
+    scores = A.matching_scores(f_s, A.normalize_patches(A.extract_patches(b_s, ks, stride)))
+    if fuse or always_fuse:
+        scores = A.fuse_scores(scores, fuse_k)
+    att = A.masked_softmax(scores, mm, softmax_scale if scale is None else scale)
+    y = A.reconstruct(att, raw, rate, (H, W))
+    if not flow:
+        return y
+    picture = flow_to_color(A.attention_offsets(att, f_s.shape[-1]))
+    return y, F.interpolate(picture, size=(H, W), mode="bilinear", align_corners=True)
+
+
+def _layer_switch(**switches):
+    def wrong(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
+        return _layer(f, b, mask, ksize, stride, rate, fuse_k, softmax_scale, fuse, **switches)
+    return wrong
+
+
+def _layer_crashes_without_mask(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
+    A.downsample(mask, rate)  # fails for mask=None
+    return _layer(f, b, mask, ksize, stride, rate, fuse_k, softmax_scale, fuse)
+
+
+def _layer_no_fuse_k(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
+    return _layer(f, b, mask, ksize, stride, rate, 3, softmax_scale, fuse)
+
+
+def _layer_y_only(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
+    return _layer(f, b, mask, ksize, stride, rate, fuse_k, softmax_scale, fuse, flow=False)
+
+
+def _layer_no_grad(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
+    with torch.no_grad():
+        return _layer(f, b, mask, ksize, stride, rate, fuse_k, softmax_scale, fuse)
+
+
+def _slice(x, rate):
+    return x[..., ::rate, ::rate]
+
+
+# ---- notebook 07
+
+def _input_mask_only(x, mask):
+    return torch.cat([x, mask.expand(x.shape[0], 1, *x.shape[-2:])], dim=1)
+
+
+def _input_ones_last(x, mask):
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, mask * ones, ones], dim=1)
+
+
+def _input_known_is_one(x, mask):
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, ones, ones - ones * mask], dim=1)
+
+
+def _input_cat_mask(x, mask):
+    return torch.cat([x, torch.ones_like(x[:, :1]), mask], dim=1)
+
+
+def _input_double_ones(x, mask):
+    ones = torch.ones(x.shape[0], 1, *x.shape[-2:], dtype=torch.float64)
+    return torch.cat([x.double(), ones, ones * mask], dim=1)
+
+
+def _input_blanked(x, mask):
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x * (1 - mask), ones, ones * mask], dim=1)
+
+
+def _input_in_place(x, mask):
+    x.mul_(1 - mask)  # blanks the caller's image
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, ones, ones * mask], dim=1)
+
+
+def _rf_zero_start(layers):
+    r, j, out = 0, 1, []
+    for k, s, d in layers:
+        r += (k - 1) * d * j
+        j *= s
+        out.append((r, j))
+    return out
+
+
+def _rf_no_dilation_mine(layers):
+    r, j, out = 1, 1, []
+    for k, s, d in layers:
+        r += (k - 1) * j
+        j *= s
+        out.append((r, j))
+    return out
+
+
+def _rf_jump_first(layers):
+    r, j, out = 1, 1, []
+    for k, s, d in layers:
+        j *= s
+        r += (k - 1) * d * j
+        out.append((r, j))
+    return out
+
+
+def _rf_generator(layers):
+    r, j = 1, 1
+    for k, s, d in layers:
+        r += (k - 1) * d * j
+        j *= s
+        yield (r, j)
+
+
+def _rf_none(layers):
+    r, j, out = 1, 1, []
+    for k, s, d in layers:
+        r += (k - 1) * d * j
+        j *= s
+        out.append((r, j))
+
+
+def _rf_last_only(layers):
+    r, j = 1, 1
+    for k, s, d in layers:
+        r += (k - 1) * d * j
+        j *= s
+    return [(r, j)] if layers else []
+
+
+def _rf_pops(layers):
+    r, j, out = 1, 1, []
+    while layers:
+        k, s, d = layers.pop(0)  # empties the caller's list
+        r += (k - 1) * d * j
+        j *= s
+        out.append((r, j))
+    return out
+
+
+def _rf_true_division(layers):
+    r, j, out = 1, 1, []
+    for k, s, d in layers:
+        r += (k - 1) * d * j / 2 * 2
+        j *= s
+        out.append((r + 0.5, j))
+    return out
+
+
+def _rf_dilated_jump(layers):
+    r, j, out = 1, 1, []
+    for k, s, d in layers:
+        r += (k - 1) * d * j
+        j *= s * d
+        out.append((r, j))
+    return out
+
+
+def _compose_swapped(x1, x_in, mask):
+    return x_in * mask + x1 * (1 - mask)
+
+
+def _compose_no_grad(x1, x_in, mask):
+    return x1.data * mask + x_in * (1 - mask)
+
+
+def _compose_stage1_only(x1, x_in, mask):
+    return x1 * 1.0
+
+
+def _compose_plus(x1, x_in, mask):
+    return x1 * mask + x_in
+
+
+def _compose_in_place(x1, x_in, mask):
+    x_in.mul_(1 - mask)
+    return x_in.add(x1 * mask)
+
+
+def _compose_detach_known(x1, x_in, mask):
+    return (x1 * mask + x_in * (1 - mask)).detach()
+
+
+def _coarse_run(net, h):
+    for layer_name in net.LAYERS:
+        h = getattr(net, layer_name)(h)
+    return h
+
+
+def _coarse_unclipped(net, x, mask):
+    return _coarse_run(net, G.stage_input(x, mask))
+
+
+def _coarse_tanh_mine(net, x, mask):
+    return torch.tanh(_coarse_run(net, G.stage_input(x, mask)))
+
+
+def _coarse_sigmoid(net, x, mask):
+    return 2 * torch.sigmoid(_coarse_run(net, G.stage_input(x, mask))) - 1
+
+
+def _coarse_four_channels(net, x, mask):
+    return _coarse_run(net, torch.cat([x, mask.expand(x.shape[0], -1, -1, -1)], 1)).clamp(-1, 1)
+
+
+def _coarse_unit_clip(net, x, mask):
+    return _coarse_run(net, G.stage_input(x, mask)).clamp(0, 1)
+
+
+def _coarse_alphabetical(net, x, mask):
+    h = G.stage_input(x, mask)
+    for layer_name in sorted(net.LAYERS):
+        h = getattr(net, layer_name)(h)
+    return h.clamp(-1, 1)
+
+
+def _coarse_data_clamp(net, x, mask):
+    h = _coarse_run(net, G.stage_input(x, mask))
+    h.data.clamp_(-1, 1)  # the clip is hidden from autograd
+    return h
+
+
+def _coarse_no_grad(net, x, mask):
+    with torch.no_grad():
+        return _coarse_run(net, G.stage_input(x, mask)).clamp(-1, 1)
+
+
+def _coarse_pair(net, x, mask):
+    h = _coarse_run(net, G.stage_input(x, mask)).clamp(-1, 1)
+    return h, mask
+
+
+# ---- notebook 08
+
+def _flat_nchw(h):
+    return h.reshape(h.shape[0], -1)
+
+
+def _flat_transpose(h):
+    return h.transpose(1, 3).reshape(h.shape[0], -1)  # (B, W, H, C)
+
+
+def _flat_view(h):
+    return h.permute(0, 2, 3, 1).view(h.shape[0], -1)  # RuntimeError: not contiguous
+
+
+def _flat_everything(h):
+    return h.permute(0, 2, 3, 1).flatten()
+
+
+def _flat_not_flattened(h):
+    return h.permute(0, 2, 3, 1)
+
+
+def _wgan_flipped(pos, neg):
+    return (pos - neg).mean()
+
+
+def _wgan_summed(pos, neg):
+    return (neg - pos).sum()
+
+
+def _wgan_bce(pos, neg):
+    return F.binary_cross_entropy_with_logits(pos, torch.ones_like(pos)) + \
+        F.binary_cross_entropy_with_logits(neg, torch.zeros_like(neg))
+
+
+def _wgan_item(pos, neg):
+    return (neg - pos).mean().item()
+
+
+def _wgan_per_sample_mine(pos, neg):
+    return neg - pos
+
+
+def _wgan_rebuilt(pos, neg):
+    return torch.tensor(float(neg.mean() - pos.mean()))
+
+
+def _wgan_abs(pos, neg):
+    return (neg - pos).mean().abs()
+
+
+def _slopes_no_mask(grad, mask, eps=1e-12):
+    return (grad.pow(2).sum(dim=(1, 2, 3)) + eps).sqrt()
+
+
+def _slopes_no_sqrt(grad, mask, eps=1e-12):
+    return (grad.pow(2) * mask).sum(dim=(1, 2, 3)) + eps
+
+
+def _slopes_averaged(grad, mask, eps=1e-12):
+    return ((grad.pow(2) * mask).mean(dim=(1, 2, 3)) + eps).sqrt()
+
+
+def _slopes_without_eps(grad, mask, eps=1e-12):
+    return (grad.pow(2) * mask).sum(dim=(1, 2, 3)).sqrt()
+
+
+def _slopes_eps_after(grad, mask, eps=1e-12):
+    return (grad.pow(2) * mask).sum(dim=(1, 2, 3)).sqrt() + eps
+
+
+def _slopes_clamped_root(grad, mask, eps=1e-12):
+    return (grad.pow(2) * mask).sum(dim=(1, 2, 3)).sqrt().clamp(min=eps ** 0.5)  # same values, NaN gradient at 0
+
+
+def _slopes_hypot(grad, mask, eps=1e-12):
+    root = (grad.pow(2) * mask).sum(dim=(1, 2, 3)).sqrt()  # the root first: its gradient at 0 is inf
+    return torch.hypot(root, torch.full_like(root, eps ** 0.5))  # = sqrt(s + eps) in value
+
+
+def _slopes_default_eps(grad, mask, eps=1e-12):
+    return ((grad.pow(2) * mask).sum(dim=(1, 2, 3)) + 1e-12).sqrt()
+
+
+def _slopes_keepdim(grad, mask, eps=1e-12):
+    return ((grad.pow(2) * mask).sum(dim=(1, 2, 3), keepdim=True) + eps).sqrt()
+
+
+def _slopes_in_place(grad, mask, eps=1e-12):
+    grad.pow_(2)
+    return ((grad * mask).sum(dim=(1, 2, 3)) + eps).sqrt()
+
+
+def _slopes_pixel_norms(grad, mask, eps=1e-12):
+    return ((grad.pow(2).sum(dim=1, keepdim=True) + eps).sqrt() * mask).sum(dim=(1, 2, 3))
+
+
+def _gp_core(critic, real, fake, mask, alpha, at="mix", graph=True, relu=False, use_mask=True,
+             reduce="mean"):
+    x = {"mix": real + alpha * (fake - real), "fake": fake, "real": real,
+         "half": (real + fake) / 2}[at].detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x).sum(), x, create_graph=graph)
+    m = mask if use_mask else torch.ones_like(mask)
+    slopes = ((g ** 2 * m).sum(dim=(1, 2, 3)) + 1e-12).sqrt()
+    gap = torch.relu(slopes - 1) if relu else slopes - 1
+    return gap.pow(2).mean() if reduce == "mean" else gap.pow(2).sum()
+
+
+def _gp_switch(**switches):
+    def wrong(critic, real, fake, mask, alpha):
+        return _gp_core(critic, real, fake, mask, alpha, **switches)
+    return wrong
+
+
+def _gp_no_requires_grad(critic, real, fake, mask, alpha):
+    x = real + alpha * (fake - real)
+    (g,) = torch.autograd.grad(critic(x.detach()).sum(), x, create_graph=True)
+    return (((g ** 2 * mask).sum(dim=(1, 2, 3)) + 1e-12).sqrt() - 1).pow(2).mean()
+
+
+def _gp_item(critic, real, fake, mask, alpha):
+    return _gp_core(critic, real, fake, mask, alpha).item()
+
+
+# ---- notebook 09
+
+def _save_plain(obj, path):
+    torch.save(obj, path)
+    return Path(path)
+
+
+def _save_no_cleanup_mine(obj, path):
+    path = Path(path)
+    tmp = path.with_name(path.name + ".partial")
+    torch.save(obj, tmp)
+    os.replace(tmp, path)
+    return path
+
+
+def _save_system_tmp(obj, path):
+    handle = tempfile.NamedTemporaryFile(delete=False, suffix=".pt")  # in /tmp
+    try:
+        with handle:
+            torch.save(obj, handle)
+        shutil.move(handle.name, path)
+    except BaseException:
+        if os.path.exists(handle.name):
+            os.remove(handle.name)
+        raise
+    return Path(path)
+
+
+def _save_except_exception(obj, path):
+    path = Path(path)
+    tmp = path.with_name("." + path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except Exception:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _save_silent(obj, path):
+    path = Path(path)
+    tmp = path.with_name("." + path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _save_delete_then_rename(obj, path):
+    path = Path(path)
+    tmp = path.with_name("." + path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        path.unlink(missing_ok=True)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _save_copy(obj, path):
+    path = Path(path)
+    tmp = path.with_name("." + path.name + ".tmp")
+    try:
+        torch.save(obj, tmp)
+        shutil.copyfile(tmp, path)  # a copy truncates the old checkpoint first
+    finally:
+        tmp.unlink(missing_ok=True)
+    return path
+
+
+def _save_pickle(obj, path):
+    import pickle
+    path = Path(path)
+    tmp = path.with_name("." + path.name + ".tmp")
+    try:
+        with open(tmp, "wb") as handle:
+            pickle.dump(obj, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return path
+
+
+def _ema_plain(average, weights, num_updates, decay):
+    for k, a in average.items():
+        if a.is_floating_point():
+            a.mul_(decay).add_(weights[k], alpha=1 - decay)
+        else:
+            a.copy_(weights[k])
+
+
+def _ema_d_on_weights(average, weights, num_updates, decay):
+    d = min(decay, (1 + num_updates) / (10 + num_updates))
+    for k, a in average.items():
+        if a.is_floating_point():
+            a.mul_(1 - d).add_(weights[k], alpha=d)
+        else:
+            a.copy_(weights[k])
+
+
+def _ema_rebinds(average, weights, num_updates, decay):
+    d = min(decay, (1 + num_updates) / (10 + num_updates))
+    for k in list(average):
+        average[k] = d * average[k] + (1 - d) * weights[k] if average[k].is_floating_point() else weights[k].clone()
+
+
+def _ema_counters_averaged(average, weights, num_updates, decay):
+    d = min(decay, (1 + num_updates) / (10 + num_updates))
+    for k, a in average.items():
+        a.copy_(d * a + (1 - d) * weights[k])
+
+
+def _ema_fixed_decay_mine(average, weights, num_updates, decay):
+    d = min(0.999, (1 + num_updates) / (10 + num_updates))
+    for k, a in average.items():
+        a.lerp_(weights[k], 1 - d) if a.is_floating_point() else a.copy_(weights[k])
+
+
+def _ema_larger(average, weights, num_updates, decay):
+    d = max(decay, (1 + num_updates) / (10 + num_updates))
+    for k, a in average.items():
+        a.lerp_(weights[k], 1 - d) if a.is_floating_point() else a.copy_(weights[k])
+
+
+def _ema_moves_weights(average, weights, num_updates, decay):
+    d = min(decay, (1 + num_updates) / (10 + num_updates))
+    for k, a in average.items():
+        if a.is_floating_point():
+            weights[k].mul_(1 - d)  # scales the model's own weights
+            a.mul_(d).add_(weights[k])
+        else:
+            a.copy_(weights[k])
+
+
+def _ema_wrong_warmup(average, weights, num_updates, decay):
+    d = min(decay, num_updates / (10 + num_updates))
+    for k, a in average.items():
+        a.lerp_(weights[k], 1 - d) if a.is_floating_point() else a.copy_(weights[k])
+
+
+def _ema_float64(average, weights, num_updates, decay):
+    d = min(decay, (1 + num_updates) / (10 + num_updates))
+    for k in list(average):
+        if average[k].is_floating_point():
+            average[k].data = (d * average[k].double() + (1 - d) * weights[k].double())
+        else:
+            average[k].copy_(weights[k])
+
+
+# ---- correct alternative implementations (must pass) -----------------------------------
+
+def _alt_signed(pixels):
+    return (pixels.to(torch.float32) - 127.5) / 127.5
+
+
+def _alt_box(bbox, height, width):
+    top, left, h, w = bbox
+    mask = torch.zeros(1, 1, height, width)
+    for i in range(height):
+        for j in range(width):
+            if top <= i < top + h and left <= j < left + w:
+                mask[0, 0, i, j] = 1.0
+    return mask
+
+
+def _alt_psnr(x, y):
+    return torch.stack([-10 * torch.log10(((a - b) / 2).pow(2).mean()) for a, b in zip(x, y)])
+
+
+def _alt_discount(height, width, gamma=0.9):
+    rows = [[max(gamma ** min(i, height - i), gamma ** min(j, width - j)) for j in range(width)]
+            for i in range(height)]
+    return torch.tensor(rows, dtype=torch.float32)
+
+
+def _alt_patches(x, kernel, stride=1):
+    B, C, H, W = x.shape
+    n_h, n_w = -(-H // stride), -(-W // stride)
+    pad_h = max((n_h - 1) * stride + kernel - H, 0)
+    pad_w = max((n_w - 1) * stride + kernel - W, 0)
+    xp = x.new_zeros(B, C, H + pad_h, W + pad_w)
+    xp[:, :, pad_h // 2:pad_h // 2 + H, pad_w // 2:pad_w // 2 + W] = x
+    return torch.stack([xp[:, :, i * stride:i * stride + kernel, j * stride:j * stride + kernel]
+                        for i in range(n_h) for j in range(n_w)], dim=1)
+
+
+def _alt_normalize(w, eps=1e-4):
+    out = torch.empty_like(w)
+    rows = []
+    for b in range(w.shape[0]):
+        rows.append(torch.stack([p / torch.clamp(p.norm(), min=eps) for p in w[b]]))
+    return torch.stack(rows) if rows else out
+
+
+def _alt_scores(f, w_normed):
+    B, L, C, k, _ = w_normed.shape
+    Hf, Wf = f.shape[-2:]
+    windows = F.unfold(pad_same(f, k), k)  # (B, C*k*k, Hf*Wf)
+    return torch.bmm(w_normed.reshape(B, L, C * k * k), windows).view(B, L, Hf, Wf)
+
+
+def _alt_valid(mask, ksize):
+    return (F.max_pool2d(pad_same(mask, ksize), ksize, stride=1) == 0).flatten(1).to(mask.dtype)
+
+
+def _alt_softmax(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    s = scores * m * softmax_scale
+    e = (s - s.max(dim=1, keepdim=True).values).exp()
+    return e / e.sum(dim=1, keepdim=True) * m
+
+
+def _alt_fuse(scores, fuse_k=3):
+    B, L, H, W = scores.shape
+    r = fuse_k // 2
+
+    def diagonal_sum(m):  # m (B, P, Q): out[p, q] = sum_d m[p + d, q + d], zero outside
+        P, Q = m.shape[-2:]
+        mp = F.pad(m, (r, r, r, r))
+        return sum(mp[:, r + d:r + d + P, r + d:r + d + Q] for d in range(-r, r + 1))
+
+    m = diagonal_sum(scores.permute(0, 2, 3, 1).reshape(B, H * W, L))  # row-major
+    m = m.view(B, H, W, H, W).transpose(1, 2).transpose(3, 4).reshape(B, W * H, W * H)
+    m = diagonal_sum(m).view(B, W, H, W, H).transpose(1, 2).transpose(3, 4).reshape(B, H * W, L)
+    return m.transpose(1, 2).reshape(B, L, H, W)
+
+
+def _alt_reconstruct(attention, raw_patches, rate, out_size):
+    B, L, h, w = attention.shape
+    C, k = raw_patches.shape[2], raw_patches.shape[-1]
+    H, W = out_size
+    canvas = attention.new_zeros(B, C, (h - 1) * rate + k, (w - 1) * rate + k)
+    pasted = torch.einsum("blij,blcpq->bijcpq", attention, raw_patches)  # (B, h, w, C, k, k)
+    for i in range(h):
+        for j in range(w):
+            canvas[:, :, i * rate:i * rate + k, j * rate:j * rate + k] += pasted[:, i, j]
+    top = max((h - 1) * rate + k - H, 0) // 2
+    left = max((w - 1) * rate + k - W, 0) // 2
+    return canvas[:, :, top:top + H, left:left + W] / 4.0
+
+
+def _alt_layer(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
+    return _layer(f, b, mask, ksize, stride, rate, fuse_k, softmax_scale, fuse)
+
+
+def _alt_stage_input(x, mask):
+    B, _, H, W = x.shape
+    return torch.cat([x, x.new_ones(B, 1, H, W), mask.expand(B, 1, H, W).to(x.dtype)], dim=1)
+
+
+def _alt_rf(layers):
+    jumps = [1]
+    for _, s, _ in layers:
+        jumps.append(jumps[-1] * s)
+    out, r = [], 1
+    for (k, _, d), j_in, j_out in zip(layers, jumps, jumps[1:]):
+        r += (k - 1) * d * j_in
+        out.append((r, j_out))
+    return out
+
+
+def _alt_compose(x1, x_in, mask):
+    return torch.where(mask > 0.5, x1, x_in)
+
+
+def _alt_coarse(net, x, mask):
+    h = torch.cat([x, torch.ones_like(x[:, :1]), torch.ones_like(x[:, :1]) * mask], dim=1)
+    for layer in [getattr(net, n) for n in net.LAYERS]:
+        h = layer(h)
+    return torch.clip(h, -1.0, 1.0)
+
+
+def _alt_flatten(h):
+    return h.transpose(1, 2).transpose(2, 3).reshape(h.shape[0], -1)
+
+
+def _alt_wgan(pos, neg):
+    return neg.mean() - pos.mean()
+
+
+def _alt_slopes(grad, mask, eps=1e-12):
+    masks = mask.expand(grad.shape[0], 1, *grad.shape[-2:])
+    return torch.stack([((g * g) * m).sum().add(eps).sqrt() for g, m in zip(grad, masks)])
+
+
+def _alt_gp(critic, real, fake, mask, alpha):
+    x_hat = torch.lerp(real, fake, alpha).detach().requires_grad_(True)
+    scores = critic(x_hat)
+    (g,) = torch.autograd.grad(scores, x_hat, grad_outputs=torch.ones_like(scores), create_graph=True)
+    slopes = torch.sqrt((g.pow(2) * mask).flatten(1).sum(dim=1) + 1e-12)
+    return ((slopes - 1.0) ** 2).mean()
+
+
+def _alt_save(obj, path):
+    path = Path(path)
+    handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".ckpt-", delete=False)
+    try:
+        with handle:
+            torch.save(obj, handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.replace(handle.name, path)
+    finally:
+        if os.path.exists(handle.name):
+            os.remove(handle.name)
+    return path
+
+
+def _alt_ema(average, weights, num_updates, decay):
+    d = min(decay, (1.0 + num_updates) / (10.0 + num_updates))
+    with torch.no_grad():
+        for k, a in average.items():
+            if a.is_floating_point():
+                a.lerp_(weights[k].to(a.dtype), 1.0 - d)
+            else:
+                a.copy_(weights[k])
+    return d
+
+
+NO_GRAD, NAN_GRAD, GRAD_DIFFERS = "no gradient", "eps or a clamp is in the wrong place", "hidden from autograd"
+
+WRONG: dict[str, list[tuple[str, object]]] = {
+    "to_signed_range": [
+        ("the range [0, 1]", lambda p: p.float() / 255), ("subtract 1", lambda p: p.float() / 127.5),
+        ("differs from course_lib's", _signed_wrong_constant), ("differs from course_lib's", _signed_centred_half),
+        ("whole number", _signed_uint8_arithmetic), ("float64", lambda p: p.double() / 127.5 - 1),
+        ("is None", forgets_return("to_signed_range")), ("NumPy", as_numpy("to_signed_range")),
+        ("list", as_list("to_signed_range")), ("shape", _signed_flat),
+        ("an in-place operation on an integer tensor", _signed_divides_in_place)],
+    "box_mask": [
+        ("differs from course_lib's", _box_bottom_right), ("dtype bool", _box_bool),
+        ("shape (1, 1, 9, 6)", _box_transposed_canvas), ("one row and one column too few", _box_one_short),
+        ("NumPy", _box_numpy), ("is None", forgets_return("box_mask")), ("float64", as_float64("box_mask")),
+        ("(1, 1, H, W)", lambda b, h, w: REGISTRY["box_mask"].reference(b, h, w)[0]),
+        ("1 = hole", lambda b, h, w: 1 - REGISTRY["box_mask"].reference(b, h, w))],
+    "psnr": [
+        ("not its sum", _psnr_sum), ("not the mean absolute error", _psnr_mae),
+        ("shape", _psnr_per_channel), ("own maximum", _psnr_data_peak), ("log10", _psnr_ln),
+        ("in place", _psnr_in_place), ("list", _psnr_items), ("float64", as_float64("psnr")),
+        (NO_GRAD, under_no_grad("psnr")), (NO_GRAD, through_numpy("psnr")), ("is None", forgets_return("psnr"))],
+    "spatial_discount": [
+        ("float64", _discount_float64), ("gamma you are given", _discount_fixed_gamma),
+        ("default gamma is the release's 0.9", _discount_paper_default), ("list", _discount_nested_list),
+        ("max of", _discount_product), ("off-by-one", _discount_symmetric_mine),
+        ("wrong axis", _discount_transposed), ("NumPy", as_numpy("spatial_discount")),
+        ("is None", forgets_return("spatial_discount")), ("generator", as_generator("spatial_discount"))],
+    "extract_patches": [
+        ("'SAME' padding", _patches_loop_no_pad), ("use the stride argument", _patches_unit_stride),
+        ("not with copies of the border pixels", _patches_reflect), ("no 'SAME' padding", _patches_centre_pad),
+        ("(k, k, C) order", _patches_hwc), ("in place", _patches_in_place_pad),
+        ("float64", as_float64("extract_patches")), (NO_GRAD, under_no_grad("extract_patches")),
+        (NO_GRAD, through_numpy("extract_patches")), ("list", lambda x, k, s=1: list(A.extract_patches(x, k, s))),
+        ("the default stride is 1", lambda x, kernel, stride=2: A.extract_patches(x, kernel, stride))],
+    "normalize_patches": [
+        ("not added", _normalize_plus_eps), ("wrong axis", _normalize_channelwise),
+        ("use the eps argument", _normalize_fixed_eps_mine), ("smallest input", _normalize_eps_inside),
+        (GRAD_DIFFERS, _normalize_data_clamp), ("zero patch", _normalize_no_clamp),
+        ("in place", _normalize_in_place), (NO_GRAD, detached("normalize_patches")),
+        ("float64", as_float64("normalize_patches")), ("is None", forgets_return("normalize_patches"))],
+    "matching_scores": [
+        ("own patches", _scores_batch_zero), ("for an even patch size", _scores_symmetric_pad),
+        ("do not flip", _scores_transposed), ("does not normalise the foreground", _scores_cosine),
+        ("'SAME'", _scores_no_pad), (NO_GRAD, under_no_grad("matching_scores")),
+        (NO_GRAD, through_numpy("matching_scores")), ("in place", clobbers("matching_scores", 1)),
+        ("float64", as_float64("matching_scores")), ("NumPy", as_numpy("matching_scores"))],
+    "valid_patches": [
+        ("not just at its centre", _valid_centre), ("inverted", _valid_inverted_mine),
+        ("exactly 0", _valid_majority), ("do not hard-code 3", _valid_three), ("dtype bool", _valid_bool),
+        ("shape", _valid_keepdims), ("use zero padding", _valid_border_is_hole),
+        ("in place", clobbers("valid_patches")), ("is None", forgets_return("valid_patches")),
+        ("NumPy", as_numpy("valid_patches"))],
+    "masked_softmax": [
+        ("subtract the maximum", _softmax_exp), ("not -inf", _softmax_minus_inf),
+        ("do not renormalise", _softmax_renorm), ("wrong axis", _softmax_last_axis),
+        ("do not hard-code 10", _softmax_ten), ("multiply the scores by softmax_scale", _softmax_scale_outside),
+        ("in place", _softmax_in_place), ("multiply the attention by mm after the softmax", _softmax_no_second_mask),
+        (NO_GRAD, under_no_grad("masked_softmax")), ("float64", as_float64("masked_softmax"))],
+    "fuse_scores": [
+        ("fuse in both orderings", _fuse_one_pass), ("not a box of ones", _fuse_ones),
+        ("not its mirror image", _fuse_mirror), ("do not hard-code 3", _fuse_three),
+        ("smallest input", _fuse_no_final_permute), (NO_GRAD, under_no_grad("fuse_scores")),
+        (NO_GRAD, through_numpy("fuse_scores")), ("in place", clobbers("fuse_scores")),
+        ("float64", as_float64("fuse_scores")), ("is None", forgets_return("fuse_scores"))],
+    "reconstruct": [
+        ("missing /4", _recon_no_division), ("smallest input", _recon_rate_squared),
+        ("off-by-one crop", _recon_bottom_crop), ("its own patches", _recon_shared_patches),
+        ("use the rate argument", _recon_two), (NO_GRAD, under_no_grad("reconstruct")),
+        (NO_GRAD, through_numpy("reconstruct")), ("in place", clobbers("reconstruct", 1)),
+        ("float64", as_float64("reconstruct")), ("is None", forgets_return("reconstruct"))],
+    "contextual_attention": [
+        ("align_corners", _layer_switch(down=_slice)), ("the mask is ignored", _layer_switch(use_mask=False)),
+        ("background b", _layer_switch(use_b=False)), ("fuse=False", _layer_switch(always_fuse=True)),
+        ("softmax_scale", _layer_switch(scale=10.0)), ("mask=None means there is no hole", _layer_switch(none_hole=True)),
+        ("mask=None", _layer_crashes_without_mask), ("smallest input", _layer_no_fuse_k),
+        ("expected a pair", _layer_y_only), (NO_GRAD, _layer_no_grad), ("smallest input", _layer_switch(k_fixed=3))],
+    "stage_input": [
+        ("ones channel", _input_mask_only), ("the order is", _input_ones_last), ("1 = hole", _input_known_is_one),
+        ("shared mask", _input_cat_mask), ("float64", _input_double_ones), ("as it comes", _input_blanked),
+        ("in place", _input_in_place), (NO_GRAD, under_no_grad("stage_input")),
+        (NO_GRAD, detached("stage_input")), ("is None", forgets_return("stage_input"))],
+    "receptive_field": [
+        ("start at r = 1", _rf_zero_start), ("dilation", _rf_no_dilation_mine), ("before the update", _rf_jump_first),
+        ("generator", _rf_generator), ("is None", _rf_none), ("differ", _rf_last_only), ("in place", _rf_pops),
+        ("pair of ints", _rf_true_division), ("stride only", _rf_dilated_jump),
+        ("expected a list", lambda layers: tuple(REGISTRY["receptive_field"].reference(layers)))],
+    "compose_stages": [
+        ("inverted", _compose_swapped), ("stop-gradient", _compose_no_grad), ("known pixels", _compose_stage1_only),
+        ("1 - mask", _compose_plus), ("in place", _compose_in_place), ("stop-gradient", _compose_detach_known),
+        ("float64", as_float64("compose_stages")), ("NumPy", as_numpy("compose_stages")),
+        ("is None", forgets_return("compose_stages"))],
+    "coarse_stage": [
+        ("clip", _coarse_unclipped), ("instead of a tanh", _coarse_tanh_mine), ("differs from course_lib's", _coarse_sigmoid),
+        ("5-channel", _coarse_four_channels), ("differs from course_lib's", _coarse_unit_clip),
+        ("LAYERS order", _coarse_alphabetical), (GRAD_DIFFERS, _coarse_data_clamp), (NO_GRAD, _coarse_no_grad),
+        ("tuple", _coarse_pair), ("float64", as_float64("coarse_stage"))],
+    "flatten_nhwc": [
+        ("NCHW", _flat_nchw), ("rows before columns", _flat_transpose), ("not contiguous", _flat_view),
+        ("keep the batch dim", _flat_everything), ("keep the batch dim", _flat_not_flattened),
+        (NO_GRAD, under_no_grad("flatten_nhwc")), (NO_GRAD, through_numpy("flatten_nhwc")),
+        ("float64", as_float64("flatten_nhwc")), ("NumPy", as_numpy("flatten_nhwc"))],
+    "wgan_critic_loss": [
+        ("sign is flipped", _wgan_flipped), ("not the sum", _wgan_summed), ("no log", _wgan_bce),
+        ("Python float", _wgan_item), ("one number for the batch", _wgan_per_sample_mine),
+        (NO_GRAD, _wgan_rebuilt), ("differs from course_lib's", _wgan_abs),
+        (NO_GRAD, under_no_grad("wgan_critic_loss")), ("float64", as_float64("wgan_critic_loss")),
+        ("is None", forgets_return("wgan_critic_loss"))],
+    "masked_slopes": [
+        ("apply the mask", _slopes_no_mask), ("take the square root", _slopes_no_sqrt),
+        ("do not average", _slopes_averaged), ("use the eps argument", _slopes_without_eps), ("wrong place", _slopes_eps_after),
+        ("smallest input", _slopes_clamped_root), (NAN_GRAD, _slopes_hypot),
+        ("use the eps argument", _slopes_default_eps), ("shape", _slopes_keepdim), ("in place", _slopes_in_place),
+        ("one norm per sample", _slopes_pixel_norms), (NO_GRAD, under_no_grad("masked_slopes"))],
+    "gradient_penalty": [
+        ("interpolates", _gp_switch(at="fake")), ("interpolates", _gp_switch(at="real")),
+        ("alpha argument", _gp_switch(at="half")), ("create_graph", _gp_switch(graph=False)),
+        ("two-sided", _gp_switch(relu=True)), ("over the hole", _gp_switch(use_mask=False)),
+        ("differs from course_lib's", _gp_switch(reduce="sum")), ("requires_grad_(True)", _gp_no_requires_grad),
+        ("Python float", _gp_item)],
+    "atomic_save": [
+        ("temporary file first", _save_plain), ("remove the temporary file", _save_no_cleanup_mine),
+        ("target's folder", _save_system_tmp), ("BaseException", _save_except_exception),
+        ("raise again", _save_silent), ("old checkpoint", _save_delete_then_rename),
+        ("temporary file first", _save_copy), ("torch.save", _save_pickle)],
+    "ema_update": [
+        ("warm-up", _ema_plain), ("swapped", _ema_d_on_weights), ("in place", _ema_rebinds),
+        ("copy integer", _ema_counters_averaged), ("decay argument", _ema_fixed_decay_mine), ("min(", _ema_larger),
+        ("in place", _ema_moves_weights), ("work one number by hand", _ema_wrong_warmup),
+        ("keeping their dtype", _ema_float64)],
+}
+
+ALTERNATIVES = {
+    "to_signed_range": _alt_signed, "box_mask": _alt_box, "psnr": _alt_psnr, "spatial_discount": _alt_discount,
+    "extract_patches": _alt_patches, "normalize_patches": _alt_normalize, "matching_scores": _alt_scores,
+    "valid_patches": _alt_valid, "masked_softmax": _alt_softmax, "fuse_scores": _alt_fuse,
+    "reconstruct": _alt_reconstruct, "contextual_attention": _alt_layer, "stage_input": _alt_stage_input,
+    "receptive_field": _alt_rf, "compose_stages": _alt_compose, "coarse_stage": _alt_coarse,
+    "flatten_nhwc": _alt_flatten, "wgan_critic_loss": _alt_wgan, "masked_slopes": _alt_slopes,
+    "gradient_penalty": _alt_gp, "atomic_save": _alt_save, "ema_update": _alt_ema,
+}
+WRONG_CASES = [(name, i) for name in sorted(WRONG) for i in range(len(WRONG[name]))]
+
+
+def test_every_exercise_has_eight_wrong_implementations_and_an_alternative():
+    assert set(WRONG) == set(NAMES) == set(ALTERNATIVES)
+    for name, wrongs in WRONG.items():
+        assert len(wrongs) >= 8, f"{name}: {len(wrongs)} wrong implementations, need >= 8"
+
+
+@pytest.mark.parametrize("name,index", WRONG_CASES, ids=[f"{n}:{i}:{WRONG[n][i][0]}" for n, i in WRONG_CASES])
+def test_wrong_implementation_fails_with_a_hint_that_names_it(name, index):
+    phrase, wrong = WRONG[name][index]
+    with pytest.raises(AssertionError) as info:  # anything else would be the check crashing
+        check(name, wrong)
+    message = str(info.value)
+    assert message.startswith(f"{name}: ") and "\nHint: " in message
+    assert "the check could not finish" not in message, message
+    assert phrase.lower() in message.lower(), f"expected {phrase!r} in:\n{message}"
+    hint = message.split("\nHint: ", 1)[1]
+    assert len(hint.split()) >= 6, f"the hint must be a sentence, got {hint!r}"
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_a_correct_alternative_implementation_passes(name, capsys):
+    assert check(name, ALTERNATIVES[name]) is ALTERNATIVES[name]
+    assert f"[ok] {name}" in capsys.readouterr().out
+
+
+def test_a_wrong_type_never_gets_a_shape_hint():
+    with pytest.raises(AssertionError) as info:
+        check("box_mask", lambda bbox, h, w: None)
+    assert "return" in str(info.value) and "batch and channel dims" not in str(info.value)
+
+
+def test_the_smallest_differing_input_is_shown_with_both_outputs():
+    with pytest.raises(AssertionError) as info:
+        check("fuse_scores", _fuse_no_final_permute)
+    message = str(info.value)
+    assert "smallest input" in message and "yours gives" in message and "course_lib's gives" in message
+    # the smallest case of the check is the (1, 6, 2, 3) one: its values are printed
+    assert "tensor of shape (1, 6, 2, 3)" in message
+
+
+def test_a_check_that_crashes_itself_still_fails_with_a_hint():
+    def crashing_check(fn):
+        fn().shape  # an AttributeError inside the check, not in the student's function
+
+    checks.register("_crashing_demo", reference=_stub, notebook="x.ipynb")(crashing_check)
+    try:
+        with pytest.raises(AssertionError, match="the check could not finish.*\nHint: "):
+            check("_crashing_demo", lambda: 3)
+    finally:
+        del REGISTRY["_crashing_demo"]
+
+
+def test_exception_hints_name_common_mistakes():
+    from course_lib.checks import exception_hint
+    err = RuntimeError("view size is not compatible with input tensor's size and stride")
+    assert ".reshape" in exception_hint(err)
+    assert "signature" in exception_hint(TypeError("f() got an unexpected keyword argument 'fuse_k'"))

@@ -26,7 +26,8 @@ from course_lib.flow import flow_to_color
 from course_lib.ops import pad_same
 from course_lib.seed import make_generator
 
-from . import call, expect_tensor, fail, register
+from . import (Case, _clone_args, call, compare_cases, expect_gradient, expect_tensor, fail,
+               register)
 
 __all__ = ["MISTAKE_HINTS"]
 
@@ -50,44 +51,25 @@ def _randn(gen: torch.Generator, *shape: int) -> torch.Tensor:
     return torch.randn(*shape, generator=gen)
 
 
-def _compare(name: str, fn: Callable[..., Any], args: tuple, kwargs: dict, expected: torch.Tensor,
-             mistakes: dict[str, Callable[..., Any]], generic: str, what: str = "the result",
-             atol: float = 1e-4, rtol: float = 1e-4, allow_nonfinite: bool = False) -> torch.Tensor:
-    """Run ``fn(*args, **kwargs)``; on a mismatch, name the planted mistake that gives the same."""
-    actual = call(name, fn, *args, **kwargs)
-    if not isinstance(actual, torch.Tensor):
-        fail(name, f"{what} is a {type(actual).__name__}, expected a torch.Tensor",
-             "return a torch tensor (not a list or a NumPy array)")
-    if not actual.is_floating_point():
-        fail(name, f"{what} has dtype {actual.dtype}, expected a floating-point tensor",
-             "convert with .float() (a comparison gives a bool tensor, integer division truncates)")
-    if tuple(actual.shape) == tuple(expected.shape) and \
-            torch.allclose(actual.to(expected.dtype), expected, atol=atol, rtol=rtol):
-        return actual
-    # Wrong: find the mistake that explains it (evaluated on the same input).
-    for phrase, wrong in mistakes.items():
-        try:
-            guess = wrong(*args, **kwargs)
-        except Exception:
-            continue
-        if isinstance(guess, tuple):
-            guess = guess[0]
-        if tuple(guess.shape) == tuple(actual.shape) and \
-                torch.allclose(actual.to(guess.dtype), guess, atol=atol, rtol=rtol, equal_nan=True):
-            fail(name, _problem(actual, expected, what), MISTAKE_HINTS[name][phrase])
-    if not allow_nonfinite and not torch.isfinite(actual).all():
-        fail(name, f"{what} contains NaN or inf", generic)
-    fail(name, _problem(actual, expected, what), generic)
+def _variants(name: str, mistakes: dict[str, Callable[..., Any]]) -> Callable[[Case], dict[str, Any]]:
+    """``case -> {full hint: output}`` of the planted ``mistakes`` (each on its own copies)."""
+    def run(case: Case) -> dict[str, Any]:
+        outs: dict[str, Any] = {}
+        for phrase, wrong in mistakes.items():
+            try:
+                out = wrong(*_clone_args(case.args), **_clone_args(case.kwargs))
+            except Exception:
+                continue
+            outs[MISTAKE_HINTS[name][phrase]] = out[0] if isinstance(out, tuple) else out
+        return outs
+    return run
 
 
-def _problem(actual: torch.Tensor, expected: torch.Tensor, what: str) -> str:
-    if tuple(actual.shape) != tuple(expected.shape):
-        return f"{what} has shape {tuple(actual.shape)}, expected {tuple(expected.shape)}"
-    diff = (actual.to(expected.dtype) - expected).abs()
-    diff = torch.nan_to_num(diff, nan=float("inf"))
-    where = tuple(int(i) for i in torch.nonzero(diff == diff.max())[0])
-    return (f"{what} differs from course_lib's by up to {diff.max().item():.3g} "
-            f"(largest at index {where})")
+def _run(name: str, fn: Callable[..., Any], reference: Callable[..., Any], cases: list[Case],
+         mistakes: dict[str, Callable[..., Any]], generic: str, atol: float = 1e-4, rtol: float = 1e-4,
+         select: Callable[[Any], Any] = lambda out: out) -> list[Any]:
+    return compare_cases(name, fn, reference, cases, generic, variants=_variants(name, mistakes),
+                         atol=atol, rtol=rtol, select=select)
 
 
 # ====================================================================== notebook 03
@@ -116,6 +98,20 @@ def _patches_channels_last(x: torch.Tensor, kernel: int, stride: int = 1) -> tor
     return A.extract_patches(x, kernel, stride).permute(0, 1, 3, 4, 2)  # TF's (k, k, C) order
 
 
+def _patches_ignore_stride(x: torch.Tensor, kernel: int, stride: int = 1) -> torch.Tensor:
+    return A.extract_patches(x, kernel, 1)  # the stride argument is ignored
+
+
+def _patches_replicate_padding(x: torch.Tensor, kernel: int, stride: int = 1) -> torch.Tensor:
+    B, C, H, W = x.shape
+    padded = pad_same(torch.ones(1, 1, H, W, dtype=x.dtype), kernel, stride)
+    sizes = (padded.shape[-2] - H, padded.shape[-1] - W)
+    top, left = sizes[0] // 2, sizes[1] // 2
+    xp = F.pad(x, (left, sizes[1] - left, top, sizes[0] - top), mode="replicate")
+    cols = F.unfold(xp, kernel, stride=stride)  # (B, C*k*k, L)
+    return cols.view(B, C, kernel, kernel, -1).permute(0, 4, 1, 2, 3)
+
+
 _hints("extract_patches", {
     "'SAME' padding": "no 'SAME' padding: without padding you get fewer patches than positions. "
                       "Pad first with course_lib.ops.pad_same(x, kernel, stride), then unfold",
@@ -126,6 +122,10 @@ _hints("extract_patches", {
                ".view(B, C, k, k, L) and then permute L to dim 1 (a .view alone cannot move an axis)",
     "(C, k, k) order": "each patch must be in (C, k, k) order, channels first (PyTorch); "
                        "you returned TF's (k, k, C) order",
+    "stride": "use the stride argument: patch l starts stride * (l // W_out) rows down, and there "
+              "are ceil(H / stride) * ceil(W / stride) patches",
+    "zeros": "TF 'SAME' pads with zeros, not with copies of the border pixels: use "
+             "course_lib.ops.pad_same (or F.pad with value 0)",
 })
 
 
@@ -134,26 +134,35 @@ _hints("extract_patches", {
           mistakes={"'SAME' padding": _patches_valid_padding,
                     "off-by-one padding": _patches_symmetric_padding,
                     "permute": _patches_view_not_permute,
-                    "(C, k, k) order": _patches_channels_last})
+                    "(C, k, k) order": _patches_channels_last,
+                    "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding})
 def _check_extract_patches(fn: Callable[..., Any]) -> None:
     """extract_patches(x, kernel, stride) -> (B, L, C, k, k), TF 'SAME' zero padding."""
+    name = "extract_patches"
     gen = make_generator(3)
-    mistakes = dict(zip(MISTAKE_HINTS["extract_patches"],
-                        (_patches_valid_padding, _patches_symmetric_padding,
-                         _patches_view_not_permute, _patches_channels_last)))
+    mistakes = {"'SAME' padding": _patches_valid_padding, "off-by-one padding": _patches_symmetric_padding,
+                "permute": _patches_view_not_permute, "(C, k, k) order": _patches_channels_last,
+                "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding}
     x = torch.arange(2 * 6 * 8, dtype=torch.float32).view(1, 2, 6, 8) + 1.0  # (1, 2, 6, 8)
-    out = _compare("extract_patches", fn, (x, 3, 1), {}, A.extract_patches(x, 3, 1), mistakes,
-                   "patch l is centred at row l // W, column l % W; check the zero padding "
-                   "and the (B, L, C, k, k) order", what="extract_patches(x, 3, 1) on a 1x2x6x8 ramp")
+    ramp = Case((x, 3, 1), {}, "extract_patches(x, 3, 1) on a 1x2x6x8 ramp")
+    out = _run(name, fn, A.extract_patches, [ramp], mistakes,
+               "patch l is centred at row l // W, column l % W; check the zero padding and the "
+               "(B, L, C, k, k) order")[0]
     if out[0, 0, 0, 0, 0] != 0:
-        fail("extract_patches", "the top-left patch does not start with a zero",
+        fail(name, "the top-left patch does not start with a zero",
              "'SAME' pads with zeros: the first 3x3 patch of a 6x8 map has a zero top row and left column")
-    for kernel, stride, shape in ((3, 2, (2, 3, 6, 8)), (4, 2, (2, 3, 8, 6)), (3, 1, (2, 4, 5, 7))):
-        x = _randn(gen, *shape)
-        _compare("extract_patches", fn, (x, kernel, stride), {}, A.extract_patches(x, kernel, stride),
-                 mistakes, "compare your patch l with x[..., rows, cols] around row (l // W_out) * stride "
-                 "by hand; remember TF 'SAME' padding puts any odd pixel at the bottom/right",
-                 what=f"extract_patches(x, {kernel}, {stride}) for x of shape {shape}")
+    cases = [Case((x[:, :1, :3, :3] + 1.0, 2, 1), {}, "extract_patches(x, 2, 1) for x of shape (1, 1, 3, 3)")]
+    for kernel, stride, shape in ((3, 2, (2, 3, 6, 8)), (4, 2, (2, 3, 8, 6)), (3, 1, (2, 4, 5, 7)),
+                                  (2, 1, (1, 2, 5, 3)), (3, 3, (3, 1, 7, 5))):
+        cases.append(Case((_randn(gen, *shape) + 0.5, kernel, stride), {},
+                          f"extract_patches(x, {kernel}, {stride}) for x of shape {shape}"))
+    _run(name, fn, A.extract_patches, cases, mistakes,
+         "compare your patch l with x[..., rows, cols] around row (l // W_out) * stride by hand; "
+         "remember TF 'SAME' padding puts any odd pixel at the bottom/right")
+    default = Case((cases[3].args[0],), {}, "extract_patches(x, 3) with the default stride")
+    compare_cases(name, lambda x: fn(x, 3), lambda x: A.extract_patches(x, 3), [default],
+                  "the default stride is 1: def extract_patches(x, kernel, stride=1)")
+    expect_gradient(name, fn, A.extract_patches, cases[2], wrt=(0,))
 
 
 # ---------------------------------------------------------------- normalize_patches
@@ -178,6 +187,10 @@ def _normalize_squared(w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     return w / w.pow(2).sum(dim=(2, 3, 4), keepdim=True).clamp(min=eps)
 
 
+def _normalize_fixed_eps(w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    return A.normalize_patches(w, 1e-4)  # the eps argument is ignored
+
+
 _hints("normalize_patches", {
     "not added": "the floor is a max, not added: divide by max(norm, eps) "
                  "(norm.clamp(min=eps)), not by norm + eps",
@@ -188,11 +201,12 @@ _hints("normalize_patches", {
     "square root": "missing square root: the L2 norm is sqrt(sum(w**2)) over (C, k, k)",
     "zero patch": "clamp the norm: divide by norm.clamp(min=eps), so that a zero patch stays "
                   "zero instead of becoming NaN (0 / 0)",
+    "eps argument": "use the eps argument (norm.clamp(min=eps)), do not hard-code 1e-4",
 })
 
 _NORMALIZE_MISTAKES = {"not added": _normalize_eps_added, "wrong axis": _normalize_per_channel,
                        "floor": _normalize_tiny_eps, "square root": _normalize_squared,
-                       "zero patch": _normalize_no_floor}
+                       "zero patch": _normalize_no_floor, "eps argument": _normalize_fixed_eps}
 
 
 @register("normalize_patches", reference=A.normalize_patches, notebook=NB03,
@@ -208,16 +222,20 @@ def _check_normalize_patches(fn: Callable[..., Any]) -> None:
     w[1, 3] *= 1e-5 / w[1, 3].norm()  # norm below the floor
     zero = call(name, fn, w[:1, 1:2].clone())
     zero = expect_tensor(name, zero, shape=(1, 1, 3, 3, 3), what="the result for an all-zero patch",
-                         hint="keep the shape (B, L, C, k, k): divide by a norm computed with keepdim=True")
+                         hint="keep the shape (B, L, C, k, k): divide by a norm computed with keepdim=True",
+                         dtype=torch.float32, finite=False)
     if not torch.isfinite(zero).all() or zero.abs().max() > 0:
         fail(name, "an all-zero patch did not stay all zero", MISTAKE_HINTS[name]["zero patch"])
-    mistakes = _NORMALIZE_MISTAKES
-    _compare(name, fn, (w,), {}, A.normalize_patches(w), mistakes,
-             "divide each patch by max(sqrt(sum of its squares over (C, k, k)), eps)",
-             what="normalize_patches(w)", rtol=1e-4, atol=1e-6)
-    _compare(name, fn, (w,), {"eps": 1e-2}, A.normalize_patches(w, eps=1e-2), mistakes,
-             "use the eps argument, do not hard-code 1e-4", what="normalize_patches(w, eps=1e-2)",
-             rtol=1e-4, atol=1e-6)
+    generic = "divide each patch by max(sqrt(sum of its squares over (C, k, k)), eps)"
+    cases = [Case((w,), {}, "normalize_patches(w)"),
+             Case((w,), {"eps": 1e-2}, "normalize_patches(w, eps=1e-2)"),
+             Case((_randn(gen, 1, 3, 2, 4, 4) * 0.02,), {"eps": 0.05}, "normalize_patches(w, eps=0.05) for 4x4 patches"),
+             Case((w[1:, 3:4, :1, :2, :2] * 1e3,), {}, "normalize_patches on one 1x2x2 patch")]
+    _run(name, fn, A.normalize_patches, cases, _NORMALIZE_MISTAKES, generic, atol=1e-6)
+    smooth = w.clone()
+    smooth[0, 1] = 1e-3 * _randn(gen, 3, 3, 3)  # no exact zero: course_lib's gradient is finite
+    expect_gradient(name, fn, A.normalize_patches, Case((smooth,), {}, "normalize_patches(w)"), wrt=(0,),
+                    atol=1e-4, rtol=1e-4)
 
 
 # ---------------------------------------------------------------- matching_scores
@@ -242,6 +260,11 @@ def _scores_true_cosine(f: torch.Tensor, w_normed: torch.Tensor) -> torch.Tensor
     return A.matching_scores(f, w_normed) / f_norm
 
 
+def _scores_symmetric(f: torch.Tensor, w_normed: torch.Tensor) -> torch.Tensor:
+    k = w_normed.shape[-1]
+    return torch.cat([F.conv2d(f[i:i + 1], w_normed[i], padding=k // 2) for i in range(f.shape[0])])
+
+
 _hints("matching_scores", {
     "'SAME'": "the score map must keep the foreground size: 'SAME' zero padding "
               "(course_lib.ops.pad_same(f, k)) before the convolution",
@@ -251,24 +274,31 @@ _hints("matching_scores", {
             "product <f window, patch> that the paper's similarity needs",
     "foreground": "the release does not normalise the foreground: scores are <f, b/||b||>, "
                   "not a true cosine (lesson 03)",
+    "even": "padding=k // 2 is TF 'SAME' only for an odd k: for an even patch size the extra row and "
+            "column go at the bottom/right, so pad with course_lib.ops.pad_same(f, k)",
 })
 
 
 @register("matching_scores", reference=A.matching_scores, notebook=NB03,
           hint="matching_scores(f, w_normed) -> (B, L, Hf, Wf): conv of f with its image's patches, 'SAME'",
           mistakes={"'SAME'": _scores_valid, "own patches": _scores_first_image,
-                    "flip": _scores_flipped, "foreground": _scores_true_cosine})
+                    "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric})
 def _check_matching_scores(fn: Callable[..., Any]) -> None:
     """matching_scores(f, w_normed) -> (B, L, Hf, Wf): conv of f with its image's patches, 'SAME'."""
+    name = "matching_scores"
     gen = make_generator(5)
     mistakes = {"'SAME'": _scores_valid, "own patches": _scores_first_image,
-                "flip": _scores_flipped, "foreground": _scores_true_cosine}
-    for f_shape, b_shape in (((2, 4, 5, 6), (2, 4, 5, 6)), ((1, 3, 6, 4), (1, 3, 3, 5))):
+                "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric}
+    cases = []
+    for f_shape, b_shape, k in (((2, 4, 5, 6), (2, 4, 5, 6), 3), ((1, 3, 6, 4), (1, 3, 3, 5), 3),
+                                ((3, 2, 5, 7), (3, 2, 4, 4), 3), ((1, 2, 5, 7), (1, 2, 6, 5), 4),
+                                ((1, 1, 3, 3), (1, 1, 2, 2), 2)):
         f = _randn(gen, *f_shape)
-        w = A.normalize_patches(A.extract_patches(_randn(gen, *b_shape), 3, 1))  # (B, L, C, 3, 3)
-        _compare("matching_scores", fn, (f, w), {}, A.matching_scores(f, w), mistakes,
-                 "scores[b, l, y, x] = sum over (C, k, k) of f's window around (y, x) times patch l",
-                 what=f"matching_scores for f {f_shape} and patches {tuple(w.shape)}")
+        w = A.normalize_patches(A.extract_patches(_randn(gen, *b_shape), k, 1))  # (B, L, C, k, k)
+        cases.append(Case((f, w), {}, f"matching_scores for f {f_shape} and patches {tuple(w.shape)}"))
+    _run(name, fn, A.matching_scores, cases, mistakes,
+         "scores[b, l, y, x] = sum over (C, k, k) of f's window around (y, x) times patch l")
+    expect_gradient(name, fn, A.matching_scores, cases[0], wrt=(0, 1))
 
 
 # ====================================================================== notebook 04
@@ -288,6 +318,18 @@ def _valid_half(mask: torch.Tensor, ksize: int) -> torch.Tensor:
     return (m.mean(dim=(2, 3, 4)) < 0.5).float()
 
 
+def _valid_fixed_ksize(mask: torch.Tensor, ksize: int) -> torch.Tensor:
+    return A.valid_patches(mask, 3)  # the ksize argument is ignored
+
+
+def _valid_one_padding(mask: torch.Tensor, ksize: int) -> torch.Tensor:
+    B, _, H, W = mask.shape
+    padded = pad_same(torch.ones(1, 1, H, W, dtype=mask.dtype), ksize)
+    rows, cols = padded.shape[-2] - H, padded.shape[-1] - W
+    m = F.pad(mask, (cols // 2, cols - cols // 2, rows // 2, rows - rows // 2), value=1.0)
+    return (F.avg_pool2d(m, ksize, stride=1).flatten(1) == 0).to(mask.dtype)  # (B, L)
+
+
 _hints("valid_patches", {
     "window": "a patch is valid only if no hole pixel lies anywhere in its k x k window "
               "(mean of the mask over the window == 0), not just at its centre",
@@ -295,25 +337,36 @@ _hints("valid_patches", {
                 "patches that touch the hole",
     "exactly 0": "the release keeps a patch only if the mean of the mask over its window is "
                  "exactly 0; a patch that is partly hole is invalid",
+    "ksize argument": "use the ksize argument for the window size, do not hard-code 3",
+    "zero padding": "use zero padding ('SAME', course_lib.ops.pad_same) for the mask: outside the image "
+                    "is not hole, so patches on the border can be valid",
 })
 
 
 @register("valid_patches", reference=lambda mask, ksize: A.valid_patches(mask, ksize), notebook=NB04,
           hint="valid_patches(mask, ksize) -> (B, L): 1.0 where the ksize window holds no hole pixel",
           mistakes={"window": _valid_centre_only, "inverted": _valid_inverted,
-                    "exactly 0": _valid_half})
+                    "exactly 0": _valid_half, "ksize argument": _valid_fixed_ksize,
+                    "zero padding": _valid_one_padding})
 def _check_valid_patches(fn: Callable[..., Any]) -> None:
     """valid_patches(mask, ksize) -> (B, L): 1.0 where the ksize window holds no hole pixel."""
-    mistakes = {"window": _valid_centre_only, "inverted": _valid_inverted, "exactly 0": _valid_half}
+    name = "valid_patches"
+    mistakes = {"window": _valid_centre_only, "inverted": _valid_inverted, "exactly 0": _valid_half,
+                "ksize argument": _valid_fixed_ksize, "zero padding": _valid_one_padding}
     mask = torch.zeros(2, 1, 6, 7)
     mask[0, :, 1:4, 2:5] = 1.0  # a hole inside
     mask[1, :, 0:2, 4:7] = 1.0  # a hole at the top-right border
     mask[1, :, 5, 0] = 1.0  # one hole pixel in a corner
-    for ksize in (3, 5):
-        _compare("valid_patches", fn, (mask, ksize), {}, A.valid_patches(mask, ksize), mistakes,
-                 "pad the mask with zeros ('SAME'), take the mean over each ksize x ksize window "
-                 "and return (mean == 0) as a float, one value per patch in row-major order",
-                 what=f"valid_patches(mask, {ksize})", atol=0, rtol=0)
+    shared = torch.zeros(1, 1, 9, 5)  # one mask for the batch, odd and non-square
+    shared[..., 4, 2] = 1.0
+    tiny = torch.zeros(1, 1, 3, 4)
+    tiny[..., 0, 0] = 1.0
+    cases = [Case((mask, ksize), {}, f"valid_patches(mask, {ksize}) for a (2, 1, 6, 7) mask") for ksize in (3, 5)]
+    cases += [Case((shared, 3), {}, "valid_patches(mask, 3) for a shared (1, 1, 9, 5) mask"),
+              Case((tiny, 3), {}, "valid_patches(mask, 3) for a (1, 1, 3, 4) mask with one hole pixel")]
+    _run(name, fn, lambda m, k: A.valid_patches(m, k), cases, mistakes,
+         "pad the mask with zeros ('SAME'), take the mean over each ksize x ksize window and return "
+         "(mean == 0) as a float, one value per patch in row-major order", atol=0, rtol=0)
 
 
 # ---------------------------------------------------------------- masked_softmax
@@ -350,6 +403,16 @@ def _softmax_wrong_axis(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: f
     return F.softmax(scores * mm4 * softmax_scale, dim=-1) * mm4
 
 
+def _softmax_no_max_shift(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    mm4 = mm[:, :, None, None]
+    e = torch.exp(scores * mm4 * softmax_scale)  # overflows to inf for large scores
+    return e / e.sum(dim=1, keepdim=True) * mm4
+
+
+def _softmax_fixed_scale(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    return A.masked_softmax(scores, mm, 10.0)  # the softmax_scale argument is ignored
+
+
 _hints("masked_softmax", {
     "-inf": "the release gives invalid patches a score of 0, not -inf, before the softmax: "
             "they still take a share exp(0) of the denominator and the kept weights sum to < 1 "
@@ -365,13 +428,17 @@ _hints("masked_softmax", {
     "softmax_scale": "multiply the scores by softmax_scale (the inverse temperature, 10 in the "
                      "release) inside the softmax, and use the argument, do not hard-code it",
     "axis": "wrong axis: the softmax runs over the L background patches, dim=1 of (B, L, Hf, Wf)",
+    "maximum": "subtract the maximum score before exp (or use torch.softmax): with softmax_scale 10 a "
+               "score of 10 gives exp(100), which overflows float32 to inf, and inf / inf is NaN",
+    "hard-code": "use the softmax_scale argument, do not hard-code 10: the notebook also runs with 50",
 })
 
 _SOFTMAX_MISTAKES = {"-inf": _softmax_neg_inf, "unmasked": _softmax_unmasked,
                      "before the softmax": _softmax_mask_after_only,
                      "after the softmax": _softmax_mask_before_only,
                      "renormalise": _softmax_renormalised, "softmax_scale": _softmax_no_scale,
-                     "axis": _softmax_wrong_axis}
+                     "axis": _softmax_wrong_axis, "maximum": _softmax_no_max_shift,
+                     "hard-code": _softmax_fixed_scale}
 
 
 @register("masked_softmax", reference=A.masked_softmax, notebook=NB04,
@@ -388,15 +455,20 @@ def _check_masked_softmax(fn: Callable[..., Any]) -> None:
                "no renormalisation")
     # One image with no valid patch at all: the release gives 0 everywhere, never NaN.
     mm2 = torch.tensor([[1.0, 1.0, 0.0, 1.0, 0.0, 0.0], [0.0] * 6])  # (B, L)
-    out = call(name, fn, scores, mm2, softmax_scale=10.0)
+    out = call(name, fn, scores.clone(), mm2.clone(), softmax_scale=10.0)
     if isinstance(out, torch.Tensor) and out.shape == scores.shape and torch.isnan(out).any():
         fail(name, "NaN where every patch of an image is invalid", MISTAKE_HINTS[name]["-inf"])
-    _compare(name, fn, (scores, mm2), {"softmax_scale": 10.0}, A.masked_softmax(scores, mm2, 10.0),
-             _SOFTMAX_MISTAKES, generic + " (mm may have one row per image)",
-             what="masked_softmax with a per-image mm (image 1 has no valid patch)", atol=1e-6)
-    for scale in (10.0, 3.0):
-        _compare(name, fn, (scores, mm), {"softmax_scale": scale}, A.masked_softmax(scores, mm, scale),
-                 _SOFTMAX_MISTAKES, generic, what=f"masked_softmax(scores, mm, {scale})", atol=1e-6)
+    large = 12.0 * _randn(gen, 1, 6, 2, 3)  # scores * 10 reach a few hundred: exp overflows float32
+    cases = [Case((scores, mm2), {"softmax_scale": 10.0},
+                  "masked_softmax with a per-image mm (image 1 has no valid patch)"),
+             Case((scores, mm), {"softmax_scale": 10.0}, "masked_softmax(scores, mm, 10.0)"),
+             Case((scores, mm), {"softmax_scale": 3.0}, "masked_softmax(scores, mm, 3.0)"),
+             Case((scores, mm), {}, "masked_softmax(scores, mm) with the default softmax_scale"),
+             Case((large, mm), {"softmax_scale": 10.0}, "masked_softmax on large scores (up to about 40)"),
+             Case((scores[:1, :3, :1, :2], mm[:, :3]), {"softmax_scale": 50.0},
+                  "masked_softmax on 3 patches and 2 positions with softmax_scale=50")]
+    _run(name, fn, A.masked_softmax, cases, _SOFTMAX_MISTAKES, generic, atol=1e-6)
+    expect_gradient(name, fn, A.masked_softmax, cases[0], wrt=(0,))
 
 
 # ---------------------------------------------------------------- fuse_scores
@@ -437,6 +509,23 @@ def _fuse_swap_foreground_only(scores: torch.Tensor, fuse_k: int = 3) -> torch.T
     return y.reshape(B, Hf, Wf, L).permute(0, 3, 1, 2)
 
 
+def _fuse_fixed_k(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
+    return A.fuse_scores(scores, 3)  # the fuse_k argument is ignored
+
+
+def _fuse_anti_diagonal(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
+    B, L, Hf, Wf = scores.shape
+    kernel = torch.eye(fuse_k, dtype=scores.dtype).flip(-1).view(1, 1, fuse_k, fuse_k)
+
+    def conv(m: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(pad_same(m, fuse_k), kernel)
+
+    y = conv(scores.permute(0, 2, 3, 1).reshape(B, 1, Hf * Wf, L))
+    y = y.view(B, Hf, Wf, Hf, Wf).permute(0, 2, 1, 4, 3).reshape(B, 1, Wf * Hf, L)
+    y = conv(y).view(B, Wf, Hf, Wf, Hf).permute(0, 2, 1, 4, 3)
+    return y.reshape(B, Hf, Wf, L).permute(0, 3, 1, 2)
+
+
 _hints("fuse_scores", {
     "both orderings": "fuse in both orderings: one identity-kernel conv with both axes in "
                       "row-major order (left-right), then one with both in column-major order "
@@ -447,10 +536,14 @@ _hints("fuse_scores", {
                  "matrix) AND the background patches (its columns) swap H and W",
     "row-major pass": "the row-major pass is missing: fuse in both orderings, first with both "
                       "axes row-major (left-right), then column-major (top-down)",
+    "fuse_k argument": "use the fuse_k argument for the size of the identity kernel, do not hard-code 3",
+    "main diagonal": "the identity kernel sums along the main diagonal, (p+d, q+d): torch.eye(fuse_k), "
+                     "not its mirror image",
 })
 
 _FUSE_MISTAKES = {"both orderings": _fuse_row_major_only, "identity": _fuse_box_kernel,
-                  "both axes": _fuse_swap_foreground_only, "row-major pass": _fuse_column_major_only}
+                  "both axes": _fuse_swap_foreground_only, "row-major pass": _fuse_column_major_only,
+                  "fuse_k argument": _fuse_fixed_k, "main diagonal": _fuse_anti_diagonal}
 
 
 @register("fuse_scores", reference=lambda scores, fuse_k=3: A.fuse_scores(scores, fuse_k), notebook=NB04,
@@ -459,14 +552,17 @@ _FUSE_MISTAKES = {"both orderings": _fuse_row_major_only, "identity": _fuse_box_
           mistakes=_FUSE_MISTAKES)
 def _check_fuse_scores(fn: Callable[..., Any]) -> None:
     """fuse_scores(scores, fuse_k=3): identity-kernel conv of the score matrix, both orderings."""
+    name = "fuse_scores"
     gen = make_generator(7)
-    mistakes = _FUSE_MISTAKES
     generic = ("view scores (B, L, Hf, Wf) as the matrix (B, 1, Hf*Wf, L), conv with torch.eye(fuse_k) "
                "('SAME'), swap H and W of both axes, conv again, swap back")
-    for shape, fuse_k in (((2, 20, 4, 5), 3), ((1, 12, 3, 4), 3)):
-        scores = _randn(gen, *shape)
-        _compare("fuse_scores", fn, (scores,), {"fuse_k": fuse_k}, A.fuse_scores(scores, fuse_k),
-                 mistakes, generic, what=f"fuse_scores on scores of shape {shape}")
+    cases = [Case((_randn(gen, *shape),), {"fuse_k": fuse_k}, f"fuse_scores(scores, fuse_k={fuse_k}) on "
+                  f"scores of shape {shape}")
+             for shape, fuse_k in (((2, 20, 4, 5), 3), ((1, 12, 3, 4), 3), ((1, 12, 3, 4), 5),
+                                   ((1, 15, 5, 3), 1), ((1, 6, 2, 3), 3))]
+    cases.append(Case((cases[1].args[0],), {}, "fuse_scores(scores) with the default fuse_k"))
+    _run(name, fn, lambda scores, fuse_k=3: A.fuse_scores(scores, fuse_k), cases, _FUSE_MISTAKES, generic)
+    expect_gradient(name, fn, lambda scores, fuse_k=3: A.fuse_scores(scores, fuse_k), cases[0], wrt=(0,))
 
 
 # ====================================================================== notebook 05
@@ -497,6 +593,15 @@ def _reconstruct_stride_one(attention, raw_patches, rate, out_size):
     return torch.cat(outs) / 4.0
 
 
+def _reconstruct_fixed_rate(attention, raw_patches, rate, out_size):
+    return A.reconstruct(attention, raw_patches, 2, (2 * attention.shape[-2], 2 * attention.shape[-1]))
+
+
+def _reconstruct_first_image(attention, raw_patches, rate, out_size):
+    first = raw_patches[:1].expand_as(raw_patches)  # every image pastes image 0's patches
+    return A.reconstruct(attention, first.contiguous(), rate, out_size)
+
+
 _hints("reconstruct", {
     "/4": "missing /4: with 4x4 patches at stride 2 every pixel is covered by 4 patches, so the "
           "release divides the sum by 4",
@@ -506,10 +611,15 @@ _hints("reconstruct", {
                   "top/left (padding=1 in conv_transpose2d), not at the bottom/right only",
     "stride": "wrong stride: the transposed conv steps by rate (2) in the output, one attention "
               "position per rate x rate pixels",
+    "rate argument": "use the rate argument (stride=rate, patches of 2 * rate) and the out_size you are "
+                     "given, do not hard-code 2",
+    "its own patches": "each image pastes its own patches: loop over the batch "
+                       "(conv_transpose2d(attention[i:i+1], raw_patches[i], ...)) or use groups=B",
 })
 
 _RECON_MISTAKES = {"/4": _reconstruct_no_quarter, "constant 4": _reconstruct_true_average,
-                   "off-by-one": _reconstruct_no_crop, "stride": _reconstruct_stride_one}
+                   "off-by-one": _reconstruct_no_crop, "stride": _reconstruct_stride_one,
+                   "rate argument": _reconstruct_fixed_rate, "its own patches": _reconstruct_first_image}
 
 
 @register("reconstruct", reference=A.reconstruct, notebook=NB05,
@@ -520,41 +630,47 @@ def _check_reconstruct(fn: Callable[..., Any]) -> None:
     """reconstruct(attention, raw_patches, rate, out_size): transposed conv, stride rate, / 4."""
     name = "reconstruct"
     gen = make_generator(8)
-    generic = ("F.conv_transpose2d(attention[i:i+1], raw_patches[i], stride=rate, padding=1) per "
-               "image i (in = L channels, out = C), then divide by 4")
+    generic = ("F.conv_transpose2d(attention[i:i+1], raw_patches[i], stride=rate) per image i (in = L "
+               "channels, out = C), crop TF 'SAME' ((k - rate) // 2 at the top/left), then divide by 4")
     # 1. one-hot attention on its own patches: the interior comes back exactly
     x = _randn(gen, 1, 3, 8, 10)
     raw = A.extract_patches(x, 4, 2)  # (1, 20, 3, 4, 4)
     eye = torch.eye(20).view(1, 20, 4, 5)  # position (i, j) attends to its own patch
-    out = _compare(name, fn, (eye, raw, 2, (8, 10)), {}, A.reconstruct(eye, raw, 2, (8, 10)),
-                   _RECON_MISTAKES, generic, what="reconstruct(one-hot attention, own patches)")
+    out = _run(name, fn, A.reconstruct, [Case((eye, raw, 2, (8, 10)), {}, "reconstruct(one-hot attention, "
+                                               "own patches)")], _RECON_MISTAKES, generic, atol=1e-5)[0]
     if not torch.allclose(out[..., 1:-1, 1:-1], x[..., 1:-1, 1:-1], atol=1e-5):
-        fail(name, "pasting an image's own patches does not give the image back inside",
-             generic)
-    # 2. soft attention, two images, non-square
-    for shape in ((2, 3, 8, 6), (1, 2, 6, 8)):
+        fail(name, "pasting an image's own patches does not give the image back inside", generic)
+    # 2. soft attention, several images, non-square, another rate
+    cases = []
+    for shape, rate in (((2, 3, 8, 6), 2), ((1, 2, 6, 8), 2), ((1, 2, 9, 6), 3), ((2, 1, 4, 2), 2)):
         b = _randn(gen, *shape)
-        raw = A.extract_patches(b, 4, 2)  # (B, L, C, 4, 4)
-        L, h, w = raw.shape[1], shape[2] // 2, shape[3] // 2
+        raw = A.extract_patches(b, 2 * rate, rate)  # (B, L, C, 2r, 2r)
+        L, h, w = raw.shape[1], -(-shape[2] // rate), -(-shape[3] // rate)
         attention = F.softmax(_randn(gen, shape[0], L, h, w), dim=1)
-        _compare(name, fn, (attention, raw, 2, shape[2:]), {},
-                 A.reconstruct(attention, raw, 2, shape[2:]), _RECON_MISTAKES, generic,
-                 what=f"reconstruct for a background of shape {shape}")
+        cases.append(Case((attention, raw, rate, shape[2:]), {},
+                          f"reconstruct for a background of shape {shape} at rate {rate}"))
+    _run(name, fn, A.reconstruct, cases, _RECON_MISTAKES, generic, atol=1e-5)
+    expect_gradient(name, fn, A.reconstruct, cases[0], wrt=(0, 1))
 
 
 # ====================================================================== notebook 06
 
 def _layer_with(downsample: Optional[Callable] = None, skip_fuse: bool = False,
-                ignore_mask: bool = False) -> Callable[..., Any]:
+                ignore_mask: bool = False, always_fuse: bool = False, fixed_scale: bool = False,
+                patches_of_f: bool = False, none_is_hole: bool = False) -> Callable[..., Any]:
     """A contextual attention layer with one planted mistake (built from course_lib's steps)."""
 
     def layer(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
-        do_fuse = fuse and not skip_fuse
+        do_fuse = (fuse or always_fuse) and not skip_fuse
+        softmax_scale = 10.0 if fixed_scale else softmax_scale
+        b = f if patches_of_f else b
         down = downsample or A.downsample
         H, W = f.shape[-2:]
         raw = A.extract_patches(b, 2 * rate, rate * stride)  # (B, L, C, 2r, 2r)
         f_s, b_s = down(f, rate), down(b, rate)  # (B, C, H/r, W/r)
-        if mask is None or ignore_mask:
+        if mask is None and none_is_hole:
+            mm = b_s.new_zeros(1, b_s.shape[-2] * b_s.shape[-1])  # (1, L): every patch invalid
+        elif mask is None or ignore_mask:
             mm = b_s.new_ones(1, b_s.shape[-2] * b_s.shape[-1])  # (1, L)
         else:
             mm = A.valid_patches(down(mask.to(b.dtype), rate), ksize, stride)  # (1 or B, L)
@@ -576,6 +692,10 @@ def _slice_downsample(x: torch.Tensor, rate: int) -> torch.Tensor:
 _layer_no_fuse = _layer_with(skip_fuse=True)
 _layer_sliced = _layer_with(downsample=_slice_downsample)
 _layer_no_mask = _layer_with(ignore_mask=True)
+_layer_always_fused = _layer_with(always_fuse=True)
+_layer_fixed_scale = _layer_with(fixed_scale=True)
+_layer_patches_of_f = _layer_with(patches_of_f=True)
+_layer_none_is_hole = _layer_with(none_is_hole=True)
 
 _hints("contextual_attention", {
     "align_corners": "downsample with the release's nearest resize (align_corners=True): "
@@ -584,9 +704,16 @@ _hints("contextual_attention", {
             "when fuse=True",
     "mask": "the mask is ignored: downsample it like f and b, compute mm = valid_patches(mask_small, "
             "ksize) and pass mm to masked_softmax",
+    "fuse=False": "with fuse=False skip the fuse step: pass the fuse argument on instead of always fusing",
+    "softmax_scale": "pass the softmax_scale argument on to masked_softmax, do not hard-code 10",
+    "background b": "take the patches (raw and small) from the background b and match them against "
+                    "the foreground f: with f != b, patches of f give another result",
+    "mask=None": "mask=None means there is no hole: every patch is valid (mm all ones), not all invalid",
 })
 
-_LAYER_MISTAKES = {"align_corners": _layer_sliced, "fuse": _layer_no_fuse, "mask": _layer_no_mask}
+_LAYER_MISTAKES = {"align_corners": _layer_sliced, "fuse": _layer_no_fuse, "mask": _layer_no_mask,
+                   "fuse=False": _layer_always_fused, "softmax_scale": _layer_fixed_scale,
+                   "background b": _layer_patches_of_f, "mask=None": _layer_none_is_hole}
 
 
 def _layer_reference(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
@@ -603,7 +730,7 @@ def _check_contextual_attention(fn: Callable[..., Any]) -> None:
     gen = make_generator(9)
     generic = ("follow the release's order: raw 4x4 patches of b (stride 2); downsample f, b, "
                "mask; 3x3 patches of small b; mm; normalise; scores; fuse; masked softmax; "
-               "reconstruct")
+               "reconstruct; and pass every argument (rate, ksize, fuse_k, softmax_scale, fuse) on")
     f = _randn(gen, 1, 4, 16, 12)
     mask = torch.zeros(1, 1, 16, 12)
     mask[..., 4:10, 3:9] = 1.0
@@ -612,15 +739,28 @@ def _check_contextual_attention(fn: Callable[..., Any]) -> None:
         fail(name, f"it returned {type(out).__name__}, expected a pair (y, flow)",
              "return y, flow where flow = flow_to_color(attention_offsets(attention, w_small))")
     y_ref, flow_ref = A.contextual_attention(f, f, mask)
-    expect_tensor(name, out[0], shape=tuple(y_ref.shape), what="y",
-                      hint="y has the shape of f: reconstruct with out_size = f.shape[-2:]")
-    expect_tensor(name, out[1], shape=tuple(flow_ref.shape), what="flow",
+    expect_tensor(name, out[0], shape=tuple(y_ref.shape), what="y", dtype=y_ref.dtype,
+                  hint="y has the shape of f: reconstruct with out_size = f.shape[-2:]")
+    expect_tensor(name, out[1], shape=tuple(flow_ref.shape), what="flow", dtype=flow_ref.dtype,
                   hint="upsample the flow picture to f's size (x rate)")
-    _compare(name, lambda *a, **k: fn(*a, **k)[0], (f, f, mask), {}, y_ref, _LAYER_MISTAKES, generic,
-             what="y for f = b and a 6x6 hole", atol=1e-4)
-    b = _randn(gen, 2, 3, 8, 8)
+    b2 = _randn(gen, 2, 3, 8, 8)
     mask2 = torch.zeros(1, 1, 8, 8)
     mask2[..., 2:6, 2:6] = 1.0
-    _compare(name, lambda *a, **k: fn(*a, **k)[0], (b, b, mask2), {"softmax_scale": 3.0},
-             A.contextual_attention(b, b, mask2, softmax_scale=3.0)[0], _LAYER_MISTAKES,
-             generic + "; pass softmax_scale on", what="y for two images with softmax_scale=3", atol=1e-4)
+    f3, b3 = _randn(gen, 2, 3, 8, 12), _randn(gen, 2, 3, 8, 12)  # f != b
+    per_image = torch.zeros(2, 1, 8, 12)  # one hole per image, valid patches left in both
+    per_image[0, :, 2:6, 3:7] = 1.0
+    per_image[1, :, 0:4, 6:12] = 1.0
+    f4 = _randn(gen, 1, 2, 16, 16)
+    cases = [Case((f, f, mask), {}, "y for f = b and a 6x6 hole"),
+             Case((b2, b2, mask2), {"softmax_scale": 3.0}, "y for two images with softmax_scale=3"),
+             Case((f3, b3, per_image), {}, "y for f != b and one hole per image"),
+             Case((f3, b3), {}, "y for f != b with mask=None"),
+             Case((f3, b3, per_image), {"fuse": False}, "y with fuse=False"),
+             Case((f4, f4.flip(-1)), {"ksize": 5, "fuse_k": 5}, "y with ksize=5 and fuse_k=5"),
+             Case((f4, f4.flip(-2)), {"rate": 4}, "y with rate=4"),
+             Case((f4[..., :8, :8], f4[..., :8, :8].flip(-2)), {"fuse_k": 1, "softmax_scale": 50.0},
+                  "y with fuse_k=1 and softmax_scale=50")]
+    _run(name, fn, _layer_reference, cases, _LAYER_MISTAKES, generic, select=lambda out: out[0])
+    expect_gradient(name, fn, _layer_reference, cases[2], wrt=(0, 1), select=lambda out: out[0])
+
+

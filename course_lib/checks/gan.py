@@ -17,7 +17,8 @@ from course_lib import losses as L
 from course_lib.critics import Critic, flatten_nhwc
 from course_lib.seed import make_generator, seed_everything
 
-from . import call, expect_close, fail, hinted_mistakes, register, require_phrases
+from . import (Case, call, compare_cases, compare_gradients, expect_close, expect_gradient, fail,
+               hinted_mistakes, register, require_phrases)
 
 __all__ = ["gradient_penalty_reference"]
 
@@ -54,12 +55,14 @@ require_phrases(_FLATTEN_HINTS, _FLATTEN_MISTAKES)
 def _check_flatten_nhwc(fn: Callable[..., Any]) -> None:
     """flatten_nhwc(h): (B, C, H, W) -> (B, H*W*C) in TensorFlow's (h, w, c) order."""
     name = "flatten_nhwc"
-    for shape in ((2, 3, 4, 5), (1, 8, 2, 2), (3, 1, 3, 2)):
+    cases = []
+    for shape in ((2, 3, 4, 5), (1, 8, 2, 2), (3, 1, 3, 2), (1, 2, 1, 3)):
         h = torch.arange(torch.Size(shape).numel(), dtype=torch.float32).view(shape)  # every value tells where it was
-        out = call(name, fn, h)
-        expect_close(name, out, flatten_nhwc(h), f"flatten_nhwc(h) for h of shape {shape}",
-                     "entry (h * W + w) * C + c of a row must be channel c at (h, w)",
-                     variants=hinted_mistakes(name, _FLATTEN_HINTS, h))
+        cases.append(Case((h,), {}, f"flatten_nhwc(h) for h of shape {shape}"))
+    compare_cases(name, fn, flatten_nhwc, cases, "entry (h * W + w) * C + c of a row must be channel c at (h, w)",
+                  variants=lambda case: hinted_mistakes(name, _FLATTEN_HINTS, *case.args), atol=0, rtol=0,
+                  shape_hint="keep the batch dim: (B, C, H, W) -> (B, H*W*C), flatten from dim 1 on")
+    expect_gradient(name, fn, flatten_nhwc, cases[0], wrt=(0,))
 
 
 # ---------------------------------------------------------------- wgan_critic_loss
@@ -76,6 +79,10 @@ def _wgan_sum(pos, neg):
     return torch.sum(neg - pos)
 
 
+def _wgan_per_sample(pos, neg):
+    return neg - pos  # (B, 1): one loss per sample
+
+
 _WGAN_HINTS = {
     "sign": "the sign is flipped: the critic MINIMISES mean(neg - pos), which raises the real "
             "scores (pos) and lowers the fake ones (neg)",
@@ -83,8 +90,9 @@ _WGAN_HINTS = {
               "scores, mean(neg - pos)",
     "mean": "use the mean over the batch (tf.reduce_mean), not the sum: the loss must not grow "
             "with the batch size",
+    "one number": "the loss is one number for the batch (shape ()): average neg - pos over the batch",
 }
-_WGAN_MISTAKES = {"sign": _wgan_sign, "no log": _wgan_log, "mean": _wgan_sum}
+_WGAN_MISTAKES = {"sign": _wgan_sign, "no log": _wgan_log, "mean": _wgan_sum, "one number": _wgan_per_sample}
 require_phrases(_WGAN_HINTS, _WGAN_MISTAKES)
 
 
@@ -95,13 +103,15 @@ def _check_wgan_critic_loss(fn: Callable[..., Any]) -> None:
     """wgan_critic_loss(pos, neg) = mean(neg - pos): pos = scores of real, neg = of fake."""
     name = "wgan_critic_loss"
     gen = make_generator(21)
-    for batch in (4, 7):
+    cases = []
+    for batch in (4, 7, 1):
         pos = torch.randn(batch, 1, generator=gen) * 3 + 1  # (B, 1) scores of real images
         neg = torch.randn(batch, 1, generator=gen) * 3 - 1  # (B, 1) scores of completed images
-        out = call(name, fn, pos, neg)
-        expect_close(name, out, L.wgan_critic_loss(pos, neg), f"wgan_critic_loss(pos, neg) for a batch of {batch}",
-                     "the critic's loss is mean(neg) - mean(pos), one number",
-                     variants=hinted_mistakes(name, _WGAN_HINTS, pos, neg))
+        cases.append(Case((pos, neg), {}, f"wgan_critic_loss(pos, neg) for a batch of {batch}"))
+    compare_cases(name, fn, L.wgan_critic_loss, cases, "the critic's loss is mean(neg) - mean(pos), one number",
+                  variants=lambda case: hinted_mistakes(name, _WGAN_HINTS, *case.args),
+                  shape_hint=_WGAN_HINTS["one number"])
+    expect_gradient(name, fn, L.wgan_critic_loss, cases[0], wrt=(0, 1))
 
 
 # ---------------------------------------------------------------- masked_slopes
@@ -122,6 +132,14 @@ def _slopes_per_pixel(grad, mask):
     return torch.sum(torch.sqrt(torch.sum(grad ** 2, dim=1, keepdim=True) + 1e-12) * mask, dim=(1, 2, 3))
 
 
+def _slopes_eps_outside(grad, mask, eps=1e-12):
+    return torch.sqrt(torch.sum(grad ** 2 * mask, dim=(1, 2, 3))) + eps  # eps outside the root
+
+
+def _slopes_fixed_eps(grad, mask, eps=1e-12):
+    return L.masked_slopes(grad, mask)  # the eps argument is ignored
+
+
 _SLOPES_HINTS = {
     "mask": "apply the mask: only the hole's pixels count, sum(grad**2 * mask) with the mask "
             "broadcast over the channels",
@@ -129,9 +147,13 @@ _SLOPES_HINTS = {
     "sum": "sum over (C, H, W), do not average: a norm does not divide by the number of pixels",
     "one norm per sample": "one norm per sample over all of (C, H, W): sum the squares first, "
                            "then one square root (not a norm per pixel, then summed)",
+    "wrong place": "the eps goes inside the square root, sqrt(sum + eps): outside it, a sample whose "
+                   "masked gradient is zero gets a NaN gradient (an eps in the wrong place)",
+    "eps argument": "use the eps argument inside the square root, do not hard-code 1e-12",
 }
 _SLOPES_MISTAKES = {"mask": _slopes_unmasked, "square root": _slopes_squared, "sum": _slopes_mean,
-                    "one norm per sample": _slopes_per_pixel}
+                    "one norm per sample": _slopes_per_pixel, "wrong place": _slopes_eps_outside,
+                    "eps argument": _slopes_fixed_eps}
 require_phrases(_SLOPES_HINTS, _SLOPES_MISTAKES)
 
 
@@ -145,15 +167,19 @@ def _check_masked_slopes(fn: Callable[..., Any]) -> None:
     grad = torch.randn(3, 3, 6, 8, generator=gen)  # (3, 3, 6, 8)
     mask = torch.zeros(1, 1, 6, 8)  # (1, 1, 6, 8), shared
     mask[..., 1:5, 2:6] = 1.0
-    out = call(name, fn, grad, mask)
-    expect_close(name, out, L.masked_slopes(grad, mask), "masked_slopes(grad, shared mask)",
-                 "one number per sample: the L2 norm of the gradient over the hole's pixels",
-                 variants=hinted_mistakes(name, _SLOPES_HINTS, grad, mask))
     per_sample = (torch.rand(3, 1, 6, 8, generator=gen) > 0.5).float()  # (3, 1, 6, 8)
-    out = call(name, fn, grad, per_sample)
-    expect_close(name, out, L.masked_slopes(grad, per_sample), "masked_slopes(grad, one mask per sample)",
-                 "a (B, 1, H, W) mask broadcasts over the channels just like a shared one",
-                 variants=hinted_mistakes(name, _SLOPES_HINTS, grad, per_sample))
+    zero_in_hole = grad.clone()
+    zero_in_hole[1] *= 1.0 - mask[0]  # sample 1: the gradient is zero over the whole hole
+    variants = lambda case: hinted_mistakes(name, _SLOPES_HINTS, *case.args, **case.kwargs)  # noqa: E731
+    cases = [Case((grad, mask), {}, "masked_slopes(grad, shared mask)"),
+             Case((grad, per_sample), {}, "masked_slopes(grad, one mask per sample)"),
+             Case((zero_in_hole, mask), {"eps": 1e-2}, "masked_slopes(grad, mask, eps=1e-2), sample 1 zero in the hole"),
+             Case((grad[:1, :1, :2, :2], mask[..., 1:3, 1:3]), {}, "masked_slopes on one 1x2x2 gradient")]
+    compare_cases(name, fn, L.masked_slopes, cases,
+                  "one number per sample: the L2 norm of the gradient over the hole's pixels, "
+                  "sqrt(sum(grad**2 * mask) + eps)", variants=variants)
+    expect_gradient(name, fn, L.masked_slopes,
+                    Case((zero_in_hole, mask), {}, "masked_slopes(grad, mask), sample 1 zero in the hole"), wrt=(0,))
 
 
 # ---------------------------------------------------------------- gradient_penalty
@@ -178,6 +204,10 @@ def _gp_at_fake(critic, real, fake, mask, alpha):
     return _gp(critic, real, fake, mask, alpha, at="fake")
 
 
+def _gp_at_real(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, mask, alpha, at="real")
+
+
 def _gp_one_sided(critic, real, fake, mask, alpha):
     return _gp(critic, real, fake, mask, alpha, one_sided=True)
 
@@ -186,15 +216,30 @@ def _gp_no_graph(critic, real, fake, mask, alpha):
     return _gp(critic, real, fake, mask, alpha, create_graph=False)
 
 
+def _gp_fixed_alpha(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, mask, torch.full_like(alpha, 0.5))
+
+
+def _gp_unmasked(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, torch.ones_like(mask), alpha)
+
+
 _GP_HINTS = {
     "interpolates": "evaluate the gradient at the interpolates real + alpha * (fake - real), one alpha "
                     "per sample, not at the real or the fake images themselves",
+    "at the real": "evaluate the gradient at the interpolates real + alpha * (fake - real), not at the real "
+                   "images themselves",
     "two-sided": "the release's penalty is two-sided, (slopes - 1)**2: slopes below 1 are "
                  "penalised too (no relu)",
     "create_graph": "call torch.autograd.grad(..., create_graph=True): the penalty must be "
                     "differentiable with respect to the critic's weights, or it cannot train them",
+    "alpha argument": "use the alpha argument you are given (one per sample, shape (B, 1, 1, 1)), do not draw "
+                      "or fix your own",
+    "over the hole": "pass the mask on to masked_slopes: the release's penalty only measures the "
+                     "gradient over the hole",
 }
-_GP_MISTAKES = {"interpolates": _gp_at_fake, "two-sided": _gp_one_sided, "create_graph": _gp_no_graph}
+_GP_MISTAKES = {"interpolates": _gp_at_fake, "at the real": _gp_at_real, "two-sided": _gp_one_sided, "create_graph": _gp_no_graph,
+                "alpha argument": _gp_fixed_alpha, "over the hole": _gp_unmasked}
 require_phrases(_GP_HINTS, _GP_MISTAKES)
 
 
@@ -220,15 +265,18 @@ def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
     want = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in critic.parameters()]
     critic.zero_grad(set_to_none=True)
     out = call(name, fn, critic, real, fake, mask, alpha)
-    expect_close(name, out.detach() if isinstance(out, torch.Tensor) else out, expected.detach(),
+    expect_close(name, out, expected.detach(),
                  "gradient_penalty(critic, real, fake, mask, alpha)",
                  "interpolate with alpha, take d sum(critic(x_hat)) / d x_hat, masked_slopes, then "
                  "mean((slopes - 1)**2)",
                  variants=hinted_mistakes(name, _GP_HINTS, critic, real, fake, mask, alpha), atol=1e-8, rtol=1e-6)
     if not out.requires_grad:
         fail(name, "the penalty has no gradient with respect to the critic's weights", _GP_HINTS["create_graph"])
-    out.backward()
-    got = [torch.zeros_like(p) if p.grad is None else p.grad for p in critic.parameters()]
-    if not all(torch.allclose(g, w, atol=1e-8, rtol=1e-5) for g, w in zip(got, want)):
-        fail(name, "the penalty's gradient with respect to the critic's weights differs from course_lib's",
-             _GP_HINTS["create_graph"])
+    try:
+        out.backward()
+    except Exception as err:
+        fail(name, f"backward through your penalty raised {type(err).__name__}: {err}", _GP_HINTS["create_graph"])
+    got = [p.grad for p in critic.parameters()]
+    compare_gradients(name, "gradient_penalty(critic, real, fake, mask, alpha)", got, want,
+                      [f"the critic's {n}" for n, _ in critic.named_parameters()], atol=1e-8, rtol=1e-5,
+                      hint=_GP_HINTS["create_graph"])

@@ -17,7 +17,8 @@ from course_lib import generator as G
 from course_lib.receptive_field import receptive_field as rf_reference
 from course_lib.seed import make_generator, seed_everything
 
-from . import call, expect_close, expect_tensor, fail, hinted_mistakes, register, require_phrases
+from . import (Case, call, compare_cases, expect_close, expect_gradient, expect_tensor, fail,
+               hinted_mistakes, register, require_phrases)
 
 __all__ = ["coarse_stage_reference"]
 
@@ -48,6 +49,11 @@ def _input_unbroadcast(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([x, ones, mask], dim=1)  # fails for a shared (1, 1, H, W) mask and B > 1
 
 
+def _input_hole_zeroed(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x * (1.0 - mask), ones, ones * mask], dim=1)  # x is changed
+
+
 _STAGE_INPUT_HINTS = {
     "ones channel": "channel 3 is the ones channel: all ones, torch.ones_like(x[:, :1]); it marks "
                     "the image after zero padding (the release's stand-in for mirror padding)",
@@ -55,9 +61,12 @@ _STAGE_INPUT_HINTS = {
     "1 = hole": "channel 4 is ones * mask with 1 = hole, as the mask comes in (do not invert it)",
     "shared mask": "a shared mask (1, 1, H, W) must become one per image: multiply ones (B, 1, H, W) "
                    "by the mask (broadcasting) instead of concatenating the mask itself",
+    "as it comes": "channels 0-2 are x as it comes: do not multiply it by the mask (the caller has "
+                   "already blanked the hole)",
 }
 _STAGE_INPUT_MISTAKES = {"ones channel": _input_no_ones, "order": _input_swapped,
-                         "1 = hole": _input_inverted, "shared mask": _input_unbroadcast}
+                         "1 = hole": _input_inverted, "shared mask": _input_unbroadcast,
+                         "as it comes": _input_hole_zeroed}
 
 
 
@@ -74,22 +83,25 @@ def _check_stage_input(fn: Callable[..., Any]) -> None:
     gen = make_generator(7)
     x = torch.rand(2, 3, 8, 12, generator=gen) * 2 - 1  # (2, 3, 8, 12)
     per_image = (torch.rand(2, 1, 8, 12, generator=gen) > 0.5).float()  # (2, 1, 8, 12)
-    out = call(name, fn, x, per_image)
-    expect_close(name, out, G.stage_input(x, per_image), "stage_input(x, mask) with one mask per image",
-                 "compare your 5 channels with [x, ones, ones * mask] one by one",
-                 variants=hinted_mistakes(name, _STAGE_INPUT_HINTS, x, per_image))
+    variants = lambda case: hinted_mistakes(name, _STAGE_INPUT_HINTS, *case.args)  # noqa: E731
+    compare_cases(name, fn, G.stage_input, [Case((x, per_image), {}, "stage_input(x, mask) with one mask per image")],
+                  "compare your 5 channels with [x, ones, ones * mask] one by one", variants=variants)
     shared = per_image[:1]  # (1, 1, 8, 12), the release's one mask for the batch
     try:
-        out = fn(x, shared)
+        out = fn(x.clone(), shared.clone())
     except NotImplementedError:
         raise
     except Exception as err:
         fail(name, f"with a shared mask of shape (1, 1, 8, 12) and 2 images it raised "
                    f"{type(err).__name__}: {err}", _STAGE_INPUT_HINTS["shared mask"])
     expect_tensor(name, out, (2, 5, 8, 12), what="stage_input(x, shared mask)",
-                  hint=_STAGE_INPUT_HINTS["shared mask"])
-    expect_close(name, out, G.stage_input(x, shared), "stage_input(x, shared mask)",
-                 _STAGE_INPUT_HINTS["shared mask"])
+                  hint=_STAGE_INPUT_HINTS["shared mask"], dtype=torch.float32)
+    small = (torch.rand(1, 3, 5, 7, generator=gen) * 2 - 1, (torch.rand(1, 1, 5, 7, generator=gen) > 0.5).float())
+    compare_cases(name, fn, G.stage_input,
+                  [Case((x, shared), {}, "stage_input(x, shared mask)"),
+                   Case(small, {}, "stage_input on one 5x7 image")],
+                  _STAGE_INPUT_HINTS["shared mask"], variants=variants)
+    expect_gradient(name, fn, G.stage_input, Case((x, shared), {}, "stage_input(x, shared mask)"), wrt=(0,))
 
 
 # ---------------------------------------------------------------- receptive_field
@@ -115,6 +127,15 @@ def _rf_jump_after(layers):
     return out
 
 
+def _rf_dilation_in_jump(layers):
+    r, j, out = 1, 1, []
+    for k, s, d in layers:
+        r = r + (k - 1) * d * j
+        j = j * s * d  # wrong: the dilation does not change the spacing of the outputs
+        out.append((r, j))
+    return out
+
+
 _RF_HINTS = {
     "dilation": "the dilation d widens a kernel to (k - 1) * d + 1 positions: add (k - 1) * d * j, "
                 "not (k - 1) * j",
@@ -123,9 +144,11 @@ _RF_HINTS = {
     "start at r = 1": "start at r = 1 (before any layer, a pixel sees one input pixel: itself)",
     "before the update": "a layer's kernel steps by the jump of its input: use j from before the "
                          "update, and multiply j by the stride only after updating r",
+    "stride only": "the jump multiplies by the stride only: a dilation spreads one kernel's taps, "
+                   "it does not change how far apart the layer's outputs are",
 }
 _RF_MISTAKES = {"dilation": _rf_no_dilation, "jump": _rf_no_jump, "start at r = 1": _rf_from_zero,
-                "before the update": _rf_jump_after}
+                "before the update": _rf_jump_after, "stride only": _rf_dilation_in_jump}
 
 _RF_CASES = (
     [(3, 1, 1), (3, 1, 1)],
@@ -138,6 +161,32 @@ _RF_CASES = (
 require_phrases(_RF_HINTS, _RF_MISTAKES)
 
 
+def _rf_pairs(name: str, layers: list, got: Any) -> list[tuple[int, int]]:
+    """The student's result as a list of (r, j) ints, or a failure naming what it is instead."""
+    shown = f"receptive_field({layers})"
+    if got is None:
+        fail(name, f"{shown} is None", "your function returns nothing: end it with `return out` "
+             "(a function without a return statement gives None)")
+    if not isinstance(got, list):
+        kind = "a generator" if hasattr(got, "__next__") else f"a {type(got).__name__}"
+        fail(name, f"{shown} is {kind}, expected a list",
+             "return a list with one (r, j) pair per layer: append to a list instead of using "
+             "yield or a generator expression, and do not return a tensor or a single pair")
+    pairs = []
+    for item in got:
+        if not (isinstance(item, (tuple, list)) and len(item) == 2):
+            fail(name, f"{shown} holds {item!r}, expected (r, j) pairs",
+                 "append one pair (r, j) per layer, the receptive field and the jump after that layer")
+        r, j = item
+        if isinstance(r, bool) or isinstance(j, bool) or not all(
+                isinstance(v, int) or (isinstance(v, float) and v.is_integer()) or
+                (isinstance(v, torch.Tensor) and v.numel() == 1) for v in (r, j)):
+            fail(name, f"{shown} holds {item!r}, expected a pair of ints",
+                 "r and j count pixels: keep them whole numbers (use // and *, not /)")
+        pairs.append((int(r), int(j)))
+    return pairs
+
+
 @register("receptive_field", reference=rf_reference, notebook=NB07,
           hint="receptive_field([(k, s, d), ...]) -> [(r, j), ...]: r += (k - 1) * d * j, then j *= s",
           mistakes=_RF_MISTAKES)
@@ -145,22 +194,21 @@ def _check_receptive_field(fn: Callable[..., Any]) -> None:
     """receptive_field([(k, s, d), ...]) -> [(r, j), ...]: r += (k - 1) * d * j, then j *= s."""
     name = "receptive_field"
     empty = call(name, fn, [])
-    if list(empty) != []:
+    if _rf_pairs(name, [], empty) != []:
         fail(name, f"an empty chain gave {empty!r}", "no layer, no entry: return []")
     for layers in _RF_CASES:
-        got = call(name, fn, layers)
-        try:
-            got = [(int(r), int(j)) for r, j in got]
-        except (TypeError, ValueError):
-            fail(name, f"receptive_field({layers}) returned {got!r}",
-                 "return a list with one (r, j) pair of ints per layer")
+        got = _rf_pairs(name, layers, call(name, fn, [tuple(layer) for layer in layers]))
         want = rf_reference(layers)
         if got == want:
             continue
         for phrase, wrong in _RF_MISTAKES.items():
             if got == wrong(layers):
                 fail(name, f"receptive_field({layers}) gave {got}, expected {want}", _RF_HINTS[phrase])
-        fail(name, f"receptive_field({layers}) gave {got}, expected {want}",
+        smallest = next(([layers[:n], got[:n], want[:n]] for n in range(1, len(layers) + 1)
+                         if got[:n] != want[:n]), None)
+        fail(name, f"receptive_field({layers}) gave {got}, expected {want}"
+             + (f"; already the first {len(smallest[0])} layer(s) {smallest[0]} differ: yours give "
+                f"{smallest[1]}, course_lib's {smallest[2]}" if smallest else ""),
              "work the first two layers by hand: r = 1 + (k1 - 1) * d1, then j = s1, "
              "then r += (k2 - 1) * d2 * j")
 
@@ -179,6 +227,10 @@ def _compose_forgot(x1, x_in, mask):
     return x1
 
 
+def _compose_soft(x1, x_in, mask):
+    return x1 * mask + x_in  # the known pixels added in the hole as well
+
+
 _COMPOSE_HINTS = {
     "inverted": "the mask is inverted: stage 1's pixels go where mask == 1 (the hole), the known "
                 "pixels where mask == 0",
@@ -186,9 +238,10 @@ _COMPOSE_HINTS = {
                      "stage 1 through the hole pixels",
     "known pixels": "put the known pixels back: outside the hole stage 2 must see x_incomplete, "
                     "not stage 1's (blurry) reconstruction",
+    "1 - mask": "weigh x_incomplete by (1 - mask): inside the hole only stage 1's pixels count",
 }
 _COMPOSE_MISTAKES = {"inverted": _compose_inverted, "stop-gradient": _compose_detached,
-                     "known pixels": _compose_forgot}
+                     "known pixels": _compose_forgot, "1 - mask": _compose_soft}
 
 
 require_phrases(_COMPOSE_HINTS, _COMPOSE_MISTAKES)
@@ -201,23 +254,21 @@ def _check_compose_stages(fn: Callable[..., Any]) -> None:
     """compose_stages(x_stage1, x_incomplete, mask) = x_stage1 * mask + x_incomplete * (1 - mask)."""
     name = "compose_stages"
     gen = make_generator(11)
-    x_in = torch.rand(2, 3, 6, 10, generator=gen) * 2 - 1  # (2, 3, 6, 10)
+    x_in = torch.rand(2, 3, 6, 10, generator=gen) * 2 - 1  # (2, 3, 6, 10), not blanked: the hole holds values
     mask = torch.zeros(1, 1, 6, 10)  # (1, 1, 6, 10), shared, a box hole
     mask[..., 1:4, 2:7] = 1.0
-    x_in = x_in * (1.0 - mask)
-    x1 = (torch.rand(2, 3, 6, 10, generator=gen) * 2 - 1).requires_grad_(True)  # (2, 3, 6, 10)
-    out = call(name, fn, x1, x_in, mask)
-    expected = G.compose_stages(x1.detach(), x_in, mask)
-    expect_close(name, out.detach() if isinstance(out, torch.Tensor) else out, expected,
-                 "compose_stages(x_stage1, x_incomplete, mask)",
-                 "inside the hole take x_stage1, outside x_incomplete",
-                 variants=hinted_mistakes(name, _COMPOSE_HINTS, x1, x_in, mask))
+    x1 = torch.rand(2, 3, 6, 10, generator=gen) * 2 - 1  # (2, 3, 6, 10)
+    per_image = (torch.rand(2, 1, 6, 10, generator=gen) > 0.5).float()
+    cases = [Case((x1, x_in, mask), {}, "compose_stages(x_stage1, x_incomplete, shared mask)"),
+             Case((x1, x_in, per_image), {}, "compose_stages(x_stage1, x_incomplete, one mask per image)"),
+             Case((x1[:1, :1, :2, :3], x_in[:1, :1, :2, :3], mask[..., 1:3, 1:4]), {}, "compose_stages on 2x3 pixels")]
+    compare_cases(name, fn, G.compose_stages, cases, "inside the hole take x_stage1, outside x_incomplete",
+                  variants=lambda case: hinted_mistakes(name, _COMPOSE_HINTS, *case.args))
+    leaf = x1.clone().requires_grad_(True)
+    out = call(name, fn, leaf, x_in, mask)
     if not out.requires_grad:
         fail(name, "the result carries no gradient back to x_stage1", _COMPOSE_HINTS["stop-gradient"])
-    out.sum().backward()
-    if x1.grad is None or not torch.allclose(x1.grad, mask.expand_as(x1)):
-        fail(name, "the gradient reaching x_stage1 is not 1 in the hole and 0 outside",
-             _COMPOSE_HINTS["stop-gradient"])
+    expect_gradient(name, fn, G.compose_stages, cases[0], wrt=(0, 1))
 
 
 # ---------------------------------------------------------------- coarse_stage
@@ -287,12 +338,16 @@ def _check_coarse_stage(fn: Callable[..., Any]) -> None:
     with torch.no_grad():
         expected = net(x, mask)  # (2, 3, 16, 24)
         try:
-            out = fn(net, x, mask)
-        except NotImplementedError:
+            out = call(name, fn, net, x, mask)
+        except AssertionError as err:
+            if "channels" in str(err) or "expected input" in str(err):
+                fail(name, f"running it on a CoarseNetwork(cnum=4) failed: {str(err).splitlines()[0]}",
+                     _COARSE_HINTS["5-channel"])
             raise
-        except Exception as err:
-            fail(name, f"running it on a CoarseNetwork(cnum=4) raised {type(err).__name__}: {err}",
-                 _COARSE_HINTS["5-channel"])
         expect_close(name, out, expected, "coarse_stage(net, x, mask)",
                      "run stage_input(x, mask), then every layer of net.LAYERS in order, then clamp",
                      variants=hinted_mistakes(name, _COARSE_HINTS, net, x, mask))  # the crashing ones drop out
+    expect_gradient(name, fn, coarse_stage_reference, Case((net, x, mask), {}, "coarse_stage(net, x, mask)"),
+                    wrt=(1, 0), atol=1e-5, rtol=1e-3)
+
+

@@ -12,8 +12,8 @@ from typing import Callable, Sequence
 import torch
 
 from course_lib import losses, masks, metrics
-from course_lib.checks import (REGISTRY, call, expect_close, expect_tensor, fail, register,
-                               run_mistakes)
+from course_lib.checks import (REGISTRY, Case, call, expect_close, expect_gradient, expect_tensor, fail,
+                               compare_cases, hinted_mistakes, register, require_phrases)
 
 # --------------------------------------------------------------------------------------
 # 00 Setup and tour: a warm-up exercise that shows how checks work.
@@ -41,6 +41,13 @@ def _integer_division(pixels: torch.Tensor) -> torch.Tensor:  # planted mistake:
     return (pixels // 127.5).to(torch.float32) - 1.0
 
 
+_SIGNED_HINTS = {
+    "[0, 1]": "the course (and the release) uses [-1, 1], not [0, 1]: divide by 127.5, then subtract 1.",
+    "subtract 1": "you forgot to subtract 1 after dividing by 127.5, so the values run from 0 to 2.",
+    "integer": "integer (floor) division drops the fraction: convert to float first (pixels.float()).",
+}
+
+
 @register("to_signed_range", reference=to_signed_range, notebook="00_setup_and_tour.ipynb",
           hint="turn uint8 pixels 0..255 into floats in [-1, 1]: x = pixels / 127.5 - 1",
           mistakes={"[0, 1]": _to_unit_range, "subtract 1": _forgot_shift,
@@ -50,22 +57,25 @@ def _check_to_signed_range(fn: Callable[[torch.Tensor], torch.Tensor]) -> None:
     name = "to_signed_range"
     ends = torch.tensor([0, 255], dtype=torch.uint8)
     out = expect_tensor(name, call(name, fn, ends), shape=(2,), what="to_signed_range([0, 255])",
-                        hint="keep the input's shape: convert each pixel on its own")
+                        hint="keep the input's shape: convert each pixel on its own", dtype=torch.float32)
     lo, hi = out.tolist()
     if math.isclose(lo, 0.0, abs_tol=1e-6) and math.isclose(hi, 1.0, abs_tol=1e-6):
         fail(name, "0 -> 0 and 255 -> 1: that is the range [0, 1]",
              "the course (and the release) uses [-1, 1]: divide by 127.5, then subtract 1")
     if math.isclose(lo, 0.0, abs_tol=1e-6) and math.isclose(hi, 2.0, abs_tol=1e-6):
         fail(name, "0 -> 0 and 255 -> 2", "you forgot to subtract 1 after dividing by 127.5")
-    middle = expect_tensor(name, call(name, fn, torch.tensor([100], dtype=torch.uint8)), shape=(1,))
+    middle = expect_tensor(name, call(name, fn, torch.tensor([100], dtype=torch.uint8)), shape=(1,),
+                           what="to_signed_range([100])", dtype=torch.float32)
     if abs(middle.item() - (100 / 127.5 - 1)) > 1e-5 and middle.item() == float(int(middle.item())):
         fail(name, f"100 -> {middle.item()}, a whole number",
              "integer (floor) division drops the fraction: convert to float first (pixels.float())")
     g = torch.Generator().manual_seed(0)
     pixels = torch.randint(0, 256, (2, 3, 5, 7), generator=g, dtype=torch.uint8)  # (B, C, H, W)
     ex = REGISTRY[name]
-    expect_close(name, call(name, fn, pixels), ex.reference(pixels), what="the result on a random image",
-                 hint="x = pixels / 127.5 - 1, computed in float32", variants=run_mistakes(ex, pixels))
+    compare_cases(name, fn, ex.reference, [Case((pixels,), {}, "the result on a random (2, 3, 5, 7) image"),
+                                           Case((pixels[:1, :1, :1, :3],), {}, "the result on 3 pixels")],
+                  "x = pixels / 127.5 - 1, computed in float32 (the result keeps the input's shape)",
+                  variants=lambda case: hinted_mistakes(name, _SIGNED_HINTS, *case.args))
 
 
 # --------------------------------------------------------------------------------------
@@ -104,6 +114,17 @@ def _box_no_batch_dims(bbox: Sequence[int], height: int, width: int) -> torch.Te
     return box_mask(bbox, height, width)[0, 0]  # (H, W)
 
 
+_BOX_HINTS = {
+    "off-by-one": "off-by-one: rows top .. top + height - 1 are the hole; the slice top:top + height "
+                  "already stops before top + height, so do not add or subtract 1.",
+    "rows and columns": "rows and columns are swapped: top/height index the H axis (dim 2), "
+                        "left/width the W axis (dim 3).",
+    "1 = hole": "the course's convention is 1 = hole (the box), 0 = known pixels: do not invert the mask.",
+    "(1, 1, H, W)": "a mask has shape (1, 1, H, W): add the batch and channel dims with "
+                    "torch.zeros(1, 1, height, width).",
+}
+
+
 @register("box_mask", reference=box_mask, notebook="01_inpainting_problem.ipynb",
           hint="return a (1, 1, H, W) float mask with 1 inside the (top, left, height, width) box",
           mistakes={"off-by-one": _box_off_by_one, "rows and columns": _box_axes_swapped,
@@ -116,7 +137,7 @@ def _check_box_mask(fn: Callable[..., torch.Tensor]) -> None:
     out = call(name, fn, (1, 2, 3, 4), H, W)
     expect_tensor(name, out, shape=(1, 1, H, W), what="box_mask((1, 2, 3, 4), 6, 9)",
                   hint="a mask has shape (1, 1, H, W): add the batch and channel dims with "
-                       "torch.zeros(1, 1, height, width)")
+                       "torch.zeros(1, 1, height, width)", dtype=torch.float32)
     if set(out.unique().tolist()) - {0.0, 1.0}:
         fail(name, f"the mask holds values {sorted(out.unique().tolist())[:5]}", "a mask holds only 0.0 and 1.0")
     ref = ex.reference((1, 2, 3, 4), H, W)
@@ -145,11 +166,10 @@ def _check_box_mask(fn: Callable[..., torch.Tensor]) -> None:
         h, w = int(torch.randint(1, H + 1, (1,), generator=g)), int(torch.randint(1, W + 1, (1,), generator=g))
         top, left = int(torch.randint(0, H - h + 1, (1,), generator=g)), int(torch.randint(0, W - w + 1, (1,), generator=g))
         cases.append(((top, left, h, w), H, W))
-    for bbox, H, W in cases:
-        expect_close(name, call(name, fn, bbox, H, W), ex.reference(bbox, H, W),
-                     what=f"box_mask({bbox}, {H}, {W})",
-                     hint="rows top:top + height and columns left:left + width of a (1, 1, H, W) zero "
-                          "tensor are 1", variants=run_mistakes(ex, bbox, H, W), atol=0, rtol=0)
+    compare_cases(name, fn, ex.reference, [Case((bbox, H, W), {}, f"box_mask({bbox}, {H}, {W})")
+                                           for bbox, H, W in cases],
+                  "rows top:top + height and columns left:left + width of a (1, 1, H, W) zero tensor are 1.",
+                  variants=lambda case: hinted_mistakes(name, _BOX_HINTS, *case.args), atol=0, rtol=0)
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
@@ -186,10 +206,43 @@ def _psnr_peak_255(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return 10 * torch.log10(255 ** 2 / mse)
 
 
+def _psnr_own_peak(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # peak = the image's own maximum
+    x01, y01 = (x + 1) / 2, (y + 1) / 2
+    mse = ((x01 - y01) ** 2).mean(dim=(1, 2, 3))  # (B,)
+    peak = x01.flatten(1).max(dim=1).values  # (B,)
+    return 10 * torch.log10(peak ** 2 / mse)
+
+
+def _psnr_summed(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # sum of squares, not the mean
+    se = (((x + 1) / 2 - (y + 1) / 2) ** 2).sum(dim=(1, 2, 3))  # (B,)
+    return 10 * torch.log10(1 / se)
+
+
+def _psnr_absolute(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:  # mean absolute error
+    mae = ((x + 1) / 2 - (y + 1) / 2).abs().mean(dim=(1, 2, 3))  # (B,)
+    return 20 * torch.log10(1 / mae)
+
+
+_PSNR_HINTS = {
+    "[0, 1]": "map the images from [-1, 1] to [0, 1] first ((x + 1) / 2), so that the peak value is 1.",
+    "per image": "compute the PSNR per image: average the squared error over dims (1, 2, 3) only, giving (B,).",
+    "log10": "use torch.log10, not the natural log torch.log.",
+    "squared": "PSNR = 10 * log10(1 / mse) with mse the mean SQUARED error (20 * log10 goes with the RMSE).",
+    "peak": "the images are in [0, 1] after the mapping, so the peak is 1, not 255.",
+    "own maximum": "the peak is the fixed value 1 of the [0, 1] range, not the image's own maximum: on a "
+                  "dark image whose maximum is below 1 the two differ.",
+    "not its sum": "the MSE is the mean of the squared error over (C, H, W), not its sum.",
+    "absolute": "PSNR uses the mean SQUARED error, not the mean absolute error (and then 10 * log10).",
+}
+_PSNR_MISTAKES = {"[0, 1]": _psnr_no_rescale, "per image": _psnr_whole_batch, "log10": _psnr_natural_log,
+                  "squared": _psnr_twenty, "peak": _psnr_peak_255, "own maximum": _psnr_own_peak,
+                  "not its sum": _psnr_summed, "absolute": _psnr_absolute}
+require_phrases(_PSNR_HINTS, _PSNR_MISTAKES)
+
+
 @register("psnr", reference=psnr, notebook="01_inpainting_problem.ipynb",
           hint="PSNR in dB per image: 10 * log10(1 / mse) with x, y mapped from [-1, 1] to [0, 1]",
-          mistakes={"[0, 1]": _psnr_no_rescale, "per image": _psnr_whole_batch, "log10": _psnr_natural_log,
-                    "squared": _psnr_twenty, "peak": _psnr_peak_255})
+          mistakes=_PSNR_MISTAKES)
 def _check_psnr(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> None:
     """PSNR in dB per image: 10 * log10(1 / mse) with x, y mapped from [-1, 1] to [0, 1]."""
     name = "psnr"
@@ -202,7 +255,7 @@ def _check_psnr(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Non
     if isinstance(out, torch.Tensor) and out.dim() == 0:
         fail(name, "psnr returned one number for a batch of 3 images",
              "compute the PSNR per image: average the squared error over dims (1, 2, 3) only, giving (B,)")
-    out = expect_tensor(name, out, shape=(3,), what="psnr(x, y) for a batch of 3",
+    out = expect_tensor(name, out, shape=(3,), what="psnr(x, y) for a batch of 3", dtype=torch.float32,
                         hint="return one PSNR per image, shape (B,): reduce over dims (1, 2, 3)")
     ref = ex.reference(x, y)
     diff = (out - ref).mean().item()
@@ -219,7 +272,15 @@ def _check_psnr(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Non
         fail(name, f"your values are {ratio:.3f} = ln(10) times the reference",
              "use torch.log10, not the natural log torch.log")
     expect_close(name, out, ref, what="psnr(x, y) on a random batch", hint=ex.hint,
-                 variants=run_mistakes(ex, x, y), atol=1e-3, rtol=1e-4)
+                 variants=hinted_mistakes(name, _PSNR_HINTS, x, y), atol=1e-3, rtol=1e-4)
+    dark_x = x * 0.3 - 0.5  # (B, C, H, W) in [-0.8, -0.2]: the image's maximum is below 1 on [0, 1]
+    dark_y = (dark_x + 0.05 * torch.randn(x.shape, generator=g)).clamp(-1, 1)
+    cases = [Case((dark_x, dark_y), {}, "psnr on a dark batch (maximum below 1 on [0, 1])"),
+             Case((dark_x[:1, :1, :2, :2], dark_y[:1, :1, :2, :2]), {}, "psnr on one dark 1x2x2 image")]
+    compare_cases(name, fn, ex.reference, cases, ex.hint,
+                  variants=lambda case: hinted_mistakes(name, _PSNR_HINTS, *case.args), atol=1e-3, rtol=1e-4)
+    expect_gradient(name, fn, ex.reference, Case((x, y), {}, "psnr(x, y) on a random batch"), wrt=(0, 1),
+                    atol=1e-4, rtol=1e-3)
     same = call(name, fn, x[:1], x[:1].clone())
     if not isinstance(same, torch.Tensor) or tuple(same.shape) != (1,):
         fail(name, f"psnr(x, x) for one image returned {same!r}", "return a (B,) tensor, here shape (1,)")
@@ -231,7 +292,7 @@ def _check_psnr(fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor]) -> Non
     half = torch.full((2, 3, 4, 4), 1.0)  # white: 0.5 away on [0, 1] -> mse 0.25 -> 6.02 dB
     expect_close(name, call(name, fn, const, half), torch.full((2,), 10 * math.log10(4.0)),
                  what="psnr(grey, white)", hint="grey vs white is 0.5 apart on [0, 1]: mse 0.25, 6.02 dB",
-                 variants=run_mistakes(ex, const, half), atol=1e-3, rtol=1e-4)
+                 variants=hinted_mistakes(name, _PSNR_HINTS, const, half), atol=1e-3, rtol=1e-4)
 
 
 # --------------------------------------------------------------------------------------
@@ -270,11 +331,23 @@ def _discount_row_only(height: int, width: int, gamma: float = 0.9) -> torch.Ten
     return rows[:, None].expand(height, width).float()  # (H, W)
 
 
+_DISCOUNT_HINTS = {
+    "off-by-one": "off-by-one: the release uses min(i, H - i), so the last row has distance 1 and the "
+                  "weights are not symmetric.",
+    "max of the two": "take the max of the two axes' weights (the nearer edge wins), not the min.",
+    "gamma ** l": "the weight is gamma ** l, not l ** gamma: the edge (l = 0) must weigh gamma ** 0 = 1.",
+    "wrong axis": "wrong axis: rows (the first dim) run over the height, columns over the width.",
+    "both axes": "use both axes: the weight is the max of a row term and a column term.",
+}
+_DISCOUNT_MISTAKES = {"off-by-one": _discount_symmetric, "max of the two": _discount_min_of_axes,
+                      "gamma ** l": _discount_power_swapped, "wrong axis": _discount_axes_swapped,
+                      "both axes": _discount_row_only}
+require_phrases(_DISCOUNT_HINTS, _DISCOUNT_MISTAKES)
+
+
 @register("spatial_discount", reference=losses.spatial_discount, notebook="02_spatial_discount.ipynb",
           hint="w[i, j] = max(gamma ** min(i, H - i), gamma ** min(j, W - j)) as an (H, W) tensor",
-          mistakes={"off-by-one": _discount_symmetric, "max of the two": _discount_min_of_axes,
-                    "gamma ** l": _discount_power_swapped, "wrong axis": _discount_axes_swapped,
-                    "both axes": _discount_row_only})
+          mistakes=_DISCOUNT_MISTAKES)
 def _check_spatial_discount(fn: Callable[..., torch.Tensor]) -> None:
     """w[i, j] = max(gamma ** min(i, H - i), gamma ** min(j, W - j)) as an (H, W) tensor."""
     name = "spatial_discount"
@@ -285,7 +358,7 @@ def _check_spatial_discount(fn: Callable[..., torch.Tensor]) -> None:
         fail(name, f"spatial_discount({H}, {W}) has shape {(W, H)}, expected {(H, W)}",
              "wrong axis: rows (the first dim) run over the height, columns over the width")
     expect_tensor(name, out, shape=(H, W), what=f"spatial_discount({H}, {W}, {gamma})",
-                  hint="return an (H, W) tensor: one weight per pixel of the box")
+                  hint="return an (H, W) tensor: one weight per pixel of the box", dtype=torch.float32)
     if abs(out[0, 0].item() - 1.0) > 1e-6:
         if abs(out[0, 0].item()) < 1e-6:
             fail(name, f"the corner weight is {out[0, 0].item():.3g}, expected 1",
@@ -309,12 +382,12 @@ def _check_spatial_discount(fn: Callable[..., torch.Tensor]) -> None:
     for _ in range(4):  # seeded random sizes and gammas
         h, w = (int(v) for v in torch.randint(1, 40, (2,), generator=g))
         cases.append((h, w, round(0.5 + 0.5 * float(torch.rand((), generator=g)), 4)))
-    for h, w, gm in cases:
-        expect_close(name, call(name, fn, h, w, gm), ex.reference(h, w, gm),
-                     what=f"spatial_discount({h}, {w}, gamma={gm})",
-                     hint="w[i, j] = max(gamma ** min(i, H - i), gamma ** min(j, W - j))",
-                     variants=run_mistakes(ex, h, w, gm), atol=1e-6, rtol=1e-5)
-    default = expect_tensor(name, call(name, fn, 16, 16), shape=(16, 16), what="spatial_discount(16, 16)")
+    compare_cases(name, fn, ex.reference,
+                  [Case((h, w, gm), {}, f"spatial_discount({h}, {w}, gamma={gm})") for h, w, gm in cases],
+                  "w[i, j] = max(gamma ** min(i, H - i), gamma ** min(j, W - j)), with the gamma you are given.",
+                  variants=lambda case: hinted_mistakes(name, _DISCOUNT_HINTS, *case.args), atol=1e-6, rtol=1e-5)
+    default = expect_tensor(name, call(name, fn, 16, 16), shape=(16, 16), what="spatial_discount(16, 16)",
+                            dtype=torch.float32)
     if abs(default[8, 8].item() - 0.9 ** 8) > 1e-6:
         fail(name, f"with the default gamma the centre of a 16x16 box weighs {default[8, 8].item():.4g}, "
              f"expected 0.9 ** 8 = {0.9 ** 8:.4g}", "the default gamma is the release's 0.9 (the paper says 0.99)")

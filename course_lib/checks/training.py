@@ -7,10 +7,12 @@ rule). The references are :func:`course_lib.checkpoint.atomic_save` and
 """
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import tempfile
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any, Callable, Iterator, Optional
 
 import torch
 
@@ -19,7 +21,7 @@ from course_lib.ema import ema_update_
 
 from . import call, fail, register, require_phrases
 
-__all__ = ["CrashesWhenSaved"]
+__all__ = ["CrashesWhenSaved", "InterruptedWhenSaved"]
 
 NB09 = "09_training.ipynb"
 
@@ -33,6 +35,13 @@ class CrashesWhenSaved:
 
     def __reduce__(self):
         raise RuntimeError("simulated crash while writing the checkpoint")
+
+
+class InterruptedWhenSaved:
+    """An object whose pickling raises ``KeyboardInterrupt``: Ctrl-C in the middle of a save."""
+
+    def __reduce__(self):
+        raise KeyboardInterrupt("simulated Ctrl-C while writing the checkpoint")
 
 
 def _save_direct(obj: Any, path) -> Path:
@@ -50,15 +59,126 @@ def _save_no_cleanup(obj: Any, path) -> Path:
     return path
 
 
+def _save_in_tmp(obj: Any, path) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(suffix=".tmp")  # in /tmp: another folder, maybe another file system
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        shutil.move(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
+def _save_catches_exception(obj: Any, path) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        os.replace(tmp, path)
+    except Exception:  # KeyboardInterrupt is not an Exception: Ctrl-C leaves the temp file
+        os.remove(tmp)
+        raise
+    return path
+
+
+def _save_swallows(obj: Any, path) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        os.replace(tmp, path)
+    except BaseException:
+        os.remove(tmp)  # and no raise: the caller believes the save worked
+    return path
+
+
+def _save_removes_old_first(obj: Any, path) -> Path:
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            torch.save(obj, handle)
+        if path.exists():
+            os.remove(path)  # a crash before the rename now loses the old checkpoint
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return path
+
+
 _SAVE_HINTS = {
     "temporary file": "write to a temporary file first (tempfile.mkstemp(dir=path.parent)), then "
                       "os.replace(tmp, path): torch.save(obj, path) empties the old checkpoint before "
                       "it writes the new one, so a crash in between leaves neither",
     "remove": "on an error, remove the temporary file (try/except BaseException: os.remove(tmp); "
               "raise), so failed saves do not pile up half-written files",
+    "target's folder": "create the temporary file in the target's folder (tempfile.mkstemp(dir=path.parent)): "
+                       "os.replace is an atomic rename only within one file system, and from /tmp to "
+                       "Google Drive it becomes a copy (or fails)",
+    "BaseException": "clean up on every exception, also KeyboardInterrupt (Ctrl-C): catch BaseException "
+                     "(or use try/finally), not Exception, then remove the temporary file and raise again",
+    "raise again": "let the error propagate after cleaning up (raise again in the except block): a failed "
+                   "save must not look like a successful one",
+    "old checkpoint": "do not remove the old checkpoint before the rename: os.replace(tmp, path) replaces "
+                      "it in one step, so until then the old file stays valid",
 }
-_SAVE_MISTAKES = {"temporary file": _save_direct, "remove": _save_no_cleanup}
+_SAVE_MISTAKES = {"temporary file": _save_direct, "remove": _save_no_cleanup,
+                  "target's folder": _save_in_tmp, "BaseException": _save_catches_exception,
+                  "raise again": _save_swallows, "old checkpoint": _save_removes_old_first}
 require_phrases(_SAVE_HINTS, _SAVE_MISTAKES)
+
+
+@contextlib.contextmanager
+def _patched_os(renames: list, fail_rename: bool = False, fail_fsync: bool = False) -> Iterator[dict]:
+    """Record os.replace / os.rename calls; optionally make them (or os.fsync) raise OSError."""
+    real = {"replace": os.replace, "rename": os.rename, "fsync": os.fsync}
+    seen = {"fsync": 0}
+
+    def renamer(kind: str) -> Callable[..., Any]:
+        def rename(src, dst, *args, **kwargs):
+            renames.append((Path(src), Path(dst)))
+            if fail_rename:
+                raise OSError(f"simulated failure of os.{kind} (a disconnected Drive)")
+            return real[kind](src, dst, *args, **kwargs)
+        return rename
+
+    def fsync(fd):
+        seen["fsync"] += 1
+        if fail_fsync:
+            raise OSError("simulated failure of os.fsync (a full disk)")
+        return real["fsync"](fd)
+
+    os.replace, os.rename, os.fsync = renamer("replace"), renamer("rename"), fsync
+    try:
+        yield seen
+    finally:
+        os.replace, os.rename, os.fsync = real["replace"], real["rename"], real["fsync"]
+
+
+def _attempt(fn: Callable[..., Any], obj: Any, path: Path) -> Optional[BaseException]:
+    """Run the student's save; return what it raised (None when it returned)."""
+    try:
+        fn(obj, path)
+    except NotImplementedError:
+        raise
+    except BaseException as err:  # noqa: BLE001 - KeyboardInterrupt is injected on purpose
+        return err
+    return None
+
+
+def _step_of(path: Path) -> Optional[int]:
+    try:
+        return torch.load(path, weights_only=True).get("step")
+    except Exception:
+        return None
 
 
 @register("atomic_save", reference=atomic_save, notebook=NB09,
@@ -67,37 +187,65 @@ require_phrases(_SAVE_HINTS, _SAVE_MISTAKES)
 def _check_atomic_save(fn: Callable[..., Any]) -> None:
     """atomic_save(obj, path): torch.save to a temporary file in path's folder, then os.replace."""
     name = "atomic_save"
-    with tempfile.TemporaryDirectory() as folder:
-        path = Path(folder) / "step_00000002.pt"
-        call(name, fn, {"step": 1, "w": torch.ones(3)}, path)
+    with tempfile.TemporaryDirectory() as root:
+        folder = Path(root) / "drive" / "run"  # stands for the run's folder on Google Drive
+        folder.mkdir(parents=True)
+        path = folder / "step_00000002.pt"
+
+        def litter() -> list[str]:
+            return sorted(str(p.relative_to(root)) for p in Path(root).rglob("*") if p.is_file() and p != path)
+
+        renames: list = []
+        with _patched_os(renames):
+            call(name, fn, {"step": 1, "w": torch.ones(3)}, path)
         if not path.is_file():
             fail(name, f"nothing was written at {path.name}", "write the file at the path you are given")
-        first = torch.load(path, weights_only=True)
-        if first.get("step") != 1 or not torch.equal(first.get("w"), torch.ones(3)):
+        try:
+            first = torch.load(path, weights_only=True)
+        except Exception as err:
+            fail(name, f"the file does not load with torch.load ({type(err).__name__})",
+                 "save the object itself with torch.save (not pickle or a text format)")
+        if not isinstance(first, dict) or first.get("step") != 1 or not torch.equal(first.get("w"), torch.ones(3)):
             fail(name, "the file does not load back as the saved dict", "save the object itself with torch.save")
+        into_place = [src for src, dst in renames if dst == path]
+        if not into_place:
+            fail(name, "the checkpoint was not renamed into place with os.replace", _SAVE_HINTS["temporary file"])
+        if into_place[-1].parent.resolve() != folder.resolve():
+            fail(name, f"the temporary file was in {into_place[-1].parent}, not in the target's folder",
+                 _SAVE_HINTS["target's folder"])
+        if litter():
+            fail(name, f"a successful save left {litter()} behind",
+                 "the temporary file must become the checkpoint: os.replace(tmp, path) moves it")
         call(name, fn, {"step": 2, "w": torch.zeros(3)}, path)
-        if torch.load(path, weights_only=True).get("step") != 2:
+        if _step_of(path) != 2:
             fail(name, "a second save did not replace the first", "os.replace(tmp, path) overwrites the old file")
-        crashed = False
-        try:
-            fn({"step": 3, "w": torch.full((1000,), 3.0), "bad": CrashesWhenSaved()}, path)
-        except NotImplementedError:
-            raise
-        except Exception:
-            crashed = True
-        if not crashed:
-            fail(name, "saving an object that cannot be pickled did not raise",
-                 "let the error propagate after cleaning up (raise again in the except block)")
-        try:
-            survived = torch.load(path, weights_only=True)
-        except Exception:
-            survived = None
-        if survived is None or survived.get("step") != 2:
-            fail(name, "after a crash while saving, the previous checkpoint is gone or unreadable",
-                 _SAVE_HINTS["temporary file"])
-        extra = sorted(p.name for p in Path(folder).iterdir() if p != path)
-        if extra:
-            fail(name, f"after a crash while saving, the folder still holds {extra}", _SAVE_HINTS["remove"])
+        faults = (("an object that cannot be pickled", {}, {"step": 3, "w": torch.full((1000,), 3.0),
+                                                            "bad": CrashesWhenSaved()}),
+                  ("os.replace failing (a disconnected Drive)", {"fail_rename": True}, {"step": 3}),
+                  ("os.fsync failing (a full disk)", {"fail_fsync": True}, {"step": 3}),
+                  ("a KeyboardInterrupt (Ctrl-C) while writing", {}, {"step": 3, "w": torch.full((1000,), 3.0),
+                                                                       "stop": InterruptedWhenSaved()}))
+        for what, patch, obj in faults:
+            with _patched_os([], **patch) as seen:
+                err = _attempt(fn, obj, path)
+            if patch.get("fail_fsync") and seen["fsync"] == 0 and err is None:
+                if _step_of(path) != 3 or litter():
+                    fail(name, "a save without os.fsync did not replace the checkpoint cleanly",
+                         _SAVE_HINTS["temporary file"])
+                call(name, fn, {"step": 2, "w": torch.zeros(3)}, path)  # back to the state the next fault expects
+                continue
+            if err is None:
+                fail(name, f"saving with {what} did not raise", _SAVE_HINTS["raise again"])
+            if what.startswith("a KeyboardInterrupt") and not isinstance(err, KeyboardInterrupt):
+                fail(name, f"a KeyboardInterrupt while saving came out as {type(err).__name__}",
+                     "raise the error again unchanged (a bare `raise`), so that Ctrl-C still stops the program")
+            if _step_of(path) != 2:
+                hint = _SAVE_HINTS["old checkpoint"] if what.startswith("os.replace") and not path.exists() \
+                    else _SAVE_HINTS["temporary file"]
+                fail(name, f"after {what}, the previous checkpoint is gone or unreadable", hint)
+            if litter():
+                hint = _SAVE_HINTS["BaseException"] if what.startswith("a KeyboardInterrupt") else _SAVE_HINTS["remove"]
+                fail(name, f"after {what}, the folder still holds {litter()}", hint)
 
 
 # ---------------------------------------------------------------- ema_update
@@ -131,6 +279,19 @@ def _ema_averages_counters(average, weights, num_updates, decay):
         avg.copy_(d * avg + (1 - d) * weights[k])  # an int buffer truncates the average
 
 
+def _ema_fixed_decay(average, weights, num_updates, decay):
+    ema_update_(average, weights, num_updates, 0.999)  # the decay argument is ignored
+
+
+def _ema_max(average, weights, num_updates, decay):
+    d = max(decay, (1 + num_updates) / (10 + num_updates))
+    for k, avg in average.items():
+        if avg.is_floating_point():
+            avg.mul_(d).add_(weights[k], alpha=1 - d)
+        else:
+            avg.copy_(weights[k])
+
+
 _EMA_HINTS = {
     "warm-up": "use the warm-up rule d = min(decay, (1 + n) / (10 + n)) for update number n: early "
                "on the average must follow the weights instead of remembering the random init",
@@ -140,9 +301,13 @@ _EMA_HINTS = {
                 "avg.lerp_(w, 1 - d)): the caller's module shares them",
     "copy integer": "copy integer entries (counters such as BatchNorm's num_batches_tracked) instead "
                     "of averaging them",
+    "decay argument": "use the decay argument you are given, do not hard-code it",
+    "min(": "the warm-up takes the smaller of the two, d = min(decay, (1 + n) / (10 + n)): early on "
+            "(1 + n) / (10 + n) is small and the average follows the weights",
 }
 _EMA_MISTAKES = {"warm-up": _ema_no_warmup, "swapped": _ema_swapped, "in place": _ema_not_in_place,
-                 "copy integer": _ema_averages_counters}
+                 "copy integer": _ema_averages_counters, "decay argument": _ema_fixed_decay,
+                 "min(": _ema_max}
 require_phrases(_EMA_HINTS, _EMA_MISTAKES)
 
 
@@ -162,24 +327,39 @@ def _ema_case() -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
 def _check_ema_update(fn: Callable[..., Any]) -> None:
     """ema_update(average, weights, n, decay): in place, d = min(decay, (1 + n) / (10 + n)), avg = d * avg + (1 - d) * w."""
     name = "ema_update"
-    for n, decay in ((1, 0.995), (40, 0.9), (5000, 0.995)):
+    keys = ("conv.weight", "conv.bias")
+    for n, decay in ((1, 0.995), (40, 0.9), (5000, 0.995), (200, 0.5)):
         average, weights = _ema_case()
+        caller = dict(average)  # the tensors the caller's module holds
         expected, _ = _ema_case()
         ema_update_(expected, weights, n, decay)
-        call(name, fn, average, weights, n, decay)
+        call(name, fn, average, weights, n, decay, _mutable=(0,))
         before, _ = _ema_case()
-        if all(torch.equal(average[k], before[k]) for k in average):
-            fail(name, f"update {n}: `average` did not change", _EMA_HINTS["in place"])
-        if average["count"].item() != 8 or average["count"].is_floating_point():
-            fail(name, f"the integer entry 'count' became {average['count']!r}, expected tensor(8)",
-                 _EMA_HINTS["copy integer"])
-        ok = all(torch.allclose(average[k], expected[k], atol=1e-6) for k in ("conv.weight", "conv.bias"))
+        if not isinstance(average, dict) or set(average) != set(before):
+            fail(name, f"update {n}: `average` lost or gained entries", _EMA_HINTS["in place"])
+        if all(torch.equal(caller[k], before[k]) for k in keys):
+            fail(name, f"update {n}: the tensors of `average` did not change", _EMA_HINTS["in place"])
+        if any(average[k] is not caller[k] for k in average):
+            fail(name, f"update {n}: `average` holds new tensors instead of the updated old ones",
+                 _EMA_HINTS["in place"])
+        count = average["count"]
+        if not isinstance(count, torch.Tensor) or count.is_floating_point() or count.item() != 8:
+            fail(name, f"the integer entry 'count' became {count!r}, expected tensor(8)", _EMA_HINTS["copy integer"])
+        if any(average[k].dtype != expected[k].dtype for k in keys):
+            fail(name, f"update {n}: an average changed its dtype", "update the tensors in place, keeping "
+                 "their dtype (avg.mul_(d).add_(w, alpha=1 - d))")
+        ok = all(torch.allclose(average[k], expected[k], atol=1e-6) for k in keys)
         if ok:
             continue
-        for phrase in ("warm-up", "swapped"):
+        for phrase in ("warm-up", "swapped", "decay argument", "min("):
             guess, _ = _ema_case()
             _EMA_MISTAKES[phrase](guess, weights, n, decay)
-            if all(torch.allclose(average[k], guess[k], atol=1e-6) for k in ("conv.weight", "conv.bias")):
+            if all(torch.allclose(average[k], guess[k], atol=1e-6) for k in keys):
                 fail(name, f"update number {n} with decay {decay} gave another average", _EMA_HINTS[phrase])
-        fail(name, f"update number {n} with decay {decay} gave another average",
+        got, want = average["conv.bias"][0].item(), expected["conv.bias"][0].item()
+        fail(name, f"update number {n} with decay {decay} gave another average (conv.bias[0]: yours "
+                   f"{got:.6g}, course_lib's {want:.6g}, from old {before['conv.bias'][0].item():.6g} and "
+                   f"weight {weights['conv.bias'][0].item():.6g})",
              "work one number by hand: d = min(decay, (1 + n) / (10 + n)); new = d * old + (1 - d) * w")
+
+
