@@ -349,7 +349,9 @@ def contextual_attention(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.
         ``y`` ``(B, C, H, W)`` like ``f``, differentiable in ``f`` and ``b``; and ``flow``
         ``(B, 3, H, W)`` in [-1, 1]: the offsets of the best patch colour-coded by
         :func:`course_lib.flow.flow_to_color`, upsampled x``rate`` bilinearly
-        (align_corners=True). ``flow`` carries no gradient.
+        (align_corners=True). ``flow`` carries no gradient. The v1.0.0 release upsamples
+        this picture by nearest neighbour instead (DeepFill v2's code: bilinear); only the
+        visualisation differs, ``y`` does not depend on it.
     """
     _check_positive_int("ksize", ksize)
     _check_positive_int("stride", stride)
