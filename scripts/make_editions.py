@@ -18,26 +18,43 @@ in Markdown cells are rewritten so they still point at the same files from
 ``solutions/02_x.ipynb``), except bare notebook names (``03_x.ipynb``), which mean "the
 same edition's notebook". Notebooks without solution regions are copied as they are.
 
+Two cells of every notebook are written by this script, in both editions, from the
+``[tool.course]`` table of ``pyproject.toml`` (the one place that names the course's GitHub
+repository and the branch or tag to use): a Markdown cell tagged ``colab-badge`` with the
+Open-in-Colab badge of *that edition's own file*, and a code cell tagged ``colab-install``
+that installs course_lib on Colab (and does nothing anywhere else). A notebook that lacks
+them gets them after its header cell. With ``repository`` unset the badge cell says how to
+set it, and the install cell stops on Colab with a message that says the same.
+
 Usage::
 
     python scripts/make_editions.py              # regenerate student editions (sources only)
     python scripts/make_editions.py --execute    # ... and run both editions to store fresh outputs
     python scripts/make_editions.py --check      # exit 1 if regenerating would change a source
     python scripts/make_editions.py --course-map # print the README's course map table
+    python scripts/make_editions.py 02 05        # only the notebooks whose names start so
 
-``--check`` compares cell sources only (outputs differ between runs by design).
+``--check`` compares cell sources only (outputs differ between runs by design), including the
+badge and install cells against ``[tool.course]``.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import posixpath
 import re
 import sys
+import textwrap
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
-from typing import Optional, Sequence
+from typing import Any, Mapping, NamedTuple, Optional, Sequence
+
+try:
+    import tomllib  # Python 3.11+
+except ModuleNotFoundError:  # Python 3.10: [tool.course] is read by _read_course_table_plain
+    tomllib = None
 
 import nbformat
 from nbformat import NotebookNode
@@ -46,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS_DIR = ROOT / "notebooks" / "solutions"
 STUDENT_DIR = ROOT / "notebooks"
 NB_VERSION = 4
+PYPROJECT = ROOT / "pyproject.toml"
 
 BEGIN = "### BEGIN SOLUTION"
 END = "### END SOLUTION"
@@ -58,6 +76,182 @@ _LINK = re.compile(r"(\]\()([^)\s]+)(\))")  # Markdown link target: [text](targe
 
 class EditionError(ValueError):
     """A solution notebook that cannot be turned into a student edition (named cell, reason)."""
+
+
+# ----------------------------------------------------------------------------- Colab: badge and install cell
+
+BADGE_TAG = "colab-badge"
+INSTALL_TAG = "colab-install"
+COLAB_BADGE_IMAGE = "https://colab.research.google.com/assets/colab-badge.svg"
+# Values that people write in templates; they mean "not set", like "".
+PLACEHOLDER_REPOSITORIES = {"org/repo", "owner/name", "owner/repo", "<org>/<repo>", "<owner>/<name>",
+                            "<owner>/<repo>", "your-org/your-repo", "user/repo"}
+PLACEHOLDER_REFS = {"tag", "<tag>", "branch", "<branch>", "ref", "<ref>"}
+_REPOSITORY = re.compile(r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$")  # GitHub's rules
+_REF = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._/-]*$")
+WHERE = "[tool.course] in pyproject.toml"
+
+
+class CourseRepository(NamedTuple):
+    """Where the course lives on GitHub: ``repository`` is ``"owner/name"``, ``ref`` a branch or tag."""
+
+    repository: str
+    ref: str
+
+    def colab_url(self, notebook: str) -> str:
+        """Colab's URL for one notebook of the repository (``notebook`` relative to its root)."""
+        return f"https://colab.research.google.com/github/{self.repository}/blob/{self.ref}/{notebook}"
+
+    @property
+    def pip_url(self) -> str:
+        """The pip requirement that installs course_lib from the repository at ``ref``."""
+        return f"git+https://github.com/{self.repository}@{self.ref}"
+
+
+def _read_course_table_plain(text: str) -> dict[str, str]:
+    """``key = "value"`` lines of the ``[tool.course]`` table (Python 3.10 has no tomllib)."""
+    table: dict[str, str] = {}
+    inside = False
+    for line in text.splitlines():
+        stripped = line.strip()
+        if stripped.startswith("["):
+            inside = stripped.split("#", 1)[0].strip() == "[tool.course]"
+        elif inside and stripped and not stripped.startswith("#"):
+            match = re.match(r"""^([A-Za-z0-9_-]+)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*(#.*)?$""", stripped)
+            if not match:
+                raise EditionError(f"{WHERE}: cannot read {stripped!r}; write key = \"value\"")
+            table[match.group(1)] = match.group(2) if match.group(2) is not None else match.group(3)
+    return table
+
+
+def read_course_table(text: str) -> dict[str, Any]:
+    """The ``[tool.course]`` table of a pyproject.toml's text ({} when there is none)."""
+    if tomllib is None:
+        return _read_course_table_plain(text)
+    return dict(tomllib.loads(text).get("tool", {}).get("course", {}))
+
+
+def course_repository(table: Mapping[str, Any]) -> Optional[CourseRepository]:
+    """Validate ``[tool.course]``: the course's repository, or None when it is not set.
+
+    ``repository`` missing, empty or a template placeholder (``ORG/REPO``, ``owner/name``)
+    means "not published yet" (None). A value that cannot be a GitHub repository (a URL, a
+    ``.git`` suffix, spaces) or a bad ``ref`` raises :class:`EditionError` naming the fix.
+    ``ref`` defaults to ``main``.
+    """
+    repository = table.get("repository", "")
+    ref = table.get("ref", "main")
+    if not isinstance(repository, str) or not isinstance(ref, str):
+        raise EditionError(f"{WHERE}: repository and ref must be strings, e.g. repository = \"owner/name\"")
+    repository = repository.strip()
+    if not repository or repository.lower() in PLACEHOLDER_REPOSITORIES:
+        return None
+    if "://" in repository or repository.startswith(("github.com", "git@")):
+        raise EditionError(f"{WHERE}: repository = {repository!r} is a URL; write only \"owner/name\" "
+                           f"(for https://github.com/jdoe/deepfill-course: repository = \"jdoe/deepfill-course\")")
+    if repository.endswith(".git"):
+        raise EditionError(f"{WHERE}: repository = {repository!r}: drop the .git suffix "
+                           f"(repository = \"{repository[:-4]}\")")
+    if not _REPOSITORY.match(repository):
+        raise EditionError(f"{WHERE}: repository = {repository!r} is not a GitHub \"owner/name\" "
+                           f"(one slash; letters, digits, '-', and '.' or '_' in the name)")
+    ref = ref.strip()
+    if not ref or ref.lower() in PLACEHOLDER_REFS:
+        raise EditionError(f"{WHERE}: ref = {ref!r}: name the branch (e.g. \"main\") or the release tag "
+                           f"(e.g. \"v0.1.0\") that Colab should open and install")
+    if not _REF.match(ref) or ".." in ref or ref.endswith(("/", ".lock", ".")):
+        raise EditionError(f"{WHERE}: ref = {ref!r} is not a git branch or tag name")
+    return CourseRepository(repository, ref)
+
+
+def configured_repository(pyproject: Optional[Path] = None) -> Optional[CourseRepository]:
+    """The course's repository as ``pyproject.toml`` (default: the repository's) names it, or None."""
+    return course_repository(read_course_table((pyproject or PYPROJECT).read_text(encoding="utf-8")))
+
+
+def badge_source(notebook: str, repository: Optional[CourseRepository]) -> str:
+    """The Markdown of the badge cell for ``notebook`` (its path from the repository root)."""
+    note = "<!-- written by scripts/make_editions.py from [tool.course] in pyproject.toml: edit it there -->"
+    if repository is None:
+        return ("*Open in Colab:* no badge yet, because this copy of the course does not name its GitHub "
+                "repository. Whoever publishes it sets `repository` (and `ref`) under `[tool.course]` in "
+                "`pyproject.toml` and runs `make editions`.\n" + note)
+    edition = "solution" if notebook.startswith("notebooks/solutions/") else "student"
+    return (f"[![Open In Colab]({COLAB_BADGE_IMAGE})]({repository.colab_url(notebook)}) "
+            f"opens this notebook (the {edition} edition, from `{repository.ref}` of "
+            f"[{repository.repository}](https://github.com/{repository.repository})) on Google Colab; "
+            "its first code cell installs course_lib there.\n" + note)
+
+
+_MISSING_MESSAGE = ("This copy of the course does not name its GitHub repository, so Colab cannot install "
+                    "course_lib. Whoever publishes the course sets repository = \"owner/name\" (and ref, a "
+                    "branch or tag) under [tool.course] in pyproject.toml and runs `make editions`. Until then, "
+                    "install it yourself in a new cell: "
+                    "!pip install -q --no-deps git+https://github.com/OWNER/NAME@BRANCH")
+
+
+def install_source(repository: Optional[CourseRepository]) -> str:
+    """The install cell: on Colab only, pip-installs course_lib from ``repository`` (``--no-deps``).
+
+    Everywhere else (``google.colab`` not imported, or course_lib already importable) it does
+    nothing, and nbval skips it. With ``repository`` None it raises, on Colab only, a
+    ``RuntimeError`` that says what to set and where.
+    """
+    name, ref = (repository.repository, repository.ref) if repository else ("", "main")
+    message = textwrap.wrap(_MISSING_MESSAGE, 84, drop_whitespace=False)  # pieces that join back exactly
+    return "\n".join([
+        "# NBVAL_SKIP",
+        "# On Colab only: install course_lib (once per session) from the course's GitHub repository, without",
+        "# touching Colab's torch, numpy, pillow or ipywidgets. On your own machine `make install` did it and",
+        "# this cell does nothing. Written by scripts/make_editions.py from [tool.course] in pyproject.toml.",
+        "import importlib, importlib.util, subprocess, sys",
+        f"COURSE_REPOSITORY, COURSE_REF = {json.dumps(name)}, {json.dumps(ref)}  # GitHub owner/name, branch or tag",
+        "if \"google.colab\" in sys.modules and importlib.util.find_spec(\"course_lib\") is None:",
+        "    if not COURSE_REPOSITORY:",
+        "        raise RuntimeError(",
+        *[f"            {json.dumps(piece)}" for piece in message[:-1]],
+        f"            {json.dumps(message[-1])})",
+        "    url = f\"git+https://github.com/{COURSE_REPOSITORY}@{COURSE_REF}\"",
+        "    if subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\", url, \"tqdm\"]).returncode:",
+        "        raise RuntimeError(f\"pip could not install {url} (see above): is the repository public, \"",
+        "                           f\"with a branch or tag {COURSE_REF!r}? ([tool.course] in pyproject.toml)\")",
+        "    importlib.invalidate_caches()",
+    ])
+
+
+def _tagged(nb: NotebookNode, tag: str) -> list[int]:
+    return [i for i, cell in enumerate(nb.cells) if tag in cell.get("metadata", {}).get("tags", [])]
+
+
+def ensure_colab_cells(nb: NotebookNode) -> NotebookNode:
+    """Give ``nb`` its badge cell and install cell (after the header cell) when it lacks them.
+
+    Their sources are filled in by :func:`apply_colab_cells`. Raises :class:`EditionError`
+    when a tag appears on more than one cell.
+    """
+    for tag in (BADGE_TAG, INSTALL_TAG):
+        if len(_tagged(nb, tag)) > 1:
+            raise EditionError(f"cells {_tagged(nb, tag)} are all tagged {tag!r}; keep one")
+    if not _tagged(nb, BADGE_TAG):
+        nb.cells.insert(1 if nb.cells else 0, nbformat.v4.new_markdown_cell("", metadata={"tags": [BADGE_TAG]}))
+    if not _tagged(nb, INSTALL_TAG):
+        nb.cells.insert(_tagged(nb, BADGE_TAG)[0] + 1,
+                        nbformat.v4.new_code_cell("", metadata={"tags": [INSTALL_TAG]}))
+    return nb
+
+
+def apply_colab_cells(nb: NotebookNode, notebook: str, repository: Optional[CourseRepository]) -> NotebookNode:
+    """Write the badge (for ``notebook``, its path from the repository root) and install cells in place."""
+    for index in _tagged(nb, BADGE_TAG):
+        nb.cells[index].source = badge_source(notebook, repository)
+    for index in _tagged(nb, INSTALL_TAG):
+        cell = nb.cells[index]
+        source = install_source(repository)
+        if cell.cell_type != "code":
+            raise EditionError(f"cell {index} is tagged {INSTALL_TAG!r} but is {cell.cell_type}, not code")
+        if cell.source != source:
+            cell.source, cell.outputs, cell.execution_count = source, [], None
+    return nb
 
 
 def strip_solutions(source: str, markdown: bool = False, where: str = "cell") -> str:
@@ -130,12 +324,14 @@ def rewrite_links(markdown: str, from_dir: Path, to_dir: Path) -> str:
     return _LINK.sub(fix, markdown)
 
 
-def student_edition(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
+def student_edition(nb: NotebookNode, name: str = "notebook",
+                    repository: Optional[CourseRepository] = None) -> NotebookNode:
     """The student edition of one solution notebook (a new object; ``nb`` is unchanged).
 
     Solution regions become stubs, the outputs of changed cells are cleared (``--execute``
     fills them in again), Markdown links are re-pointed from ``notebooks/solutions/`` to
-    ``notebooks/``, and the metadata gets ``course.edition = "student"``.
+    ``notebooks/``, the badge cell (if any) opens ``notebooks/<name>`` from ``repository``
+    (None: not set), and the metadata gets ``course.edition = "student"``.
     """
     student = copy.deepcopy(nb)
     for index, cell in enumerate(student.cells):
@@ -149,6 +345,7 @@ def student_edition(nb: NotebookNode, name: str = "notebook") -> NotebookNode:
                 cell.source = stripped
                 cell.outputs = []
                 cell.execution_count = None
+    apply_colab_cells(student, f"notebooks/{name}", repository)
     course = dict(student.metadata.get("course", {}))
     course["edition"] = "student"
     course["generated_from"] = f"solutions/{name}"
@@ -191,15 +388,24 @@ def sources(nb: NotebookNode) -> list[tuple[str, str]]:
 def stale_editions(names: Optional[Sequence[str]] = None) -> list[str]:
     """Student editions whose cell sources differ from a fresh regeneration (or are missing).
 
-    Also lists student editions that have no solution notebook (a renamed/deleted source).
+    Also lists solution notebooks whose Colab badge or install cell is missing or differs
+    from ``[tool.course]``, and student editions that have no solution notebook (a
+    renamed/deleted source).
     """
     stale = []
+    repository = configured_repository()
     for solution in solution_notebooks(names):
+        source = read(solution)
+        if not _tagged(source, BADGE_TAG) or not _tagged(source, INSTALL_TAG):
+            stale.append(f"{solution.relative_to(ROOT)} lacks its Colab badge or install cell")
+        elif sources(apply_colab_cells(copy.deepcopy(source), f"notebooks/solutions/{solution.name}",
+                                       repository)) != sources(source):
+            stale.append(f"{solution.relative_to(ROOT)}: its Colab badge or install cell differs from {WHERE}")
         target = student_path(solution)
         if not target.exists():
             stale.append(f"{target.relative_to(ROOT)} is missing")
             continue
-        fresh = student_edition(read(solution), solution.name)
+        fresh = student_edition(source, solution.name, repository)
         if sources(fresh) != sources(read(target)):
             stale.append(f"{target.relative_to(ROOT)} differs from its solution edition")
     if not names:
@@ -271,6 +477,14 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     if args.course_map:
         print(course_map())
         return 0
+    try:
+        repository = configured_repository()
+    except EditionError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 1
+    if repository is None and not args.check:
+        print(f"note: {WHERE} names no repository: the notebooks get no Colab badge, and their install "
+              "cell stops on Colab with a message that says what to set", file=sys.stderr)
     if args.check:
         stale = stale_editions(args.names)
         for line in stale:
@@ -293,7 +507,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         course["edition"] = "solution"
         nb.metadata["course"] = course
         try:  # notebooks without exercises are copied, with their links re-pointed all the same
-            student = student_edition(nb, solution.name)
+            apply_colab_cells(ensure_colab_cells(nb), f"notebooks/solutions/{solution.name}", repository)
+            student = student_edition(nb, solution.name, repository)
         except EditionError as err:
             print(f"error: {err}", file=sys.stderr)
             return 1

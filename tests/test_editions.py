@@ -7,12 +7,18 @@
 * every notebook stores the outputs of one fresh top-to-bottom run (execution counts
   1..n in order), so that nbval has something to compare;
 * every registered exercise is posed and checked in the notebook it names;
-* every notebook links its lesson, and the lesson links back.
+* every notebook links its lesson, and the lesson links back;
+* each edition's Open-in-Colab badge opens that edition's own file from the repository named
+  in ``[tool.course]`` of pyproject.toml (the one place), and the install cell installs from
+  there on Colab only, or stops with a message saying what to set where when it is unset.
 """
 from __future__ import annotations
 
 import importlib.util
 import re
+import subprocess
+import sys
+import types
 from pathlib import Path
 
 import nbformat
@@ -227,3 +233,178 @@ def test_both_editions_store_the_same_checked_numbers(solution):
         assert ours[source] == theirs[source], (
             f"{solution.name}: the two editions store different outputs for the checked cell starting "
             f"{source.splitlines()[0]!r}; run `make editions` on one machine")
+
+
+# ----------------------------------------------------------------------------- Colab: badges and install cells
+
+COLAB = "https://colab.research.google.com/github/"
+TABLE_TEXT = '''[project]
+name = "x"
+
+[tool.course]
+# a comment
+repository = "jdoe/deepfill-course"   # trailing comment
+ref = 'v0.1.0'
+
+[tool.pytest.ini_options]
+addopts = "-ra"
+'''
+JDOE = ("jdoe/deepfill-course", "v0.1.0")
+
+
+def _configured_in_pyproject() -> tuple[str, str]:
+    """(repository, ref) read from pyproject.toml here, with tomllib, not with make_editions."""
+    tomllib = pytest.importorskip("tomllib")
+    table = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["course"]
+    return table.get("repository", "").strip(), table.get("ref", "main").strip()
+
+
+def test_the_course_table_is_read_with_and_without_tomllib():
+    expected = {"repository": "jdoe/deepfill-course", "ref": "v0.1.0"}
+    assert me._read_course_table_plain(TABLE_TEXT) == expected  # the Python 3.10 reader
+    assert me.read_course_table(TABLE_TEXT) == expected
+    assert me.read_course_table('[project]\nname = "x"\n') == {}
+
+
+def test_course_repository_unset_placeholder_and_valid():
+    for unset in ({}, {"repository": ""}, {"repository": "  "}, {"repository": "ORG/REPO"},
+                  {"repository": "owner/name", "ref": "TAG"}):
+        assert me.course_repository(unset) is None, unset
+    repo = me.course_repository({"repository": "jdoe/deepfill-course", "ref": "v0.1.0"})
+    assert tuple(repo) == JDOE
+    assert me.course_repository({"repository": "jdoe/deepfill-course"}).ref == "main"
+    assert repo.pip_url == "git+https://github.com/jdoe/deepfill-course@v0.1.0"
+    assert repo.colab_url("notebooks/02_x.ipynb") == \
+        "https://colab.research.google.com/github/jdoe/deepfill-course/blob/v0.1.0/notebooks/02_x.ipynb"
+
+
+@pytest.mark.parametrize("table, phrase", [
+    ({"repository": "https://github.com/jdoe/deepfill-course"}, "is a URL; write only"),
+    ({"repository": "github.com/jdoe/deepfill-course"}, "is a URL; write only"),
+    ({"repository": "jdoe/deepfill-course.git"}, "drop the .git suffix"),
+    ({"repository": "jdoe"}, "is not a GitHub \"owner/name\""),
+    ({"repository": "jdoe/deep fill"}, "is not a GitHub \"owner/name\""),
+    ({"repository": "jdoe/x", "ref": ""}, "name the branch"),
+    ({"repository": "jdoe/x", "ref": "TAG"}, "name the branch"),
+    ({"repository": "jdoe/x", "ref": "v1..2"}, "is not a git branch or tag name"),
+    ({"repository": "jdoe/x", "ref": 3}, "must be strings"),
+])
+def test_a_malformed_course_table_names_the_fix(table, phrase):
+    with pytest.raises(me.EditionError, match=re.escape(phrase)) as err:
+        me.course_repository(table)
+    assert "[tool.course] in pyproject.toml" in str(err.value)
+
+
+def _badge_target(nb) -> str:
+    (index,) = [i for i, c in enumerate(nb.cells) if me.BADGE_TAG in c.metadata.get("tags", [])]
+    links = re.findall(r"\]\((https://colab\.research\.google\.com/github/[^)\s]+)\)", nb.cells[index].source)
+    assert len(links) == 1, nb.cells[index].source
+    return links[0]
+
+
+def test_each_edition_gets_a_badge_to_its_own_file():
+    nb = nbformat.v4.new_notebook(cells=[
+        nbformat.v4.new_markdown_cell("# 42 · Tiny"),
+        nbformat.v4.new_code_cell("def g():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")])
+    me.ensure_colab_cells(nb)
+    assert [c.metadata.get("tags") for c in nb.cells] == [None, [me.BADGE_TAG], [me.INSTALL_TAG], None]
+    repo = me.CourseRepository(*JDOE)
+    me.apply_colab_cells(nb, "notebooks/solutions/42_tiny.ipynb", repo)
+    student = me.student_edition(nb, "42_tiny.ipynb", repo)
+    assert _badge_target(nb) == \
+        "https://colab.research.google.com/github/jdoe/deepfill-course/blob/v0.1.0/notebooks/solutions/42_tiny.ipynb"
+    assert _badge_target(student) == \
+        "https://colab.research.google.com/github/jdoe/deepfill-course/blob/v0.1.0/notebooks/42_tiny.ipynb"
+    assert "solution edition" in nb.cells[1].source and "student edition" in student.cells[1].source
+    assert student.cells[2].source == nb.cells[2].source  # one install cell for both editions
+    assert 'COURSE_REPOSITORY, COURSE_REF = "jdoe/deepfill-course", "v0.1.0"' in student.cells[2].source
+    me.ensure_colab_cells(nb)  # idempotent: no second pair
+    assert len(nb.cells) == 4
+    nb.cells[3].metadata["tags"] = [me.BADGE_TAG]
+    with pytest.raises(me.EditionError, match="keep one"):
+        me.ensure_colab_cells(nb)
+
+
+def test_unset_repository_gives_no_badge_but_says_where_to_set_it():
+    text = me.badge_source("notebooks/02_x.ipynb", None)
+    assert COLAB not in text and "`[tool.course]`" in text and "`pyproject.toml`" in text
+
+
+_FIND_SPEC = importlib.util.find_spec  # the real one, before any test patches it
+
+
+class _Pip:
+    """Stands in for subprocess.run: records the command, answers with ``returncode``."""
+
+    def __init__(self, returncode: int = 0):
+        self.calls, self.returncode = [], returncode
+
+    def __call__(self, command, *args, **kwargs):
+        self.calls.append(list(command))
+        return types.SimpleNamespace(returncode=self.returncode)
+
+
+def _run_install_cell(monkeypatch, repo, on_colab: bool, installed: bool, returncode: int = 0) -> _Pip:
+    pip = _Pip(returncode)
+    monkeypatch.setattr(subprocess, "run", pip)
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *a: (_FIND_SPEC(name, *a) if installed or name != "course_lib" else None))
+    if on_colab:
+        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+    else:
+        monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    exec(compile(me.install_source(repo), "install_cell", "exec"), {})
+    return pip
+
+
+def test_the_install_cell_does_nothing_off_colab_or_when_installed(monkeypatch):
+    for repo in (None, me.CourseRepository(*JDOE)):
+        assert _run_install_cell(monkeypatch, repo, on_colab=False, installed=False).calls == []
+        assert _run_install_cell(monkeypatch, repo, on_colab=True, installed=True).calls == []
+
+
+def test_the_install_cell_installs_the_configured_repository_on_colab(monkeypatch):
+    pip = _run_install_cell(monkeypatch, me.CourseRepository(*JDOE), on_colab=True, installed=False)
+    assert pip.calls == [[sys.executable, "-m", "pip", "install", "-q", "--no-deps",
+                          "git+https://github.com/jdoe/deepfill-course@v0.1.0", "tqdm"]]
+    with pytest.raises(RuntimeError, match=r"pip could not install git\+https://github.com/jdoe/deepfill-course@v0.1.0"):
+        _run_install_cell(monkeypatch, me.CourseRepository(*JDOE), on_colab=True, installed=False, returncode=1)
+
+
+def test_the_install_cell_stops_on_colab_when_the_repository_is_unset(monkeypatch):
+    with pytest.raises(RuntimeError) as err:
+        _run_install_cell(monkeypatch, None, on_colab=True, installed=False)
+    message = str(err.value)
+    for phrase in ("does not name its GitHub repository", 'repository = "owner/name"', "[tool.course]",
+                   "pyproject.toml", "make editions", "pip install -q --no-deps git+https://github.com/"):
+        assert phrase in message, phrase
+
+
+@pytest.mark.parametrize("path", ALL, ids=_ids(ALL))
+def test_stored_badge_and_install_cell_follow_pyproject(path):
+    repository, ref = _configured_in_pyproject()
+    nb = _read(path)
+    install = [c for c in nb.cells if me.INSTALL_TAG in c.metadata.get("tags", [])]
+    badges = [c for c in nb.cells if me.BADGE_TAG in c.metadata.get("tags", [])]
+    assert len(install) == 1 and len(badges) == 1, "one badge cell and one install cell per notebook"
+    assert install[0].cell_type == "code" and install[0].source.startswith("# NBVAL_SKIP")
+    code = [c for c in nb.cells if c.cell_type == "code"]
+    assert code[0] is install[0], "the install cell must be the first code cell"
+    assert f'COURSE_REPOSITORY, COURSE_REF = "{repository}", "{ref if repository else "main"}"' in install[0].source
+    text = "\n".join(c.source for c in nb.cells)
+    assert "ORG/REPO" not in text and "COURSE_GIT" not in text, "a hand-written placeholder is left"
+    own = path.relative_to(ROOT).as_posix()
+    if repository:
+        assert _badge_target(nb) == f"{COLAB}{repository}/blob/{ref}/{own}"
+    else:
+        assert COLAB not in text and "[tool.course]" in badges[0].source
+
+
+def test_check_notices_a_badge_out_of_step_with_pyproject(monkeypatch, tmp_path):
+    repository, _ = _configured_in_pyproject()
+    other = "someone-else/course" if repository != "someone-else/course" else "jdoe/course"
+    (tmp_path / "pyproject.toml").write_text(f'[tool.course]\nrepository = "{other}"\nref = "main"\n')
+    monkeypatch.setattr(me, "PYPROJECT", tmp_path / "pyproject.toml")
+    stale = me.stale_editions(["00"])
+    assert any("solutions/00_setup_and_tour.ipynb: its Colab badge" in line for line in stale), stale
+    assert any("notebooks/00_setup_and_tour.ipynb differs" in line for line in stale), stale
