@@ -144,7 +144,12 @@ def normalize_patches(w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
     normalised, so the paper's cosine scores are ``<f, b/||b||>``, not a true cosine.
     """
     _check_patches("w", w)
-    norm = w.pow(2).sum(dim=(2, 3, 4), keepdim=True).sqrt()  # (B, L, 1, 1, 1)
+    sq = w.pow(2).sum(dim=(2, 3, 4), keepdim=True)  # (B, L, 1, 1, 1)
+    # sqrt(0) has an infinite derivative, and 0 * inf = NaN would reach every patch through the
+    # batch's shared weights: take the root only where the sum is positive (the values are the
+    # release's exactly; an all-zero patch, e.g. inside a zeroed hole, gets a zero gradient).
+    positive = sq > 0
+    norm = torch.where(positive, sq, torch.ones_like(sq)).sqrt() * positive  # (B, L, 1, 1, 1)
     return w / norm.clamp(min=eps)
 
 

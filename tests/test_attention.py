@@ -322,6 +322,20 @@ def test_normalize_patches_unit_norm_and_floor() -> None:
     assert math.isclose(float(n[0, 1, 0, 0, 0]), 1e-2, rel_tol=1e-5)
 
 
+def test_normalize_patches_gradient_is_finite_on_an_all_zero_patch() -> None:
+    # An all-zero patch (a zeroed hole) must not turn the gradient into NaN: d sqrt(s)/ds is
+    # infinite at s = 0. By hand: patch 0 has norm 5 > eps, so d(sum of n)/dw = (1 - n * sum(n)) / 5
+    # elementwise with n = w / 5; patch 1 is zero, its gradient is 1 / eps (divided by the floor).
+    w = torch.zeros(1, 2, 1, 2, 2, dtype=torch.float64)
+    w[0, 0, 0] = torch.tensor([[3.0, 0.0], [0.0, 4.0]])
+    w.requires_grad_(True)
+    normalize_patches(w).sum().backward()
+    assert torch.isfinite(w.grad).all()
+    n = w.detach()[0, 0, 0] / 5
+    assert torch.allclose(w.grad[0, 0, 0], (1 - n * n.sum()) / 5)
+    assert torch.allclose(w.grad[0, 1], torch.full((1, 2, 2), 1e4, dtype=torch.float64))
+
+
 def test_fuse_scores_hand_example() -> None:
     # Hf = Wf = Hb = Wb = 2, score matrix [foreground p, background q] 4x4 with a single
     # 1 at (0, 0). Pass 1 (row-major, identity 3x3): ones at (0, 0) and (1, 1).
