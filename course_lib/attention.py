@@ -229,7 +229,8 @@ def masked_softmax(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float 
         shape = tuple(mm.shape) if isinstance(mm, torch.Tensor) else type(mm).__name__
         raise ValueError(
             f"mm must be (B or 1, L) = ({scores.shape[0]} or 1, {scores.shape[1]}) as "
-            f"returned by valid_patches, got {shape}"
+            f"returned by valid_patches, got {shape}; take mm with the same ksize and stride as "
+            f"the patches that were scored"
         )
     mm = mm.to(scores.dtype)[:, :, None, None]  # (B or 1, L, 1, 1)
     attention = F.softmax(scores * mm * softmax_scale, dim=1)  # (B, L, Hf, Wf)

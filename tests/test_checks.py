@@ -623,6 +623,32 @@ def _layer_switch(**switches):
     return wrong
 
 
+def _layer_ignores_stride(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
+    return _layer(f, b, mask, ksize, 1, rate, fuse_k, softmax_scale, fuse)
+
+
+def _layer_mask_without_stride(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0,
+                               fuse=True):
+    """The valid-patch mask taken at stride 1 while the patches use ``stride``: L does not match."""
+    if mask is None or stride == 1:
+        return _layer(f, b, mask, ksize, stride, rate, fuse_k, softmax_scale, fuse)
+    H, W = f.shape[-2:]
+    raw = A.extract_patches(b, 2 * rate, rate * stride)
+    f_s, b_s = A.downsample(f, rate), A.downsample(b, rate)
+    mm = A.valid_patches(A.downsample(mask, rate), ksize)  # stride forgotten
+    scores = A.matching_scores(f_s, A.normalize_patches(A.extract_patches(b_s, ksize, stride)))
+    if fuse:
+        scores = A.fuse_scores(scores, fuse_k)
+    att = A.masked_softmax(scores, mm, softmax_scale)
+    y = A.reconstruct(att, raw, rate, (H, W))
+    picture = flow_to_color(A.attention_offsets(att, f_s.shape[-1]))
+    return y, F.interpolate(picture, size=(H, W), mode="bilinear", align_corners=True)
+
+
+def _recon_fixed_crop(attention, raw_patches, rate, out_size):
+    return _recon_core(attention, raw_patches, rate, out_size, top=(raw_patches.shape[-1] - rate) // 2)
+
+
 def _layer_crashes_without_mask(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
     A.downsample(mask, rate)  # fails for mask=None
     return _layer(f, b, mask, ksize, stride, rate, fuse_k, softmax_scale, fuse)
@@ -1350,6 +1376,7 @@ WRONG: dict[str, list[tuple[str, object]]] = {
     "reconstruct": [
         ("missing /4", _recon_no_division), ("smallest input", _recon_rate_squared),
         ("off-by-one crop", _recon_bottom_crop), ("its own patches", _recon_shared_patches),
+        ("a fixed crop of (k - rate) // 2", _recon_fixed_crop),
         ("use the rate argument", _recon_two), (NO_GRAD, under_no_grad("reconstruct")),
         (NO_GRAD, through_numpy("reconstruct")), ("in place", clobbers("reconstruct", 1)),
         ("float64", as_float64("reconstruct")), ("is None", forgets_return("reconstruct"))],
@@ -1358,7 +1385,8 @@ WRONG: dict[str, list[tuple[str, object]]] = {
         ("background b", _layer_switch(use_b=False)), ("fuse=False", _layer_switch(always_fuse=True)),
         ("softmax_scale", _layer_switch(scale=10.0)), ("mask=None means there is no hole", _layer_switch(none_hole=True)),
         ("mask=None", _layer_crashes_without_mask), ("smallest input", _layer_no_fuse_k),
-        ("expected a pair", _layer_y_only), (NO_GRAD, _layer_no_grad), ("smallest input", _layer_switch(k_fixed=3))],
+        ("expected a pair", _layer_y_only), (NO_GRAD, _layer_no_grad), ("smallest input", _layer_switch(k_fixed=3)),
+        ("pass every argument (stride", _layer_ignores_stride), ("same ksize and stride", _layer_mask_without_stride)],
     "stage_input": [
         ("ones channel", _input_mask_only), ("the order is", _input_ones_last), ("1 = hole", _input_known_is_one),
         ("shared mask", _input_cat_mask), ("float64", _input_double_ones), ("as it comes", _input_blanked),

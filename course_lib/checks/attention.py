@@ -587,6 +587,13 @@ def _reconstruct_no_crop(attention, raw_patches, rate, out_size):
     return torch.cat(outs)[:, :, :out_size[0], :out_size[1]] / 4.0  # crops at the bottom/right only
 
 
+def _reconstruct_fixed_crop(attention, raw_patches, rate, out_size):
+    k = raw_patches.shape[-1]
+    top = (k - rate) // 2  # right only when rate divides both sides of out_size
+    outs = [F.conv_transpose2d(attention[i:i + 1], raw_patches[i], stride=rate) for i in range(attention.shape[0])]
+    return torch.cat(outs)[:, :, top:top + out_size[0], top:top + out_size[1]] / 4.0
+
+
 def _reconstruct_stride_one(attention, raw_patches, rate, out_size):
     outs = [F.conv_transpose2d(attention[i:i + 1], raw_patches[i], stride=1, padding=1)
             for i in range(attention.shape[0])]
@@ -609,6 +616,9 @@ _hints("reconstruct", {
                   "fewer patches overlap; do not divide by the true coverage count",
     "off-by-one": "off-by-one crop: TF 'SAME' drops (k - rate) // 2 = 1 row/column at the "
                   "top/left (padding=1 in conv_transpose2d), not at the bottom/right only",
+    "fixed crop": "a fixed crop of (k - rate) // 2 holds only when rate divides the output size: TF 'SAME' "
+                  "drops half of the surplus ((h - 1) * rate + k - H) at the top, and the columns "
+                  "need their own ((w - 1) * rate + k - W) // 2",
     "stride": "wrong stride: the transposed conv steps by rate (2) in the output, one attention "
               "position per rate x rate pixels",
     "rate argument": "use the rate argument (stride=rate, patches of 2 * rate) and the out_size you are "
@@ -618,7 +628,8 @@ _hints("reconstruct", {
 })
 
 _RECON_MISTAKES = {"/4": _reconstruct_no_quarter, "constant 4": _reconstruct_true_average,
-                   "off-by-one": _reconstruct_no_crop, "stride": _reconstruct_stride_one,
+                   "off-by-one": _reconstruct_no_crop, "fixed crop": _reconstruct_fixed_crop,
+                   "stride": _reconstruct_stride_one,
                    "rate argument": _reconstruct_fixed_rate, "its own patches": _reconstruct_first_image}
 
 
@@ -631,7 +642,8 @@ def _check_reconstruct(fn: Callable[..., Any]) -> None:
     name = "reconstruct"
     gen = make_generator(8)
     generic = ("F.conv_transpose2d(attention[i:i+1], raw_patches[i], stride=rate) per image i (in = L "
-               "channels, out = C), crop TF 'SAME' ((k - rate) // 2 at the top/left), then divide by 4")
+               "channels, out = C), crop TF 'SAME' (half the surplus ((h - 1) * rate + k - H) // 2 at the top, the same "
+               "for the columns; (k - rate) // 2 when rate divides H), then divide by 4")
     # 1. one-hot attention on its own patches: the interior comes back exactly
     x = _randn(gen, 1, 3, 8, 10)
     raw = A.extract_patches(x, 4, 2)  # (1, 20, 3, 4, 4)
@@ -642,7 +654,8 @@ def _check_reconstruct(fn: Callable[..., Any]) -> None:
         fail(name, "pasting an image's own patches does not give the image back inside", generic)
     # 2. soft attention, several images, non-square, another rate
     cases = []
-    for shape, rate in (((2, 3, 8, 6), 2), ((1, 2, 6, 8), 2), ((1, 2, 9, 6), 3), ((2, 1, 4, 2), 2)):
+    for shape, rate in (((2, 3, 8, 6), 2), ((1, 2, 6, 8), 2), ((1, 2, 9, 6), 3), ((2, 1, 4, 2), 2),
+                        ((1, 2, 10, 7), 3)):  # sizes that rate 3 does not divide: the crop differs per axis
         b = _randn(gen, *shape)
         raw = A.extract_patches(b, 2 * rate, rate)  # (B, L, C, 2r, 2r)
         L, h, w = raw.shape[1], -(-shape[2] // rate), -(-shape[3] // rate)
@@ -730,7 +743,7 @@ def _check_contextual_attention(fn: Callable[..., Any]) -> None:
     gen = make_generator(9)
     generic = ("follow the release's order: raw 4x4 patches of b (stride 2); downsample f, b, "
                "mask; 3x3 patches of small b; mm; normalise; scores; fuse; masked softmax; "
-               "reconstruct; and pass every argument (rate, ksize, fuse_k, softmax_scale, fuse) on")
+               "reconstruct; and pass every argument (stride, rate, ksize, fuse_k, softmax_scale, fuse) on")
     f = _randn(gen, 1, 4, 16, 12)
     mask = torch.zeros(1, 1, 16, 12)
     mask[..., 4:10, 3:9] = 1.0
@@ -758,6 +771,8 @@ def _check_contextual_attention(fn: Callable[..., Any]) -> None:
              Case((f3, b3, per_image), {"fuse": False}, "y with fuse=False"),
              Case((f4, f4.flip(-1)), {"ksize": 5, "fuse_k": 5}, "y with ksize=5 and fuse_k=5"),
              Case((f4, f4.flip(-2)), {"rate": 4}, "y with rate=4"),
+             # The release fuses only at stride 1 (its fuse reshapes assume one patch per position).
+             Case((f3, b3, per_image), {"stride": 2, "fuse": False}, "y with stride=2 and fuse=False"),
              Case((f4[..., :8, :8], f4[..., :8, :8].flip(-2)), {"fuse_k": 1, "softmax_scale": 50.0},
                   "y with fuse_k=1 and softmax_scale=50")]
     _run(name, fn, _layer_reference, cases, _LAYER_MISTAKES, generic, select=lambda out: out[0])
