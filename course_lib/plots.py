@@ -21,6 +21,7 @@ __all__ = [
     "to_display",
     "show_images",
     "baseline_figure",
+    "generator_gradients_figure",
     "paper_discount",
     "discount_figure",
     "draw_discount",
@@ -319,6 +320,27 @@ def stages_figure(x: torch.Tensor, mask: torch.Tensor, x_stage1: torch.Tensor, x
 
 
 # ----------------------------------------------------------------------------- notebook 08
+
+def generator_gradients_figure(result: dict) -> Figure:
+    """Mean ``|d loss_G / d x|`` at the fake samples against the shift between the clouds
+    (:func:`course_lib.wgan_toy.generator_gradients_1d`), log scale, one line per loss."""
+    fig = Figure(figsize=(6.4, 3.8))
+    ax = fig.add_subplot(1, 1, 1)
+    labels = {"gan": "GAN, minimax  log(1 - D(x))", "gan_nonsaturating": "GAN, non-saturating  -log D(x)",
+              "wgan_gp": "WGAN-GP critic  -f(x)"}
+    for key, label in labels.items():
+        ax.plot(result["shift"], result[key], marker="o", label=label)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xticks(result["shift"], [f"{v:g}" for v in result["shift"]])
+    ax.set_xticks([], minor=True)
+    ax.set_xlabel("distance between the real and the fake cloud")
+    ax.set_ylabel("mean |gradient| the generator gets")
+    ax.set_title("What each loss tells the generator (1-D, trained 300 steps)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
 
 def wgan_1d_figure(real: torch.Tensor, fake: torch.Tensor, runs: Sequence[Any]) -> Figure:
     """Critics trained on 1-D samples (:func:`course_lib.wgan_toy.train_critic_1d`), side by side.

@@ -18,11 +18,13 @@ from dataclasses import dataclass, field
 
 import torch
 import torch.nn as nn
+import torch.nn.functional as F
 
 from course_lib.losses import gradient_penalty, wgan_critic_loss
 from course_lib.seed import make_generator
 
-__all__ = ["MLPCritic", "CriticRun", "train_critic_1d", "critic_slope"]
+__all__ = ["MLPCritic", "CriticRun", "train_critic_1d", "critic_slope", "train_discriminator_1d",
+           "generator_gradients_1d"]
 
 
 class MLPCritic(nn.Module):
@@ -96,3 +98,61 @@ def critic_slope(critic: nn.Module, t: torch.Tensor) -> torch.Tensor:
     t = t.detach().float().clone().requires_grad_(True)
     (grad,) = torch.autograd.grad(critic(t).sum(), t)
     return grad  # (N,)
+
+
+def train_discriminator_1d(real: torch.Tensor, fake: torch.Tensor, steps: int = 300, lr: float = 1e-3,
+                           seed: int = 0, hidden: int = 64) -> MLPCritic:
+    """The same MLP trained as a standard GAN discriminator (Goodfellow et al., 2014; DCGAN's loss).
+
+    ``D`` outputs a logit; the loss is the sigmoid cross-entropy
+    ``-mean(log sigmoid(D(real))) - mean(log(1 - sigmoid(D(fake))))``, with the optimiser of
+    :func:`train_critic_1d`, so the two runs differ only in the loss.
+    """
+    if real.dim() != 1 or fake.dim() != 1:
+        raise ValueError(f"real and fake must be 1-D sample tensors, got shapes {tuple(real.shape)} and "
+                         f"{tuple(fake.shape)}")
+    if steps < 1 or lr <= 0:
+        raise ValueError(f"need steps >= 1 and lr > 0, got {steps}, {lr}")
+    torch.manual_seed(seed)
+    disc = MLPCritic(hidden)
+    opt = torch.optim.Adam(disc.parameters(), lr=lr, betas=(0.5, 0.9))
+    r, f = real.float(), fake.float()
+    for _ in range(steps):
+        loss = F.softplus(-disc(r)).mean() + F.softplus(disc(f)).mean()  # -log s(D(r)) - log(1 - s(D(f)))
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+    return disc
+
+
+def generator_gradients_1d(shifts: list[float], n: int = 256, spread: float = 0.3, steps: int = 300,
+                           seed: int = 0) -> dict[str, list[float]]:
+    """Why DeepFill trains with a Wasserstein critic: what each loss tells the generator, in 1-D.
+
+    For each ``shift``, real samples ``N(0, spread)`` and fake ones ``N(-shift, spread)``;
+    a discriminator (:func:`train_discriminator_1d`) and a WGAN-GP critic
+    (:func:`train_critic_1d`, lambda 10) are trained on them, and the returned lists hold the
+    mean ``|d loss_G / d x|`` over the fake samples for
+
+    * ``"gan"``: the minimax generator loss ``log(1 - sigmoid(D(x)))``, whose gradient is
+      ``-sigmoid(D(x)) D'(x)``: it vanishes once the discriminator is sure (the clouds apart);
+    * ``"gan_nonsaturating"``: ``-log sigmoid(D(x))``, the usual fix, gradient ``-(1 - sigmoid(D(x))) D'(x)``;
+    * ``"wgan_gp"``: ``-f(x)``, gradient ``-f'(x)``, about 1 in size at every shift.
+    """
+    g = torch.Generator().manual_seed(seed)
+    noise_r, noise_f = torch.randn(n, generator=g), torch.randn(n, generator=g)  # (n,), (n,)
+    out: dict[str, list[float]] = {"shift": [], "gan": [], "gan_nonsaturating": [], "wgan_gp": []}
+    for shift in shifts:
+        real, fake = spread * noise_r, spread * noise_f - float(shift)  # (n,), (n,)
+        disc = train_discriminator_1d(real, fake, steps=steps, seed=seed)
+        critic = train_critic_1d(real, fake, penalty=10.0, steps=steps, seed=seed).critic
+        x = fake.clone().requires_grad_(True)  # (n,)
+        logits = disc(x)  # (n, 1)
+        (g_sat,) = torch.autograd.grad(-F.softplus(logits).sum(), x)  # log(1 - s(D)) = -softplus(D)
+        (g_ns,) = torch.autograd.grad(F.softplus(-disc(x)).sum(), x)  # -log s(D) = softplus(-D)
+        (g_w,) = torch.autograd.grad(-critic(x).sum(), x)
+        out["shift"].append(float(shift))
+        out["gan"].append(float(g_sat.abs().mean()))
+        out["gan_nonsaturating"].append(float(g_ns.abs().mean()))
+        out["wgan_gp"].append(float(g_w.abs().mean()))
+    return out

@@ -75,6 +75,12 @@ def fig_08_wgan_1d() -> Figure:
     return wgan_1d_figure(real, fake, runs)
 
 
+def fig_08_gan_vs_wgan_1d() -> Figure:
+    from course_lib.plots import generator_gradients_figure
+    from course_lib.wgan_toy import generator_gradients_1d
+    return generator_gradients_figure(generator_gradients_1d([0.25, 0.5, 1.0, 2.0, 4.0, 8.0]))
+
+
 def fig_08_masked_gradient() -> Figure:
     from course_lib.critics import GlobalCritic
     from course_lib.masks import random_box_mask
@@ -91,6 +97,7 @@ def fig_08_masked_gradient() -> Figure:
 
 FIGURES.update({
     "08_wgan_1d.png": fig_08_wgan_1d,
+    "08_gan_vs_wgan_1d.png": fig_08_gan_vs_wgan_1d,
     "08_masked_gradient.png": fig_08_masked_gradient,
 })
 

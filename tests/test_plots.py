@@ -149,3 +149,14 @@ def test_notebook_09_figures():
     assert heights == [17.0, 16.0, 15.0, 16.5]
     with pytest.raises(ValueError, match="same kinds"):
         per_kind_figure({"m": {"a": 1.0}, "n": {"b": 1.0}})
+
+
+def test_generator_gradients_figure_draws_one_line_per_loss():
+    from course_lib.plots import generator_gradients_figure
+    result = {"shift": [0.5, 1.0, 4.0], "gan": [1.0, 0.5, 1e-7], "gan_nonsaturating": [2.0, 5.0, 3.0],
+              "wgan_gp": [1.0, 1.1, 1.2]}
+    fig = generator_gradients_figure(result)
+    (ax,) = fig.axes
+    assert [line.get_ydata().tolist() for line in ax.get_lines()] == [result["gan"], result["gan_nonsaturating"],
+                                                                      result["wgan_gp"]]
+    assert ax.get_xscale() == "log" and ax.get_yscale() == "log"
