@@ -157,7 +157,9 @@ def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
       gradients in an order that depends on the input's padded shape (differences ~1e-5),
       so training keeps the reference path and its results;
     * the padding exceeds ``_MAX_FOLDED_PADDING`` or torch would pick another kernel for
-      the unpadded input (:func:`_same_backend`).
+      the unpadded input (:func:`_same_backend`);
+    * ``x`` is not on the CPU: cuDNN chooses its algorithm by shape too, and the equality
+      has not been measured on a GPU, so a GPU keeps the reference path.
     """
     if _REFERENCE["on"]:
         return same_conv2d_reference(x, weight, bias, stride, dilation)
@@ -167,7 +169,8 @@ def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
     recording = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
                                              or (bias is not None and bias.requires_grad))
     if (top != bottom or left != right or recording or max(top, left) > _MAX_FOLDED_PADDING
-            or x.dim() != 4 or not _same_backend(x, weight, bias, stride, dilation, (top, left))):
+            or x.dim() != 4 or x.device.type != "cpu"
+            or not _same_backend(x, weight, bias, stride, dilation, (top, left))):
         return same_conv2d_reference(x, weight, bias, stride, dilation)
     return F.conv2d(x, weight, bias, stride, (top, left), dilation)  # (B, C_out, H', W')
 
