@@ -6,6 +6,11 @@ Run ``python scripts/benchmark.py [--device cpu|cuda] [--size 256] [--batch 1]
 * the generator's forward pass (``Generator(cnum=32)``, ``torch.inference_mode``) at
   ``size`` and ``2 * size`` (256 and 512 by default; ``--quick`` measures ``size`` only),
   as the median milliseconds per image over ``repeats`` timed calls after warm-up;
+* with ``--vs-reference``: the same forward pass with the fast ops of :mod:`course_lib.ops`
+  (folded padding, view-based resizes) and with the step-by-step reference ops
+  (:func:`course_lib.ops.use_reference_ops`: an ``F.pad`` copy before every conv,
+  ``index_select`` resizes), the two timed alternately call by call so that other jobs'
+  load hits both alike, their ratio, and whether the outputs are identical (``torch.equal``);
 * the same number divided by the paper's runtime figures (0.2 s per 512x512 image
   on a GTX 1080 Ti, 1.5 s on an Intel Xeon E5-2697 v3 CPU). Those were measured by the
   authors on THEIR machines with TensorFlow: the ratio says how this machine and this code
@@ -51,6 +56,7 @@ from course_lib.critics import GlobalCritic, LocalCritic
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
 from course_lib.masks import random_box_mask
+from course_lib.ops import use_reference_ops
 
 __all__ = [
     "PAPER_SECONDS_512",
@@ -62,6 +68,7 @@ __all__ = [
     "environment",
     "count_parameters",
     "bench_generator",
+    "bench_generator_vs_reference",
     "attention_per_image_loop",
     "bench_attention",
     "TrainStep",
@@ -232,6 +239,47 @@ def bench_generator(generator: Generator, size: int, batch: int, device: torch.d
     seconds = time_calls(forward, repeats, warmup, device)
     return _timed_row(f"generator {size}x{size} inference, B={batch}", seconds, batch, "ms/image",
                       peak_memory_mb(device), f"cnum={generator.cnum}, median of {repeats}")
+
+
+def bench_generator_vs_reference(generator: Generator, size: int, batch: int, device: torch.device,
+                                 repeats: int, warmup: int, seed: int = 0) -> list[Row]:
+    """Fast ops vs the reference ops in one run: 3 rows (reference, fast, reference / fast).
+
+    Each repeat times one call with :func:`course_lib.ops.use_reference_ops` and one without,
+    alternating (which goes first alternates too), so a load change on a shared machine
+    hits both; medians over ``repeats``. The ratio row's note says whether the two outputs
+    are identical (``torch.equal`` on x_stage1, x_stage2 and flow).
+    """
+    g = torch.Generator().manual_seed(seed)
+    x = _images(batch, size, g).to(device)  # (B, 3, H, W)
+    mask = _box_mask(size).to(device)  # (1, 1, H, W)
+    generator.eval()
+
+    def run(reference: bool) -> tuple[torch.Tensor, ...]:
+        with torch.inference_mode(), use_reference_ops(reference):
+            return generator(x, mask)
+
+    same = all(torch.equal(a, b) for a, b in zip(run(False), run(True)))
+    for _ in range(warmup):
+        run(True)
+        run(False)
+    seconds: dict[bool, list[float]] = {True: [], False: []}
+    for i in range(repeats):
+        for reference in ((True, False) if i % 2 == 0 else (False, True)):
+            synchronize(device)
+            start = time.perf_counter()
+            run(reference)
+            synchronize(device)
+            seconds[reference].append(time.perf_counter() - start)
+    peak = peak_memory_mb(device)
+    note = f"cnum={generator.cnum}, median of {repeats}, timed alternately"
+    ref_row = _timed_row(f"generator {size}x{size} inference, reference ops, B={batch}", seconds[True],
+                         batch, "ms/image", peak, note + "; F.pad copies + index_select")
+    fast_row = _timed_row(f"generator {size}x{size} inference, fast ops, B={batch}", seconds[False],
+                          batch, "ms/image", peak, note)
+    ratio = _ratio_row(f"generator {size}x{size} reference / fast ops", ref_row.median, fast_row.median,
+                       ">1: the fast ops are faster; outputs torch.equal: " + ("yes" if same else "NO"))
+    return [ref_row, fast_row, ratio]
 
 
 def attention_per_image_loop(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor]
@@ -430,7 +478,8 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     heavy_warmup = 0 if args.quick and args.warmup is None and device.type == "cpu" else warmup
     sizes = [args.size] if args.quick else [args.size, 2 * args.size]
     settings = {"sizes": sizes, "batch": args.batch, "repeats": repeats, "train_repeats": train_repeats,
-                "warmup": warmup, "heavy_warmup": heavy_warmup, "quick": bool(args.quick), "seed": args.seed}
+                "warmup": warmup, "heavy_warmup": heavy_warmup, "quick": bool(args.quick), "seed": args.seed,
+                "vs_reference": bool(args.vs_reference), "only_generator": bool(args.only_generator)}
     env = environment(device, args.cnum, args.critic_cnum, args.size)
     rows: list[Row] = []
 
@@ -448,7 +497,13 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
             "DIFFERENT machine and framework (authors' TF figure); "
             + ("same kind of device" if paper_kind == kind else "other kind of device")
             + ("" if sizes[-1] == 512 else f"; NOT like for like: ours at {sizes[-1]}, paper at 512")))
+    if args.vs_reference:
+        for size in sizes:
+            rows += bench_generator_vs_reference(generator, size, args.batch, device, repeats, warmup,
+                                                 args.seed)
     del generator
+    if args.only_generator:
+        return {"environment": env, "settings": settings, "rows": [asdict(r) for r in rows]}
 
     for batch in (1, 4):
         heavy = batch > 1 and args.quick
@@ -521,6 +576,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--train-repeats", type=int, default=None, help="timed train steps (default 3, --quick 1)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls before each row (default 1)")
     p.add_argument("--quick", action="store_true", help="fewer repeats, `size` only (under a minute on 2 CPU cores)")
+    p.add_argument("--vs-reference", action="store_true",
+                   help="also time the generator with the step-by-step reference ops, alternating with "
+                        "the fast ops, and print their ratio")
+    p.add_argument("--only-generator", action="store_true",
+                   help="only the generator rows (skip attention and training)")
     p.add_argument("--cnum", type=int, default=32, help="generator width (release 32; small values for tests)")
     p.add_argument("--critic-cnum", type=int, default=64, help="critic width (release 64)")
     p.add_argument("--seed", type=int, default=0)

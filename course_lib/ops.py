@@ -13,11 +13,25 @@ Two details decide whether the official TensorFlow weights give the official out
 
 Used by every layer of the model; ``pad_same`` appears in notebooks 03-04, the resize
 semantics in notebook 06 (the rate-2 downsampling).
+
+Two implementations of each, tested equal (``torch.equal``) in ``tests/test_ops.py``:
+
+* the step-by-step ones, kept for teaching and as the reference:
+  :func:`same_conv2d_reference` (``F.pad`` copy, then a padding-free conv) and
+  :func:`resize_nearest_reference` (two ``index_select`` gathers);
+* the fast ones the model runs: :func:`same_conv2d` folds symmetric padding into the conv
+  (no padded copy) where that provably gives the same bits, and :func:`resize_nearest`
+  uses strided slices / a broadcast repeat where the index table is an arithmetic run
+  or a x2 pixel repetition (falling back to ``index_select`` otherwise).
+
+:func:`use_reference_ops` switches the model back to the reference implementations
+(for the benchmark's old-vs-new rows and the equality tests).
 """
 from __future__ import annotations
 
+import contextlib
 import math
-from typing import Callable, Optional
+from typing import Callable, Iterator, Optional
 
 import torch
 import torch.nn as nn
@@ -26,8 +40,12 @@ import torch.nn.functional as F
 __all__ = [
     "same_padding",
     "pad_same",
+    "same_conv2d_reference",
+    "same_conv2d",
     "nearest_indices",
+    "resize_nearest_reference",
     "resize_nearest",
+    "use_reference_ops",
     "tf_default_init_",
     "SameConv2d",
     "GenConv",
@@ -63,6 +81,100 @@ def pad_same(x: torch.Tensor, kernel: int, stride: int = 1, dilation: int = 1,
     return F.pad(x, (left, right, top, bottom), mode=mode)  # (B, C, H+t+b, W+l+r)
 
 
+_REFERENCE = {"on": False}  # set by use_reference_ops()
+
+# Above this padding oneDNN sums in another order when the padding is folded (measured with
+# torch 2.13 on this project's CPU: dilation 8, 3x3, 128 channels at 64x64 -- the generator's
+# conv9_atrous at 256 px -- differs by 3e-7 from the padded copy, dilation 16 by up to 1e-4);
+# padding <= 4 gave identical bits in every case of tests/test_ops.py and in the generator
+# at 136, 256 and 512 px, so larger paddings keep the copy.
+_MAX_FOLDED_PADDING = 4
+
+
+@contextlib.contextmanager
+def use_reference_ops(enabled: bool = True) -> Iterator[None]:
+    """Within the block, :func:`same_conv2d` and :func:`resize_nearest` run the step-by-step references.
+
+    For comparisons: ``with use_reference_ops(): generator(x, mask)`` is the model as it ran
+    before the fast paths existed (explicit ``F.pad`` before every conv, ``index_select``
+    resizes). Not thread-safe (a module-level switch).
+    """
+    previous = _REFERENCE["on"]
+    _REFERENCE["on"] = bool(enabled)
+    try:
+        yield
+    finally:
+        _REFERENCE["on"] = previous
+
+
+def same_conv2d_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                          stride: int = 1, dilation: int = 1) -> torch.Tensor:
+    """TF ``'SAME'`` conv, step by step: pad a copy with :func:`pad_same`, then a padding-free conv.
+
+    ``x`` (B, C_in, H, W), ``weight`` (C_out, C_in, k, k) -> (B, C_out, ceil(H/s), ceil(W/s)).
+    """
+    k = weight.shape[-1]
+    return F.conv2d(pad_same(x, k, stride, dilation), weight, bias, stride, 0, dilation)
+
+
+def _same_backend(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                  stride: int, dilation: int, padding: tuple[int, int]) -> bool:
+    """True when torch picks the same conv kernel for ``x`` with ``padding`` folded as for the padded copy.
+
+    torch chooses oneDNN or its own im2col kernel partly by the input's size (e.g. a
+    single small image goes to im2col), so the padded copy (bigger) and the unpadded input
+    could go to different kernels, which sum in different orders. Asked of torch's own
+    selector; where it is unavailable, say False (the caller then pads a copy).
+    """
+    select = getattr(torch._C, "_select_conv_backend", None)
+    if select is None:
+        return False
+    ph, pw = padding
+    padded_shape = (*x.shape[:2], x.shape[2] + 2 * ph, x.shape[3] + 2 * pw)
+    try:
+        folded = select(x, weight, bias, [stride] * 2, [ph, pw], [dilation] * 2, False, [0, 0], 1, None)
+        copied = select(x.new_empty(padded_shape), weight, bias, [stride] * 2, [0, 0], [dilation] * 2,
+                        False, [0, 0], 1, None)
+    except (RuntimeError, TypeError):  # a torch whose selector takes other arguments
+        return False
+    return folded == copied
+
+
+def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                stride: int = 1, dilation: int = 1) -> torch.Tensor:
+    """TF ``'SAME'`` conv, fast: the same numbers as :func:`same_conv2d_reference`, bit for bit.
+
+    Where TF's padding is symmetric (stride 1 with an odd kernel, dilated or not; odd sizes
+    at stride 2) and the result cannot change, the padding is passed to ``F.conv2d``: the
+    conv reads zeros outside the image without a padded copy of ``x``. The padded copy
+    stays (one ``F.pad``) where
+
+    * the padding is asymmetric (stride 2 on an even size: TF pads (0, 1) for 3x3) --
+      padding symmetrically by ``before + stride`` and dropping the first output row/col
+      gives the same forward values but a different weight gradient (more output positions
+      change oneDNN's summation order), so it is not used;
+    * autograd is recording through ``x`` or ``weight``: oneDNN reduces the weight and bias
+      gradients in an order that depends on the input's padded shape (differences ~1e-5),
+      so training keeps the reference path and its results;
+    * the padding exceeds ``_MAX_FOLDED_PADDING`` or torch would pick another kernel for
+      the unpadded input (:func:`_same_backend`);
+    * ``x`` is not on the CPU: cuDNN chooses its algorithm by shape too, and the equality
+      has not been measured on a GPU, so a GPU keeps the reference path.
+    """
+    if _REFERENCE["on"]:
+        return same_conv2d_reference(x, weight, bias, stride, dilation)
+    k = weight.shape[-1]
+    top, bottom = same_padding(x.shape[-2], k, stride, dilation)
+    left, right = same_padding(x.shape[-1], k, stride, dilation)
+    recording = torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad
+                                             or (bias is not None and bias.requires_grad))
+    if (top != bottom or left != right or recording or max(top, left) > _MAX_FOLDED_PADDING
+            or x.dim() != 4 or x.device.type != "cpu"
+            or not _same_backend(x, weight, bias, stride, dilation, (top, left))):
+        return same_conv2d_reference(x, weight, bias, stride, dilation)
+    return F.conv2d(x, weight, bias, stride, (top, left), dilation)  # (B, C_out, H', W')
+
+
 def nearest_indices(in_size: int, out_size: int, align_corners: bool = True,
                     device: Optional[torch.device] = None) -> torch.Tensor:
     """Source indices of TF's ``resize_nearest_neighbor`` along one axis.
@@ -88,12 +200,10 @@ def nearest_indices(in_size: int, out_size: int, align_corners: bool = True,
     return src.clamp_(max=in_size - 1).to(dtype=torch.long, device=device)
 
 
-def resize_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: bool = True) -> torch.Tensor:
-    """Nearest-neighbour resize of an NCHW tensor to ``size = (H_out, W_out)``, TF semantics.
+def resize_nearest_reference(x: torch.Tensor, size: tuple[int, int], align_corners: bool = True) -> torch.Tensor:
+    """Nearest-neighbour resize of an NCHW tensor to ``size = (H_out, W_out)``, TF semantics, step by step.
 
-    Release: ``resize(x, scale, to_shape, align_corners=True)`` with
-    ``tf.image.resize_nearest_neighbor``; used for the x2 upsampling of ``gen_deconv``,
-    the mask resize to feature size and the x1/rate downsampling in contextual attention.
+    Gathers the rows of :func:`nearest_indices`, then the columns (two ``index_select``).
     """
     if x.dim() != 4:
         raise ValueError(f"resize_nearest expects an NCHW tensor, got shape {tuple(x.shape)}")
@@ -101,6 +211,86 @@ def resize_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: bool =
     rows = nearest_indices(x.shape[-2], h_out, align_corners, x.device)  # (H_out,)
     cols = nearest_indices(x.shape[-1], w_out, align_corners, x.device)  # (W_out,)
     return x.index_select(-2, rows).index_select(-1, cols)  # (B, C, H_out, W_out)
+
+
+_MAX_RUNS = 8  # more arithmetic runs than this: one index_select is cheaper than many slices
+
+
+def _index_runs(idx: list[int]) -> Optional[list[tuple[int, int, int]]]:
+    """Split a strictly increasing index table into maximal arithmetic runs ``(start, step, count)``.
+
+    ``[0, 2, 4, 7, 9]`` -> ``[(0, 2, 3), (7, 2, 2)]``. None if the table repeats an index
+    (a slice cannot) or needs more than ``_MAX_RUNS`` runs.
+    """
+    runs: list[tuple[int, int, int]] = []
+    i = 0
+    while i < len(idx):
+        if i + 1 == len(idx):
+            runs.append((idx[i], 1, 1))
+            break
+        step = idx[i + 1] - idx[i]
+        if step < 1:
+            return None
+        j = i + 1
+        while j + 1 < len(idx) and idx[j + 1] - idx[j] == step:
+            j += 1
+        runs.append((idx[i], step, j - i + 1))
+        i = j + 1
+        if len(runs) > _MAX_RUNS:
+            return None
+    return runs
+
+
+def _gather_axis(x: torch.Tensor, dim: int, idx: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """``x.index_select(dim, idx)`` with the same values and gradients, by views where the table allows.
+
+    Returns ``(y, copied)``; ``copied`` is False when ``y`` is a view of ``x``.
+
+    * ``idx[i] = i // 2`` (x2 nearest upsampling): a broadcast repeat (one copy); its
+      gradient adds the two copies, as ``index_select``'s backward does (a sum of two
+      floats does not depend on the order);
+    * a few arithmetic runs (e.g. ``0, 2, .., 30, 33, .., 63`` for 64 -> 32): strided
+      slices, concatenated when there are several; distinct indices, so the gradient is
+      placed, never summed, as in ``index_select``'s backward;
+    * anything else: ``index_select``.
+    """
+    n_in, table = x.shape[dim], idx.tolist()
+    if len(table) == 2 * n_in and table == [i // 2 for i in range(2 * n_in)]:
+        shape = list(x.shape)
+        shape.insert(dim + 1, 2)
+        rep = x.unsqueeze(dim + 1).expand(shape)  # a view: (.., n, 2, ..)
+        return rep.flatten(dim, dim + 1), True  # (.., 2n, ..), the one copy
+    runs = _index_runs(table)
+    if runs is None:
+        return x.index_select(dim, idx.to(x.device)), True
+    parts = [x.narrow(dim, start, (count - 1) * step + 1)[(slice(None),) * dim + (slice(None, None, step),)]
+             for start, step, count in runs]  # views
+    return (parts[0], False) if len(parts) == 1 else (torch.cat(parts, dim=dim), True)
+
+
+def resize_nearest(x: torch.Tensor, size: tuple[int, int], align_corners: bool = True) -> torch.Tensor:
+    """Nearest-neighbour resize of an NCHW tensor to ``size = (H_out, W_out)``, TF semantics.
+
+    Release: ``resize(x, scale, to_shape, align_corners=True)`` with
+    ``tf.image.resize_nearest_neighbor``; used for the x2 upsampling of ``gen_deconv``,
+    the mask resize to feature size and the x1/rate downsampling in contextual attention.
+    The same values and gradients as :func:`resize_nearest_reference` (``torch.equal``),
+    computed with slices and broadcast views where the index table allows
+    (:func:`_gather_axis`); rows first, then columns, as the reference. The result never
+    shares memory with ``x`` (as ``index_select``'s), so writing into it is safe.
+    """
+    if x.dim() != 4:
+        raise ValueError(f"resize_nearest expects an NCHW tensor, got shape {tuple(x.shape)}")
+    if _REFERENCE["on"]:
+        return resize_nearest_reference(x, size, align_corners)
+    h_out, w_out = int(size[0]), int(size[1])
+    rows = nearest_indices(x.shape[-2], h_out, align_corners)  # (H_out,), CPU: the tables are read
+    cols = nearest_indices(x.shape[-1], w_out, align_corners)  # (W_out,)
+    y, copied_rows = _gather_axis(x, 2, rows)  # (B, C, H_out, W)
+    y, copied_cols = _gather_axis(y, 3, cols)  # (B, C, H_out, W_out)
+    if not (copied_rows or copied_cols):  # only slices: a view of x, copy it once
+        y = y.clone(memory_format=torch.contiguous_format)
+    return y
 
 
 ACTIVATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
@@ -148,8 +338,7 @@ class SameConv2d(nn.Conv2d):
         tf_default_init_(self)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_out, H', W')
-        k, s, d = self.kernel_size[0], self.stride[0], self.dilation[0]
-        return super().forward(pad_same(x, k, s, d))
+        return same_conv2d(x, self.weight, self.bias, self.stride[0], self.dilation[0])
 
 
 class GenConv(SameConv2d):

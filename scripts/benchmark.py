@@ -6,6 +6,7 @@ Usage::
     python scripts/benchmark.py                     # 256 and 512, 5 repeats, cuda if available
     python scripts/benchmark.py --quick             # 256 only, few repeats (< 1 min on 2 CPU cores)
     python scripts/benchmark.py --device cuda --batch 4 --json bench.json
+    python scripts/benchmark.py --vs-reference --only-generator   # fast vs step-by-step ops
 
 Prints a table (median / best ms, peak memory, ratios measured in the same run); the
 measuring code lives in :mod:`course_lib.bench`, which documents every row. Speed targets

@@ -95,6 +95,28 @@ def test_quick_run_sums_the_training_parts(tmp_path, capsys):
     assert step["median"] == pytest.approx(5 * critic["median"] + gen["median"])
 
 
+def test_vs_reference_rows_alternate_and_report_identical_outputs(tmp_path, capsys):
+    out = tmp_path / "ref.json"
+    status = _load_script().main(["--device", "cpu", "--cnum", "4", "--size", "32", "--repeats", "3",
+                                  "--warmup", "0", "--vs-reference", "--only-generator", "--json", str(out)])
+    assert status == 0
+    result = json.loads(out.read_text())
+    names = [row["name"] for row in result["rows"]]
+    printed = capsys.readouterr().out
+    for s in (32, 64):
+        for kind in ("reference", "fast"):
+            name = f"generator {s}x{s} inference, {kind} ops, B=1"
+            assert name in names and name in printed
+    rows = {row["name"]: row for row in result["rows"]}
+    for s in (32, 64):
+        ref, fast = rows[f"generator {s}x{s} inference, reference ops, B=1"], rows[f"generator {s}x{s} inference, fast ops, B=1"]
+        assert len(ref["samples"]) == len(fast["samples"]) == 3
+        ratio = rows[f"generator {s}x{s} reference / fast ops"]
+        assert ratio["median"] == pytest.approx(ref["median"] / fast["median"])
+        assert ratio["note"].endswith("outputs torch.equal: yes")
+    assert not any(name.startswith(("attention", "train")) for name in names)  # --only-generator
+
+
 @pytest.mark.parametrize("argv, message", [
     (["--size", "60"], "--size must be a multiple of 8"),
     (["--batch", "0"], "--batch must be >= 1"),

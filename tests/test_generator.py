@@ -498,3 +498,51 @@ def test_compose_stages_by_hand_and_its_gradient():
     assert out[0, :, 0].tolist() == [[0.5, 0.25]] * 3  # stage 1 in the hole, the known pixel outside
     out.sum().backward()
     assert x1.grad[0, :, 0].tolist() == [[1.0, 0.0]] * 3  # no stop-gradient inside the hole
+
+
+# ------------------------------------------------ fast ops leave the generator's numbers alone
+
+def _fixture_inputs() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(1)
+    x = torch.rand(2, 3, 48, 64, generator=g) * 2 - 1  # (2, 3, 48, 64), non-square
+    mask = torch.zeros(1, 1, 48, 64)
+    mask[..., 12:36, 16:40] = 1.0
+    return x, mask
+
+
+def test_generator_output_equals_the_value_before_the_fast_ops():
+    # tests/fixtures/generator_cnum8_seed0.pt was written by the code BEFORE same_conv2d /
+    # the view-based resize existed (explicit F.pad before every conv, index_select resizes):
+    # torch.manual_seed(0); Generator(cnum=8).eval() on _fixture_inputs(), under no_grad.
+    from pathlib import Path
+    ref = torch.load(Path(__file__).parent / "fixtures" / "generator_cnum8_seed0.pt")
+    torch.manual_seed(0)
+    gen = Generator(cnum=8).eval()
+    x, mask = _fixture_inputs()
+    with torch.no_grad():
+        out = dict(zip(("x_stage1", "x_stage2", "flow"), gen(x, mask)))
+    for name in ("x_stage1", "x_stage2"):  # 1e-6: other CPUs' float kernels may round differently
+        torch.testing.assert_close(out[name], ref[name], rtol=0, atol=1e-6, msg=name)
+    assert (out["flow"] - ref["flow"]).abs().max() <= 1e-6
+
+
+def test_generator_fast_ops_equal_reference_ops_in_inference_and_training():
+    from course_lib.ops import use_reference_ops
+    torch.manual_seed(0)
+    gen = Generator(cnum=8)
+    x, mask = _fixture_inputs()
+    with torch.inference_mode():
+        fast = gen.eval()(x, mask)
+        with use_reference_ops():
+            ref = gen(x, mask)
+    for a, b in zip(fast, ref):
+        assert torch.equal(a, b)
+    gen.train()
+    grads = []
+    for reference in (False, True):
+        with use_reference_ops(reference):
+            s1, s2, _ = gen(x, mask)
+            loss = (s1 * mask).abs().mean() + (s2 - x).abs().mean()
+            grads.append([loss.detach()] + list(torch.autograd.grad(loss, list(gen.parameters()))))
+    for a, b in zip(*grads):
+        assert torch.equal(a, b)

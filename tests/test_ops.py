@@ -3,8 +3,10 @@ import pytest
 import torch
 import torch.nn.functional as F
 
+import course_lib.ops as ops
 from course_lib.ops import (GenConv, GenDeconv, SameConv2d, nearest_indices, pad_same, tf_default_init_,
-                            resize_nearest, same_padding)
+                            resize_nearest, resize_nearest_reference, same_conv2d, same_conv2d_reference,
+                            same_padding, use_reference_ops)
 
 
 @pytest.mark.parametrize("size,kernel,stride,dilation,expected", [
@@ -155,3 +157,125 @@ def test_tf_default_init_dense_and_generator_layers():
 def test_tf_default_init_rejects_other_modules():
     with pytest.raises(TypeError, match="nn.Conv2d or nn.Linear"):
         tf_default_init_(torch.nn.ReLU())
+
+
+# ------------------------------------------------------- fast paths == step-by-step references
+
+SIZES = [(15, 15), (16, 16), (16, 12), (33, 20)]  # odd, even, non-square, odd x even
+CONV_CASES = [(s, d, k) for k in (3, 5) for s, d in
+              [(1, 1), (1, 2), (1, 4), (1, 8), (1, 16), (2, 1), (2, 2)]]
+
+
+def _explicit_same_conv(x, weight, bias, stride, dilation):
+    """TF 'SAME' written out once more: pad (top, bottom, left, right) by the TF formula, then conv."""
+    k_eff = (weight.shape[-1] - 1) * dilation + 1
+    pads = []
+    for n in (x.shape[-1], x.shape[-2]):  # F.pad order: last axis first
+        total = max((-(-n // stride) - 1) * stride + k_eff - n, 0)
+        pads += [total // 2, total - total // 2]
+    return F.conv2d(F.pad(x, pads), weight, bias, stride, 0, dilation)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("stride,dilation,kernel", CONV_CASES)
+def test_same_conv2d_fast_equals_reference_forward(size, stride, dilation, kernel):
+    g = torch.Generator().manual_seed(hash((size, stride, dilation, kernel)) % 2**31)
+    for batch, c_in, c_out in ((1, 5, 8), (2, 32, 16)):
+        x = torch.randn(batch, c_in, *size, generator=g)  # (B, C_in, H, W)
+        w = torch.randn(c_out, c_in, kernel, kernel, generator=g)
+        b = torch.randn(c_out, generator=g)
+        with torch.no_grad():  # inference: the fast path may fold the padding
+            fast = same_conv2d(x, w, b, stride, dilation)
+        ref = same_conv2d_reference(x, w, b, stride, dilation)
+        assert fast.shape == (batch, c_out, -(-size[0] // stride), -(-size[1] // stride))
+        assert torch.equal(fast, ref), (batch, c_in)
+        assert torch.equal(ref, _explicit_same_conv(x, w, b, stride, dilation))
+
+
+@pytest.mark.parametrize("size", [(16, 12), (15, 15)])
+@pytest.mark.parametrize("stride,dilation,kernel", CONV_CASES)
+def test_same_conv_module_fast_equals_reference_backward(size, stride, dilation, kernel):
+    torch.manual_seed(1)
+    conv = SameConv2d(6, 4, kernel, stride=stride, dilation=dilation)
+    x = torch.randn(2, 6, *size, requires_grad=True)  # (B, C_in, H, W)
+    grads = []
+    for reference in (False, True):
+        with use_reference_ops(reference):
+            y = conv(x)
+            gy = torch.randn(y.shape, generator=torch.Generator().manual_seed(2))
+            grads.append((y.detach(), *torch.autograd.grad(y, (x, conv.weight, conv.bias), gy)))
+    for fast, ref in zip(*grads):
+        assert torch.equal(fast, ref)
+
+
+def test_same_conv2d_folds_symmetric_padding_without_a_copy(monkeypatch):
+    # stride 1, padding <= 4, a size where torch picks the same kernel: no pad_same copy
+    calls = []
+    real = ops.pad_same
+    monkeypatch.setattr(ops, "pad_same", lambda *a, **k: calls.append(a[1:]) or real(*a, **k))
+    x, w = torch.randn(2, 8, 20, 20), torch.randn(4, 8, 3, 3)
+    with torch.no_grad():
+        for dilation in (1, 2, 4):
+            same_conv2d(x, w, None, 1, dilation)
+        assert calls == []
+        same_conv2d(x, w, None, 2, 1)  # even size at stride 2: TF pads (0, 1), one copy
+        same_conv2d(x, w, None, 1, 16)  # padding 16: oneDNN would sum in another order
+    assert calls == [(3, 2, 1), (3, 1, 16)]
+    same_conv2d(x, w.requires_grad_(), None, 1, 1)  # autograd recording: the reference path
+    assert len(calls) == 3
+
+
+def test_use_reference_ops_restores_the_switch():
+    assert not ops._REFERENCE["on"]
+    with use_reference_ops():
+        assert ops._REFERENCE["on"]
+        with use_reference_ops(False):
+            assert not ops._REFERENCE["on"]
+        assert ops._REFERENCE["on"]
+    assert not ops._REFERENCE["on"]
+
+
+def test_index_runs_table():
+    assert ops._index_runs([0, 2, 4, 7, 9]) == [(0, 2, 3), (7, 2, 2)]
+    assert ops._index_runs([3]) == [(3, 1, 1)]
+    assert ops._index_runs(list(range(0, 31, 2)) + list(range(33, 64, 2))) == [(0, 2, 16), (33, 2, 16)]
+    assert ops._index_runs([0, 0, 1, 1]) is None  # repeats: not a slice
+    assert ops._index_runs([i * i for i in range(20)]) is None  # 10 runs of two: too many
+
+
+@pytest.mark.parametrize("in_size,out_size", [
+    ((64, 64), (32, 32)),     # the x1/2 attention downsampling: two arithmetic runs
+    ((16, 12), (32, 24)),     # x2 upsampling (gen_deconv): pixel repetition
+    ((7, 5), (14, 10)),       # odd x2 upsampling
+    ((256, 192), (64, 48)),   # mask to feature size: four runs per axis
+    ((9, 9), (5, 5)),         # (in-1)/(out-1) = 2: one slice x[::2]
+    ((8, 6), (8, 6)),         # identity: must still be a copy
+    ((5, 7), (1, 1)),
+    ((6, 6), (3, 3)),         # round half away from zero: 0, 3, 5
+    ((2, 2), (83, 83)),       # many repeats: index_select fallback
+    ((10, 10), (7, 13)),      # mixed down/up
+])
+def test_resize_nearest_fast_equals_reference_forward_and_backward(in_size, out_size):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, *in_size, generator=g).requires_grad_()  # (B, C, H, W)
+    y_fast = resize_nearest(x, out_size)
+    y_ref = resize_nearest_reference(x, out_size)
+    rows, cols = nearest_indices(in_size[0], out_size[0]), nearest_indices(in_size[1], out_size[1])
+    assert torch.equal(y_ref, x[:, :, rows][:, :, :, cols])  # plain advanced indexing
+    assert torch.equal(y_fast, y_ref)
+    gy = torch.randn(y_ref.shape, generator=g)
+    (g_fast,) = torch.autograd.grad(y_fast, x, gy)
+    (g_ref,) = torch.autograd.grad(y_ref, x, gy)
+    assert torch.equal(g_fast, g_ref)
+    with torch.no_grad():  # the result never aliases the input
+        before = x.clone()
+        resize_nearest(x, out_size).add_(1.0)
+        assert torch.equal(x, before)
+
+
+def test_resize_nearest_reference_switch_and_bool():
+    x = torch.rand(1, 1, 64, 48) > 0.5
+    with use_reference_ops():
+        ref = resize_nearest(x, (16, 12))
+    assert torch.equal(resize_nearest(x, (16, 12)), ref)
+    assert ref.dtype == torch.bool
