@@ -7,7 +7,7 @@ Run ``python scripts/benchmark.py [--device cpu|cuda] [--size 256] [--batch 1]
   ``size`` and ``2 * size`` (256 and 512 by default; ``--quick`` measures ``size`` only),
   as the median milliseconds per image over ``repeats`` timed calls after warm-up;
 * with ``--vs-reference``: the same forward pass with the fast ops of :mod:`course_lib.ops`
-  (folded padding, view-based resizes) and with the step-by-step reference ops
+  (view-based resizes) and with the step-by-step reference ops
   (:func:`course_lib.ops.use_reference_ops`: an ``F.pad`` copy before every conv,
   ``index_select`` resizes), the two timed alternately call by call so that other jobs'
   load hits both alike, their ratio, and whether the outputs are identical (``torch.equal``);

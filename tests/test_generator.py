@@ -521,9 +521,12 @@ def test_generator_output_equals_the_value_before_the_fast_ops():
     x, mask = _fixture_inputs()
     with torch.no_grad():
         out = dict(zip(("x_stage1", "x_stage2", "flow"), gen(x, mask)))
-    for name in ("x_stage1", "x_stage2"):  # 1e-6: other CPUs' float kernels may round differently
-        torch.testing.assert_close(out[name], ref[name], rtol=0, atol=1e-6, msg=name)
-    assert (out["flow"] - ref["flow"]).abs().max() <= 1e-6
+    # 1e-5: another CPU's kernels (AVX2 vs AVX-512) round differently in the last bits. The flow
+    # picture is not compared across machines: it colours an argmax, which a tie broken the
+    # other way changes by a whole colour (0.4 under AVX2 kernels). In one process the fast and
+    # the reference ops are compared bit for bit, flow included, in the next test.
+    for name in ("x_stage1", "x_stage2"):
+        torch.testing.assert_close(out[name], ref[name], rtol=0, atol=1e-5, msg=name)
 
 
 def test_generator_fast_ops_equal_reference_ops_in_inference_and_training():
