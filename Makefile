@@ -19,7 +19,7 @@ SOLUTION_NOTEBOOKS := $(wildcard notebooks/solutions/*.ipynb)
 STUDENT_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 NBVAL := $(PY) -m pytest -q -p no:python -p no:cacheprovider --nbval-lax --nbval-current-env
 
-.PHONY: install test test-lib test-notebooks test-notebooks-as lab editions check-editions figures demo learning-check bench clean
+.PHONY: install test test-lib test-browser test-notebooks test-notebooks-as lab editions check-editions figures demo learning-check bench clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -33,6 +33,10 @@ test: test-lib test-notebooks
 
 test-lib: install
 	$(PY) -m pytest tests -q
+
+test-browser: install  ## the notebooks' widgets in JupyterLab + headless Chromium (needs `apt-get install chromium`)
+	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet "playwright>=1.40"
+	OMP_NUM_THREADS=$(NB_THREADS) MKL_NUM_THREADS=$(NB_THREADS) $(PY) -m pytest tests/browser -m browser -q -rs -s
 
 test-notebooks: install  ## every notebook under nbval: students on this CPU's kernels, solutions on the lowest
 ifneq ($(strip $(NOTEBOOKS)),)

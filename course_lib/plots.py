@@ -8,7 +8,7 @@ an ``ipywidgets.Output`` (works in Jupyter, VS Code and Colab).
 """
 from __future__ import annotations
 
-from typing import Any, Optional, Sequence
+from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
 import torch
@@ -26,6 +26,9 @@ __all__ = [
     "discount_figure",
     "draw_discount",
     "discount_widget",
+    "figure_widget",
+    "widget_bundle",
+    "display_widget",
     "ones_channel_figure",
     "receptive_field_figure",
     "gradient_maps_figure",
@@ -211,6 +214,60 @@ def discount_widget(gamma: float = 0.9, box: int = 128, delta: int = 16) -> Any:
     slider.observe(lambda change: draw_discount(output, change["new"], box=box, delta=delta), names="value")
     draw_discount(output, gamma, box=box, delta=delta)
     return widgets.VBox([slider, output])
+
+
+def figure_widget(control: Any, figure_for: Callable[[Any], Figure]) -> Any:
+    """``control`` (a slider, dropdown: any ipywidgets value widget) above an ``Output`` showing ``figure_for(value)``.
+
+    Each change of ``control.value`` replaces the figure (no accumulating redraws); the
+    current value is drawn at once. ``figure_for`` should be a pure function returning a new
+    matplotlib ``Figure``, so the same function draws the still picture of
+    :func:`display_widget`.
+    """
+    import ipywidgets as widgets
+    from IPython.display import display
+
+    if not hasattr(control, "value") or not hasattr(control, "observe"):
+        raise TypeError(f"figure_widget needs an ipywidgets value widget (IntSlider, Dropdown, ...), "
+                        f"got {type(control).__name__}")
+    output = widgets.Output()
+
+    def draw(value: Any) -> None:
+        fig = figure_for(value)
+        with output:
+            output.clear_output(wait=True)
+            display(fig)
+
+    control.observe(lambda change: draw(change["new"]), names="value")
+    draw(control.value)
+    return widgets.VBox([control, output])
+
+
+def widget_bundle(widget: Any, still: Figure, dpi: int = 72) -> dict[str, Any]:
+    """One display's data: the live ``widget`` plus ``still`` as a PNG, for where there is no kernel.
+
+    A front end shows the richest type it can render: JupyterLab, VS Code and Colab the
+    widget view (``application/vnd.jupyter.widget-view+json``), GitHub and nbviewer, which
+    cannot run widgets, the PNG instead of the widget's ``text/plain`` repr. So the stored
+    notebook reads well without a kernel, and a live one shows no duplicate figure.
+    """
+    import base64
+    import io
+
+    repr_bundle = getattr(widget, "_repr_mimebundle_", None)
+    bundle = repr_bundle() if callable(repr_bundle) else None  # {"text/plain", "...widget-view+json"}
+    if not isinstance(bundle, dict) or "application/vnd.jupyter.widget-view+json" not in bundle:
+        raise TypeError(f"widget_bundle needs an ipywidgets widget that can be displayed, got {type(widget).__name__}")
+    buffer = io.BytesIO()
+    still.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
+    return {**bundle, "image/png": base64.b64encode(buffer.getvalue()).decode("ascii")}
+
+
+def display_widget(widget: Any, still: Figure, dpi: int = 72) -> None:
+    """Display ``widget`` with ``still`` stored as its picture (see :func:`widget_bundle`)."""
+    from IPython.display import display
+
+    display(widget_bundle(widget, still, dpi=dpi), raw=True)
 
 
 # ----------------------------------------------------------------------------- notebook 07

@@ -7,6 +7,7 @@
 * every notebook stores the outputs of one fresh top-to-bottom run (execution counts
   1..n in order), so that nbval has something to compare;
 * every registered exercise is posed and checked in the notebook it names;
+* every cell that displays a widget also stores a PNG of it, for GitHub and nbviewer;
 * every notebook links its lesson, and the lesson links back;
 * each edition's Open-in-Colab badge opens that edition's own file from the repository named
   in ``[tool.course]`` of pyproject.toml (the one place), and the install cell installs from
@@ -158,6 +159,34 @@ def test_checked_cells_have_outputs(path):
     for c in nb.cells:
         if c.cell_type == "code" and "NBVAL_CHECK_OUTPUT" in c.source:
             assert c.outputs, f"cell [{c.execution_count}] is marked NBVAL_CHECK_OUTPUT but stores no output"
+
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def _widget_cells(nb):
+    """Code cells that stored a widget view (a live widget was displayed when the notebook ran)."""
+    return [c for c in nb.cells if c.cell_type == "code"
+            and any(WIDGET_VIEW in o.get("data", {}) for o in c.outputs)]
+
+
+@pytest.mark.parametrize("path", ALL, ids=_ids(ALL))
+def test_every_widget_cell_stores_a_still_picture(path):
+    """Without a kernel (GitHub, nbviewer) a widget shows as its text repr; a PNG must stand in."""
+    import base64
+
+    for c in _widget_cells(_read(path)):
+        pngs = [o.data["image/png"] for o in c.outputs if "image/png" in o.get("data", {})]
+        assert pngs, (f"cell [{c.execution_count}] displays a widget but stores no image/png: display it with "
+                      "course_lib.plots.display_widget(widget, still=<the figure of its initial value>)")
+        assert all(base64.b64decode(p)[:8] == b"\x89PNG\r\n\x1a\n" for p in pngs), "a stored image/png is not a PNG"
+
+
+def test_the_widget_notebooks_are_found():
+    """The check above is not vacuous: notebooks 02 and 04 display widgets (both editions)."""
+    names = {p.relative_to(ROOT / "notebooks").as_posix() for p in ALL if _widget_cells(_read(p))}
+    assert {"02_spatial_discount.ipynb", "04_softmax_attention.ipynb", "solutions/02_spatial_discount.ipynb",
+            "solutions/04_softmax_attention.ipynb"} <= names, names
 
 
 @pytest.mark.parametrize("name", sorted(REGISTRY))

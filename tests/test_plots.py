@@ -56,6 +56,47 @@ def test_widget_callback_draws_into_an_output_and_replaces_it():
     slider.value = 0.85  # the observer redraws without error
 
 
+def test_figure_widget_redraws_on_each_change():
+    widgets = pytest.importorskip("ipywidgets")
+    drawn = []
+
+    def figure_for(value):
+        drawn.append(value)
+        fig = Figure(figsize=(2, 1))
+        fig.subplots().set_title(f"value {value}")
+        return fig
+
+    slider = widgets.IntSlider(value=3, min=0, max=9)
+    box = plots.figure_widget(slider, figure_for)
+    assert box.children[0] is slider and isinstance(box.children[1], widgets.Output)
+    slider.value = 5
+    slider.value = 7
+    assert drawn == [3, 5, 7]  # the initial value at once, then one redraw per change
+    with pytest.raises(TypeError, match="value widget"):
+        plots.figure_widget(object(), figure_for)
+
+
+def test_widget_bundle_holds_the_view_and_a_png_of_the_still():
+    widgets = pytest.importorskip("ipywidgets")
+    import base64
+    import io
+
+    from PIL import Image
+
+    slider = widgets.FloatSlider(value=0.5)
+    fig = Figure(figsize=(4, 2))
+    fig.subplots().plot([0, 1], [0, 1])
+    bundle = plots.widget_bundle(slider, fig, dpi=50)
+    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == slider.model_id
+    assert "FloatSlider" in bundle["text/plain"]
+    image = Image.open(io.BytesIO(base64.b64decode(bundle["image/png"])))
+    assert image.format == "PNG"
+    # bbox_inches="tight" trims the margins: at most 4 x 2 inches at 50 dpi, and not tiny
+    assert 100 < image.width <= 200 and 50 < image.height <= 100
+    with pytest.raises(TypeError, match="widget"):
+        plots.widget_bundle(object(), fig)
+
+
 def test_show_images_and_to_display():
     x = torch.linspace(-1, 1, 3 * 4 * 5).view(1, 3, 4, 5)
     arr = plots.to_display(x)
