@@ -488,17 +488,23 @@ def _fuse_column_major_only(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tens
     return y.reshape(B, L, Hf, Wf)
 
 
-def _fuse_box_kernel(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
+def _fuse_both_passes_with(scores: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
+    """The release's two fuse passes, each a 'SAME' conv with ``kernel`` (1, 1, k, k) instead of
+    the identity: the shared body of the wrong-kernel mistakes below."""
     B, L, Hf, Wf = scores.shape
-    ones = scores.new_ones(1, 1, fuse_k, fuse_k)
+    k = kernel.shape[-1]
 
-    def box(m: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(pad_same(m, fuse_k), ones)
+    def conv(m: torch.Tensor) -> torch.Tensor:
+        return F.conv2d(pad_same(m, k), kernel)
 
-    y = box(scores.permute(0, 2, 3, 1).reshape(B, 1, Hf * Wf, L))
+    y = conv(scores.permute(0, 2, 3, 1).reshape(B, 1, Hf * Wf, L))
     y = y.view(B, Hf, Wf, Hf, Wf).permute(0, 2, 1, 4, 3).reshape(B, 1, Wf * Hf, L)
-    y = box(y).view(B, Wf, Hf, Wf, Hf).permute(0, 2, 1, 4, 3)
+    y = conv(y).view(B, Wf, Hf, Wf, Hf).permute(0, 2, 1, 4, 3)
     return y.reshape(B, Hf, Wf, L).permute(0, 3, 1, 2)
+
+
+def _fuse_box_kernel(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
+    return _fuse_both_passes_with(scores, scores.new_ones(1, 1, fuse_k, fuse_k))
 
 
 def _fuse_swap_foreground_only(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
@@ -514,16 +520,8 @@ def _fuse_fixed_k(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
 
 
 def _fuse_anti_diagonal(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
-    B, L, Hf, Wf = scores.shape
     kernel = torch.eye(fuse_k, dtype=scores.dtype).flip(-1).view(1, 1, fuse_k, fuse_k)
-
-    def conv(m: torch.Tensor) -> torch.Tensor:
-        return F.conv2d(pad_same(m, fuse_k), kernel)
-
-    y = conv(scores.permute(0, 2, 3, 1).reshape(B, 1, Hf * Wf, L))
-    y = y.view(B, Hf, Wf, Hf, Wf).permute(0, 2, 1, 4, 3).reshape(B, 1, Wf * Hf, L)
-    y = conv(y).view(B, Wf, Hf, Wf, Hf).permute(0, 2, 1, 4, 3)
-    return y.reshape(B, Hf, Wf, L).permute(0, 3, 1, 2)
+    return _fuse_both_passes_with(scores, kernel)
 
 
 _hints("fuse_scores", {
