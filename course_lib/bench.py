@@ -8,9 +8,8 @@ Run ``python scripts/benchmark.py [--device cpu|cuda] [--size 256] [--batch 1]
   as the median milliseconds per image over ``repeats`` timed calls after warm-up;
 * with ``--vs-reference``: the same forward pass with the fast ops of :mod:`course_lib.ops`
   (view-based resizes) and with the step-by-step reference ops
-  (:func:`course_lib.ops.use_reference_ops`: an ``F.pad`` copy before every conv,
-  ``index_select`` resizes), the two timed alternately call by call so that other jobs'
-  load hits both alike, their ratio, and whether the outputs are identical (``torch.equal``);
+  (:func:`course_lib.ops.use_reference_ops`: ``index_select`` resizes), the two timed
+  alternately call by call so that other jobs' load hits both alike, their ratio, and whether the outputs are identical (``torch.equal``);
 * the same number divided by the paper's runtime figures (0.2 s per 512x512 image
   on a GTX 1080 Ti, 1.5 s on an Intel Xeon E5-2697 v3 CPU). Those were measured by the
   authors on THEIR machines with TensorFlow: the ratio says how this machine and this code
@@ -274,7 +273,7 @@ def bench_generator_vs_reference(generator: Generator, size: int, batch: int, de
     peak = peak_memory_mb(device)
     note = f"cnum={generator.cnum}, median of {repeats}, timed alternately"
     ref_row = _timed_row(f"generator {size}x{size} inference, reference ops, B={batch}", seconds[True],
-                         batch, "ms/image", peak, note + "; F.pad copies + index_select")
+                         batch, "ms/image", peak, note + "; index_select resizes")
     fast_row = _timed_row(f"generator {size}x{size} inference, fast ops, B={batch}", seconds[False],
                           batch, "ms/image", peak, note)
     ratio = _ratio_row(f"generator {size}x{size} reference / fast ops", ref_row.median, fast_row.median,

@@ -14,18 +14,16 @@ Two details decide whether the official TensorFlow weights give the official out
 Used by every layer of the model; ``pad_same`` appears in notebooks 03-04, the resize
 semantics in notebook 06 (the rate-2 downsampling).
 
-Two implementations of each, tested equal (``torch.equal``) in ``tests/test_ops.py``:
+The resize has two implementations, tested equal (``torch.equal``, values and gradients) in
+``tests/test_ops.py``: the step-by-step :func:`resize_nearest_reference` (two
+``index_select`` gathers), kept for teaching and as the reference, and the fast
+:func:`resize_nearest` the model runs (strided slices / a broadcast repeat where the index
+table is an arithmetic run or a x2 pixel repetition, ``index_select`` otherwise). The conv,
+:func:`same_conv2d`, has one: folding the padding into the conv is not bit-exact on every CPU
+(see its docstring).
 
-* the step-by-step ones, kept for teaching and as the reference:
-  :func:`same_conv2d_reference` (``F.pad`` copy, then a padding-free conv) and
-  :func:`resize_nearest_reference` (two ``index_select`` gathers);
-* the fast one the model runs: :func:`resize_nearest` uses strided slices / a broadcast
-  repeat where the index table is an arithmetic run or a x2 pixel repetition (falling back
-  to ``index_select`` otherwise). :func:`same_conv2d` stays the padded copy: folding the
-  padding into the conv is not bit-exact on every CPU (see its docstring).
-
-:func:`use_reference_ops` switches the model back to the reference implementations
-(for the benchmark's old-vs-new rows and the equality tests).
+:func:`use_reference_ops` switches the model back to the reference resize (for the
+benchmark's old-vs-new rows and the equality tests).
 """
 from __future__ import annotations
 
@@ -40,7 +38,6 @@ import torch.nn.functional as F
 __all__ = [
     "same_padding",
     "pad_same",
-    "same_conv2d_reference",
     "same_conv2d",
     "nearest_indices",
     "resize_nearest_reference",
@@ -87,11 +84,11 @@ _REFERENCE = {"on": False}  # set by use_reference_ops()
 
 @contextlib.contextmanager
 def use_reference_ops(enabled: bool = True) -> Iterator[None]:
-    """Within the block, :func:`same_conv2d` and :func:`resize_nearest` run the step-by-step references.
+    """Within the block, :func:`resize_nearest` runs the step-by-step reference.
 
     For comparisons: ``with use_reference_ops(): generator(x, mask)`` is the model as it ran
-    before the fast paths existed (explicit ``F.pad`` before every conv, ``index_select``
-    resizes). Not thread-safe (a module-level switch).
+    before the fast resize existed (``index_select`` gathers). Not thread-safe (a
+    module-level switch).
     """
     previous = _REFERENCE["on"]
     _REFERENCE["on"] = bool(enabled)
@@ -101,29 +98,20 @@ def use_reference_ops(enabled: bool = True) -> Iterator[None]:
         _REFERENCE["on"] = previous
 
 
-def same_conv2d_reference(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                          stride: int = 1, dilation: int = 1) -> torch.Tensor:
-    """TF ``'SAME'`` conv, step by step: pad a copy with :func:`pad_same`, then a padding-free conv.
-
-    ``x`` (B, C_in, H, W), ``weight`` (C_out, C_in, k, k) -> (B, C_out, ceil(H/s), ceil(W/s)).
-    """
-    k = weight.shape[-1]
-    return F.conv2d(pad_same(x, k, stride, dilation), weight, bias, stride, 0, dilation)
-
-
 def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                 stride: int = 1, dilation: int = 1) -> torch.Tensor:
-    """TF ``'SAME'`` conv as the model runs it: :func:`same_conv2d_reference` (one padded copy).
+    """TF ``'SAME'`` conv: pad a copy with :func:`pad_same`, then a padding-free conv.
+
+    ``x`` (B, C_in, H, W), ``weight`` (C_out, C_in, k, k) -> (B, C_out, ceil(H/s), ceil(W/s)).
 
     Folding a symmetric padding into ``F.conv2d`` (no copy) was measured and rejected: on this
     project's AVX-512 machine it gave the same bits for paddings up to 4 in inference, but
     under AVX2 kernels (``ONEDNN_MAX_CPU_ISA=AVX2``, as on CI) oneDNN sums in another order
     and the outputs differ in the last bits, so stored notebook numbers and the official
     weights' outputs would depend on the CPU; weight gradients differ (~1e-5) on every CPU.
-    The fast path of this module is the resize (:func:`resize_nearest`), which is exact by
-    construction.
     """
-    return same_conv2d_reference(x, weight, bias, stride, dilation)
+    k = weight.shape[-1]
+    return F.conv2d(pad_same(x, k, stride, dilation), weight, bias, stride, 0, dilation)
 
 
 def nearest_indices(in_size: int, out_size: int, align_corners: bool = True,
