@@ -50,6 +50,7 @@ __all__ = [
     "masked_softmax",
     "reconstruct",
     "attention_offsets",
+    "attention_weights",
     "contextual_attention",
 ]
 
@@ -331,6 +332,40 @@ def _check_inputs(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor]
         )
 
 
+def attention_weights(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                      ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
+                      softmax_scale: float = 10.0, fuse: bool = True) -> torch.Tensor:
+    """Steps 2-8 of :func:`contextual_attention`: how much each foreground position copies of each patch.
+
+    Same arguments as :func:`contextual_attention`. Returns ``attention`` ``(B, L, Hf, Wf)``:
+    ``attention[n, l, i, j]`` is the weight with which foreground cell ``(i, j)`` of the
+    ``1/rate`` grid (image pixels ``rate`` times the feature stride wide) copies background patch
+    ``l``, numbered row-major over the background grid ``(ceil(Hb/rate/stride), ceil(Wb/rate/stride))``
+    (``l = row * grid_width + col``). Patches touching the hole get weight 0, and the weights
+    of a cell sum to at most 1 (the release does not renormalise after masking). This is the
+    map that the paper's Figure 4 and notebook 10's attention explorer show.
+    """
+    _check_positive_int("ksize", ksize)
+    _check_positive_int("stride", stride)
+    _check_positive_int("rate", rate)
+    _check_positive_int("fuse_k", fuse_k)
+    _check_inputs(f, b, mask, rate)
+    f_small = downsample(f, rate)  # (B, C, H/r, W/r)
+    b_small = downsample(b, rate)  # (B, C, Hb/r, Wb/r)
+    if mask is None:
+        mask_small = b_small.new_zeros(1, 1, *b_small.shape[-2:])  # (1, 1, Hb/r, Wb/r)
+    else:
+        mask_small = downsample(mask.to(b.dtype), rate)  # (1 or B, 1, Hb/r, Wb/r)
+    w = extract_patches(b_small, ksize, stride)  # (B, L, C, k, k)
+    mm = valid_patches(mask_small, ksize, stride)  # (1 or B, L)
+
+    scores = matching_scores(f_small, normalize_patches(w))  # (B, L, Hf, Wf)
+    if fuse:
+        bg_grid = (-(-b_small.shape[-2] // stride), -(-b_small.shape[-1] // stride))
+        scores = fuse_scores(scores, fuse_k, bg_size=bg_grid)  # (B, L, Hf, Wf)
+    return masked_softmax(scores, mm, softmax_scale)  # (B, L, Hf, Wf)
+
+
 def contextual_attention(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None,
                          ksize: int = 3, stride: int = 1, rate: int = 2, fuse_k: int = 3,
                          softmax_scale: float = 10.0, fuse: bool = True,
@@ -359,31 +394,12 @@ def contextual_attention(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.
         this picture by nearest neighbour instead (DeepFill v2's code: bilinear); only the
         visualisation differs, ``y`` does not depend on it.
     """
-    _check_positive_int("ksize", ksize)
-    _check_positive_int("stride", stride)
-    _check_positive_int("rate", rate)
-    _check_positive_int("fuse_k", fuse_k)
-    _check_inputs(f, b, mask, rate)
     H, W = f.shape[-2:]
+    attention = attention_weights(f, b, mask, ksize, stride, rate, fuse_k, softmax_scale, fuse)  # (B, L, Hf, Wf)
     raw_w = extract_patches(b, 2 * rate, rate * stride)  # (B, L, C, 2r, 2r)
-    f_small = downsample(f, rate)  # (B, C, H/r, W/r)
-    b_small = downsample(b, rate)  # (B, C, Hb/r, Wb/r)
-    if mask is None:
-        mask_small = b_small.new_zeros(1, 1, *b_small.shape[-2:])  # (1, 1, Hb/r, Wb/r)
-    else:
-        mask_small = downsample(mask.to(b.dtype), rate)  # (1 or B, 1, Hb/r, Wb/r)
-    w = extract_patches(b_small, ksize, stride)  # (B, L, C, k, k)
-    mm = valid_patches(mask_small, ksize, stride)  # (1 or B, L)
-
-    scores = matching_scores(f_small, normalize_patches(w))  # (B, L, Hf, Wf)
-    if fuse:
-        bg_grid = (-(-b_small.shape[-2] // stride), -(-b_small.shape[-1] // stride))
-        scores = fuse_scores(scores, fuse_k, bg_size=bg_grid)  # (B, L, Hf, Wf)
-    attention = masked_softmax(scores, mm, softmax_scale)  # (B, L, Hf, Wf)
-
     y = reconstruct(attention, raw_w, rate, (H, W))  # (B, C, H, W)
     with torch.no_grad():
-        offsets = attention_offsets(attention, f_small.shape[-1])  # (B, 2, Hf, Wf)
+        offsets = attention_offsets(attention, attention.shape[-1])  # (B, 2, Hf, Wf)
         flow = flow_to_color(offsets, dtype=f.dtype).to(f.device)  # (B, 3, Hf, Wf)
         if rate != 1:
             flow = F.interpolate(flow, size=(H, W), mode="bilinear", align_corners=True)  # (B, 3, H, W)

@@ -160,6 +160,18 @@ class RefineNetwork(nn.Module):
             h = getattr(self, name)(h)
         return h
 
+    def attention_inputs(self, h_in: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The attention branch up to the layer: ``h_in`` (B, 5, H, W) -> features (B, 4c, H/4, W/4) and their mask.
+
+        ``pmconv1 .. pmconv6`` on the stage input, and the hole mask resized (nearest,
+        align_corners) to the feature grid: what :func:`course_lib.attention.contextual_attention`
+        receives (as both ``f`` and ``b``) in :meth:`forward`.
+        """
+        pm = self._run(h_in, (
+            "pmconv1", "pmconv2_downsample", "pmconv3", "pmconv4_downsample", "pmconv5", "pmconv6",
+        ))  # (B, 4c, H/4, W/4)
+        return pm, resize_nearest(mask, tuple(pm.shape[-2:]))  # (B or 1, 1, H/4, W/4)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (B, 3, H, W) coarse composite, ``mask`` (B or 1, 1, H, W) -> (x_stage2, flow).
 
@@ -171,10 +183,7 @@ class RefineNetwork(nn.Module):
             "xconv1", "xconv2_downsample", "xconv3", "xconv4_downsample", "xconv5", "xconv6",
             "xconv7_atrous", "xconv8_atrous", "xconv9_atrous", "xconv10_atrous",
         ))  # (B, 4c, H/4, W/4)
-        pm = self._run(h_in, (
-            "pmconv1", "pmconv2_downsample", "pmconv3", "pmconv4_downsample", "pmconv5", "pmconv6",
-        ))  # (B, 4c, H/4, W/4)
-        mask_s = resize_nearest(mask, tuple(pm.shape[-2:]))  # (B or 1, 1, H/4, W/4)
+        pm, mask_s = self.attention_inputs(h_in, mask)  # (B, 4c, H/4, W/4), (B or 1, 1, H/4, W/4)
         pm, flow = contextual_attention(pm, pm, mask_s, 3, 1, rate=2)  # (B, 4c, H/4, W/4)
         pm = self._run(pm, ("pmconv9", "pmconv10"))  # (B, 4c, H/4, W/4)
         h = torch.cat([x_hallu, pm], dim=1)  # (B, 8c, H/4, W/4)

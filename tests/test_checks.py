@@ -1309,6 +1309,52 @@ def _alt_ema(average, weights, num_updates, decay):
     return d
 
 
+# ---- attention_at (notebook 10), written unlike the planted mistakes
+
+
+def _at_cols_first(attention, grid, row, col, cell=8):
+    i, j = divmod(col, cell)[0], divmod(row, cell)[0]
+    return attention[0][:, i][:, j].reshape(grid)
+
+
+def _at_transposed_grid(attention, grid, row, col, cell=8):
+    hc, wc = grid
+    return attention[0, :, row // cell, col // cell].view(wc, hc).transpose(0, 1)
+
+
+def _at_no_cell(attention, grid, row, col, cell=8):
+    return attention[0, :, row, col].view(*grid)
+
+
+def _at_nearest_cell(attention, grid, row, col, cell=8):
+    i = min(int(row / cell + 0.5), attention.shape[-2] - 1)
+    j = min(int(col / cell + 0.5), attention.shape[-1] - 1)
+    return attention[0, :, i, j].view(*grid)
+
+
+def _at_batch_mean(attention, grid, row, col, cell=8):
+    return attention.mean(0)[:, row // cell, col // cell].view(*grid)
+
+
+def _at_sum_to_one(attention, grid, row, col, cell=8):
+    w = attention[0, :, row // cell, col // cell].view(*grid)
+    return w / w.sum()
+
+
+def _at_eight(attention, grid, row, col, cell=8):
+    return attention[0, :, row >> 3, col >> 3].view(*grid)
+
+
+def _at_normalises_in_place(attention, grid, row, col, cell=8):
+    attention /= attention.sum(dim=1, keepdim=True)
+    return attention[0, :, row // cell, col // cell].reshape(grid)
+
+
+def _alt_attention_at(attention, grid, row, col, cell=8):
+    per_cell = attention[0].permute(1, 2, 0)  # (Hf, Wf, L)
+    return per_cell[int(row // cell), int(col // cell)].reshape(grid[0], grid[1])
+
+
 NO_GRAD, NAN_GRAD, GRAD_DIFFERS = "no gradient", "eps or a clamp is in the wrong place", "hidden from autograd"
 
 WRONG: dict[str, list[tuple[str, object]]] = {
@@ -1440,6 +1486,12 @@ WRONG: dict[str, list[tuple[str, object]]] = {
         ("copy integer", _ema_counters_averaged), ("decay argument", _ema_fixed_decay_mine), ("min(", _ema_larger),
         ("in place", _ema_moves_weights), ("work one number by hand", _ema_wrong_warmup),
         ("keeping their dtype", _ema_float64)],
+    "attention_at": [
+        ("rows and columns", _at_cols_first), ("row-major", _at_transposed_grid), ("divide the pixel", _at_no_cell),
+        ("floor", _at_nearest_cell), ("first image", _at_batch_mean), ("not renormalised", _at_sum_to_one),
+        ("cell argument", _at_eight), ("in place", _at_normalises_in_place), (NO_GRAD, under_no_grad("attention_at")),
+        ("float64", as_float64("attention_at")), ("NumPy", as_numpy("attention_at")),
+        ("is None", forgets_return("attention_at"))],
 }
 
 ALTERNATIVES = {
@@ -1450,6 +1502,7 @@ ALTERNATIVES = {
     "receptive_field": _alt_rf, "compose_stages": _alt_compose, "coarse_stage": _alt_coarse,
     "flatten_nhwc": _alt_flatten, "wgan_critic_loss": _alt_wgan, "masked_slopes": _alt_slopes,
     "gradient_penalty": _alt_gp, "atomic_save": _alt_save, "ema_update": _alt_ema,
+    "attention_at": _alt_attention_at,
 }
 WRONG_CASES = [(name, i) for name in sorted(WRONG) for i in range(len(WRONG[name]))]
 
