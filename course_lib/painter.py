@@ -225,12 +225,14 @@ class MaskPainter:
         canvas.on_mouse_down(self._on_down)
         canvas.on_mouse_move(self._on_move)
         canvas.on_mouse_up(self._on_up)
+        canvas.on_mouse_out(self._on_up)  # a stroke dragged off the canvas ends there (its mouse-up is lost)
         views: dict[str, Any] = {"canvas": canvas}
         columns = [widgets.VBox([widgets.HTML("<b>paint here</b>"), canvas])]
         for key, title in (("coarse", "coarse (stage 1)"), ("refined", "refined (stage 2)"), ("flow", "attention flow")):
             views[key] = widgets.Image(format="png", layout=widgets.Layout(width=size, height=size))
             columns.append(widgets.VBox([widgets.HTML(f"<b>{title}</b>"), views[key]]))
         views["status"] = widgets.Label()
+        views["status"].add_class("painter-status")
         brush = widgets.FloatSlider(value=self.brush, min=2.0, max=24.0, step=1.0, description="brush (px)")
         brush.observe(self._set_brush, names="value")
         clear = widgets.Button(description="Clear")

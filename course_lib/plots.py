@@ -489,3 +489,41 @@ def per_kind_figure(scores: dict[str, dict[str, float]], ylabel: str = "hole PSN
     ax.legend(fontsize=8, ncol=len(scores))
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- notebook 10
+
+def hole_size_figure(sides: Sequence[int], model_db: Sequence[float], baseline_db: Sequence[float],
+                     trained: Optional[tuple[int, int]] = None, image_size: int = 64) -> Figure:
+    """Hole PSNR against the side of a centred square hole, model vs the diffusion fill.
+
+    ``trained``: the range of hole sides the model saw in training, shaded.
+    """
+    fig = Figure(figsize=(5.0, 3.2))
+    ax = fig.subplots()
+    if trained is not None:
+        ax.axvspan(trained[0], trained[1], color="0.9", label="hole sides seen in training")
+    ax.plot(sides, model_db, "o-", label="toy model")
+    ax.plot(sides, baseline_db, "s--", label="diffusion fill (no learning)")
+    ax.set_xlabel(f"side of the square hole (pixels of {image_size})")
+    ax.set_ylabel("hole PSNR (dB)")
+    ax.legend(fontsize=8)
+    ax.grid(alpha=0.3)
+    fig.tight_layout()
+    return fig
+
+
+def equal_psnr_figure(pair: Any, sharp_plausible: float, sharp_blurred: float) -> Figure:
+    """The ground truth and two fills of :func:`course_lib.blind_spot.equal_psnr_fills`, with their numbers."""
+    fig = Figure(figsize=(8.0, 3.0))
+    panels = ((pair.image, "ground truth"),
+              (pair.image * (1 - pair.mask) + pair.mask, "the hole"),
+              (pair.plausible, f"plausible: {pair.psnr_plausible:.2f} dB\nsharpness {sharp_plausible:.2f}"),
+              (pair.blurred, f"blurred: {pair.psnr_blurred:.2f} dB\nsharpness {sharp_blurred:.2f}"))
+    for ax, (img, title) in zip(fig.subplots(1, 4), panels):
+        ax.imshow(to_display(img[0]), interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    fig.tight_layout()
+    return fig

@@ -75,6 +75,12 @@ def test_the_widget_redraws_after_a_stroke_and_clears(model):
     assert len(painter.strokes) == 1 and painter.mask.sum() > 0
     assert painter._views["refined"].value != before
     assert "1 stroke(s)" in painter._views["status"].value
+    painter._on_down(20, 20)
+    painter._on_move(0, 0)
+    painter._on_up(-3, -3)  # what mouse-out sends when the drag leaves the canvas
+    assert len(painter.strokes) == 2
+    painter._on_up(5, 5)  # a second end (mouse-out, then mouse-up outside) adds nothing
+    assert len(painter.strokes) == 2
     painter.clear()
     assert painter.strokes == [] and painter.mask.sum() == 0 and "paint a stroke" in painter._views["status"].value
 
