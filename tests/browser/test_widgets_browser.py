@@ -11,7 +11,9 @@ outputs cleared, it:
 2. opens the notebook, runs Run > Run All Cells and waits until every code cell has run and
    the kernel is idle;
 3. focuses each slider handle / dropdown, presses arrow keys and asserts that the picture
-   (or text) in the widget's own output area changes;
+   (or text) in the widget's own output area changes; paints a stroke on each mask painter
+   (mouse down, drag, up) and asserts that its coarse / refined / flow pictures change; clicks
+   twice on each attention explorer and asserts that its figure changes;
 4. saves the notebook and asserts that no cell stored an error output, that no output area
    shows a traceback, and that the browser logged no console error.
 
@@ -190,6 +192,90 @@ def wait_for_change(widget_box, before: str, what: str) -> str:
     raise AssertionError(f"{what}: the widget's output did not change within {CHANGE_TIMEOUT_S} s")
 
 
+def pictures(box) -> str:
+    """The src of every picture in a widget box (ipywidgets.Image and Output pictures alike)."""
+    images = box.locator("img")
+    return "|".join(images.nth(i).get_attribute("src") or "" for i in range(images.count()))
+
+
+def wait_for_pictures(box, before: str, what: str) -> str:
+    deadline = time.monotonic() + CHANGE_TIMEOUT_S
+    while time.monotonic() < deadline:
+        now = pictures(box)
+        if now and now != before:
+            return now
+        time.sleep(0.25)
+    raise AssertionError(f"{what}: no picture changed within {CHANGE_TIMEOUT_S} s")
+
+
+def paint_a_stroke(painter, what: str) -> None:
+    """Press, drag across the canvas and release, as a student does; the three results must be redrawn."""
+    canvas = painter.locator("canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box and box["width"] > 50, f"{what}: the canvas is not rendered"
+    before = pictures(painter)
+    assert before.count("|") >= 2, f"{what}: the coarse, refined and flow pictures are missing"
+    status = painter.locator(".painter-status").first
+
+    def stroke(fy: float) -> None:
+        mouse = painter.page.mouse
+        x0, y0 = box["x"] + 0.2 * box["width"], box["y"] + fy * box["height"]
+        mouse.move(x0, y0)
+        mouse.down()
+        for k in range(1, 11):
+            mouse.move(x0 + 0.06 * k * box["width"], y0 - 0.04 * k * box["height"])
+        mouse.up()
+
+    def strokes_and_hole() -> tuple[int, float]:
+        text = status.inner_text()
+        found = re.search(r"(\d+) stroke\(s\), hole ([\d.]+) %.*filled in", text)
+        assert found, f"{what}: the status line says {text!r}"
+        return int(found.group(1)), float(found.group(2))
+
+    def wait_for_strokes(n: int, doing: str) -> tuple[int, float]:
+        deadline = time.monotonic() + CHANGE_TIMEOUT_S
+        while True:
+            found = re.search(r"(\d+) stroke\(s\)", status.inner_text())
+            if found and int(found.group(1)) == n:
+                return strokes_and_hole()
+            assert time.monotonic() < deadline, f"{what}: {doing}: the status still says {status.inner_text()!r}"
+            time.sleep(0.25)
+
+    n0, hole0 = strokes_and_hole()  # the notebook paints one stroke before it shows the painter
+    stroke(0.7)  # from (0.2, 0.7) to (0.8, 0.3) of the canvas
+    n1, hole1 = wait_for_strokes(n0 + 1, "painted a stroke")
+    before = wait_for_pictures(painter, before, f"{what}: painted a stroke")
+    assert hole1 > hole0, f"{what}: a stroke did not grow the hole ({hole0} -> {hole1} %)"
+    brush = painter.locator(".widget-slider .noUi-handle").first  # the brush size: wider for the next stroke
+    brush.focus()
+    for _ in range(6):
+        brush.press("ArrowRight")
+    stroke(0.95)  # a second stroke, parallel to the first and clear of it
+    n2, hole2 = wait_for_strokes(n1 + 1, "painted a second stroke with a wider brush")
+    wait_for_pictures(painter, before, f"{what}: painted a second stroke with a wider brush")
+    assert hole2 - hole1 > 1.5 * (hole1 - hole0), f"{what}: a stroke twice as wide should add more hole " \
+        f"({hole0} -> {hole1} -> {hole2} %)"
+    painter.get_by_role("button", name="Clear").click()
+    deadline = time.monotonic() + CHANGE_TIMEOUT_S
+    while "paint a stroke" not in status.inner_text():
+        assert time.monotonic() < deadline, f"{what}: Clear did not reset the painter ({status.inner_text()!r})"
+        time.sleep(0.25)
+
+
+def click_a_pixel(explorer, what: str) -> None:
+    """Click two places on the explorer's canvas; its figure must be redrawn each time."""
+    canvas = explorer.locator("canvas").first
+    canvas.scroll_into_view_if_needed()
+    box = canvas.bounding_box()
+    assert box and box["width"] > 50, f"{what}: the canvas is not rendered"
+    output = explorer.locator(".widget-output").first
+    before = pictures(output)
+    for fx, fy in ((0.3, 0.4), (0.6, 0.5)):
+        explorer.page.mouse.click(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
+        before = wait_for_pictures(output, before, f"{what}: clicked at ({fx}, {fy}) of the canvas")
+
+
 @pytest.mark.parametrize("notebook", widget_notebooks(), ids=lambda p: str(p.relative_to(NOTEBOOKS)))
 def test_widgets_redraw_in_jupyterlab(notebook: Path, lab: tuple[str, str, Path], browser) -> None:
     url, token, root = lab
@@ -206,10 +292,13 @@ def test_widgets_redraw_in_jupyterlab(notebook: Path, lab: tuple[str, str, Path]
     run_all_cells(page, RUN_TIMEOUT_S)
     ran = time.monotonic() - started
 
-    controls = page.locator(".jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-dropdown select")
-    assert controls.count() > 0, f"{rel} creates a widget but no slider or dropdown was rendered"
-    for i in range(controls.count()):
-        control = controls.nth(i)
+    all_controls = page.locator(".jp-OutputArea-output .widget-slider .noUi-handle, .jp-OutputArea-output .widget-dropdown select")
+    # the painter's and the explorer's own controls are driven by their own steps below
+    controls = [all_controls.nth(i) for i in range(all_controls.count())
+                if not all_controls.nth(i).evaluate("e => !!e.closest('.course-painter, .course-explorer')")]
+    canvases = page.locator(".course-painter, .course-explorer")
+    assert controls or canvases.count(), f"{rel} creates a widget but no slider, dropdown or canvas was rendered"
+    for i, control in enumerate(controls):
         # the VBox([control, Output]) that figure_widget / discount_widget build
         box = control.locator("xpath=ancestor::div[contains(@class, 'widget-vbox')][.//div[contains(@class, 'widget-output')]][1]")
         assert box.count() == 1, f"{rel}: control {i} has no output area of its own"
@@ -224,8 +313,15 @@ def test_widgets_redraw_in_jupyterlab(notebook: Path, lab: tuple[str, str, Path]
             before = wait_for_change(box, before, f"{rel} control {i} moved {way} (readout was {shown_value!r}, "
                                                   f"now {readout.inner_text() if readout.count() else ''!r})")
 
+    for i in range(page.locator(".course-painter").count()):
+        paint_a_stroke(page.locator(".course-painter").nth(i), f"{rel} painter {i}")
+    for i in range(page.locator(".course-explorer").count()):
+        click_a_pixel(page.locator(".course-explorer").nth(i), f"{rel} explorer {i}")
+
     shown = " ".join(page.locator(".jp-OutputArea-output").all_inner_texts())
     assert "Traceback" not in shown, f"{rel}: an output area shows a traceback:\n{shown[:3000]}"
+    # a focused widget (a canvas after a click) keeps JupyterLab's shortcuts from firing: let go of it
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
     page.keyboard.press("Control+s")
     saved_path = root / "notebooks" / rel
     deadline = time.monotonic() + 30
