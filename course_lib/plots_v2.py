@@ -50,7 +50,7 @@ def gate_maps_figure(layer: GatedConv2d, h: torch.Tensor, mask: torch.Tensor, im
     fig = Figure(figsize=(2.2 * n, 2.6))
     ax = fig.add_subplot(1, n, 1)
     ax.imshow(to_display(image * (1 - mask)), interpolation="nearest")
-    ax.set_title("input (hole black)", fontsize=8)
+    ax.set_title("input (hole = 0, grey)", fontsize=8)
     ax.set_axis_off()
     ax = fig.add_subplot(1, n, 2)
     ax.imshow(gate.mean(0).numpy(), cmap="viridis", vmin=0, vmax=1, interpolation="nearest")
