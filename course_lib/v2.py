@@ -5,8 +5,9 @@ Paper: Yu et al., "Free-Form Image Inpainting with Gated Convolution", ICCV 2019
 (free-form masks; :func:`course_lib.masks.brush_stroke_mask`). Taught in notebook 11 and
 lesson 11, a bonus chapter after the DeepFill v1 course.
 
-What follows the v2 release (``inpaint_ops.gen_conv`` / ``dis_conv`` and
-``inpaint_model.py`` of the official repository's master branch, read for this module):
+What follows the v2 release (``inpaint_model.py`` of the official repository's master
+branch, read for this module; ``gen_conv`` / ``dis_conv`` of its ``inpaint_ops.py`` read in
+copies of that file that agree with one another):
 
 * ``gen_conv`` is ONE conv whose output channels are split in two halves along the
   channels: the first half are the features, the second the gate;

@@ -82,6 +82,14 @@ def test_the_module_matches_the_function_and_has_gradients():
     assert x.grad is not None and layer.weight.grad.abs().sum() > 0
 
 
+def test_gate_bias_starts_only_the_gate_half():
+    layer = GatedConv2d(3, 4, gate_bias=2.0)
+    assert layer.bias[:4].tolist() == [0.0] * 4 and layer.bias[4:].tolist() == [2.0] * 4
+    net = GatedCoarseNetwork(4, gate_bias=2.0)
+    assert net.conv13_upsample.conv.bias[8:].eq(2.0).all()  # the deconv's gates too (8 features, 8 gates)
+    assert net.conv17.bias.eq(0).all()  # the plain output conv has no gate
+
+
 def test_gated_conv_module_bad_arguments():
     with pytest.raises(ValueError, match="unknown activation"):
         GatedConv2d(3, 4, activation="gelu")
