@@ -1,6 +1,6 @@
 """The exercise checks, tested in both directions (nbgrader's --invert idea).
 
-For EVERY registered exercise (notebooks 00-09, whoever wrote them): the reference passes
+For EVERY registered exercise (notebooks 00-09 and 11, whoever wrote them): the reference passes
 its own check; a stub raising NotImplementedError falls back to the reference with the
 loud message; each planted mistake FAILS with an AssertionError whose message contains
 the hint phrase it was registered with; and each exercise has at least two mistakes.
@@ -1504,6 +1504,138 @@ ALTERNATIVES = {
     "gradient_penalty": _alt_gp, "atomic_save": _alt_save, "ema_update": _alt_ema,
     "attention_at": _alt_attention_at,
 }
+# ---- notebook 11 (DeepFill v2)
+
+def _gc_split(x, weight, bias, stride=1, dilation=1):
+    h = F.conv2d(pad_same(x, weight.shape[-1], stride, dilation), weight, bias, stride, 0, dilation)
+    c = h.shape[1] // 2
+    return h[:, :c], h[:, c:]  # features, gate
+
+
+def _gc_sigmoid_on_features(x, weight, bias, stride=1, dilation=1):
+    f, g = _gc_split(x, weight, bias, stride, dilation)
+    return torch.sigmoid(f) * F.elu(g)
+
+
+def _gc_linear_features(x, weight, bias, stride=1, dilation=1):
+    f, g = _gc_split(x, weight, bias, stride, dilation)
+    return f * torch.sigmoid(g)
+
+
+def _gc_tanh_gate(x, weight, bias, stride=1, dilation=1):
+    f, g = _gc_split(x, weight, bias, stride, dilation)
+    return F.elu(f) * torch.tanh(g)
+
+
+def _gc_gate_first(x, weight, bias, stride=1, dilation=1):
+    f, g = _gc_split(x, weight, bias, stride, dilation)
+    return F.elu(torch.sigmoid(g) * f)
+
+
+def _gc_relu(x, weight, bias, stride=1, dilation=1):
+    f, g = _gc_split(x, weight, bias, stride, dilation)
+    return f.clamp(min=0) * torch.sigmoid(g)
+
+
+def _gc_pairs(x, weight, bias, stride=1, dilation=1):
+    h = F.conv2d(pad_same(x, weight.shape[-1], stride, dilation), weight, bias, stride, 0, dilation)
+    b, c2, hh, ww = h.shape
+    pairs = h.view(b, c2 // 2, 2, hh, ww)  # channels (0, 1), (2, 3), ... as (feature, gate)
+    return F.elu(pairs[:, :, 0]) * torch.sigmoid(pairs[:, :, 1])
+
+
+def _gc_torch_padding(x, weight, bias, stride=1, dilation=1):
+    h = F.conv2d(x, weight, bias, stride, weight.shape[-1] // 2, dilation)
+    f, g = h.chunk(2, dim=1)
+    return F.elu(f) * torch.sigmoid(g)
+
+
+def _gc_no_bias(x, weight, bias, stride=1, dilation=1):
+    return REGISTRY["gated_conv2d"].reference(x, weight, None, stride, dilation)
+
+
+def _alt_gated(x, weight, bias, stride=1, dilation=1):
+    c = weight.shape[0] // 2  # two convs from the two halves of one weight: the same maths
+    features = F.conv2d(pad_same(x, weight.shape[-1], stride, dilation), weight[:c], bias[:c], stride, 0, dilation)
+    gate = F.conv2d(pad_same(x, weight.shape[-1], stride, dilation), weight[c:], bias[c:], stride, 0, dilation)
+    return torch.where(features > 0, features, torch.expm1(features)) / (1 + torch.exp(-gate))
+
+
+def _hd_flipped(pos, neg):
+    return (1 + pos).clamp(min=0).mean() + (1 - neg).clamp(min=0).mean()
+
+
+def _hd_unclipped(pos, neg):
+    return (1 - pos).mean() + (1 + neg).mean()
+
+
+def _hd_summed(pos, neg):
+    return F.relu(1 - pos).sum() + F.relu(1 + neg).sum()
+
+
+def _hd_no_margin(pos, neg):
+    return F.relu(-pos).mean() + F.relu(neg).mean()
+
+
+def _hd_wgan(pos, neg):
+    return neg.mean() - pos.mean()
+
+
+def _hd_averaged(pos, neg):
+    return (F.relu(1 - pos).mean() + F.relu(1 + neg).mean()) / 2
+
+
+def _hd_hinge_of_means(pos, neg):
+    return F.relu(1 - pos.mean()) + F.relu(1 + neg.mean())
+
+
+def _hd_per_patch(pos, neg):
+    return F.relu(1 - pos) + F.relu(1 + neg)
+
+
+def _hd_real_only(pos, neg):
+    return F.relu(1 - pos).mean()
+
+
+def _hd_item(pos, neg):
+    return (F.relu(1 - pos).mean() + F.relu(1 + neg).mean()).item()
+
+
+def _alt_hinge_d(pos, neg):
+    return (1 - pos).clamp(min=0).sum() / pos.numel() + (1 + neg).clamp(min=0).sum() / neg.numel()
+
+
+def _hg_item(neg):
+    return -neg.mean().item()
+
+
+def _alt_hinge_g(neg):
+    return -neg.sum() / neg.numel()
+
+
+WRONG.update({
+    "gated_conv2d": [
+        ("first half", _gc_sigmoid_on_features), ("ELU on the features", _gc_linear_features),
+        ("sigmoid, not tanh", _gc_tanh_gate), ("before the product", _gc_gate_first),
+        ("ELU, not ReLU", _gc_relu), ("two halves", _gc_pairs), ("'SAME' padding", _gc_torch_padding),
+        ("differs from course_lib's", _gc_no_bias), ("float64", as_float64("gated_conv2d")),
+        (NO_GRAD, under_no_grad("gated_conv2d")), ("is None", forgets_return("gated_conv2d")),
+        ("in place", clobbers("gated_conv2d"))],
+    "hinge_d_loss": [
+        ("signs are flipped", _hd_flipped), ("clip each term", _hd_unclipped), ("not the sum", _hd_summed),
+        ("margin of 1", _hd_no_margin), ("WGAN critic loss", _hd_wgan), ("0.5", _hd_averaged),
+        ("each score", _hd_hinge_of_means), ("one number", _hd_per_patch),
+        ("differs from course_lib's", _hd_real_only), ("Python float", _hd_item),
+        (NO_GRAD, under_no_grad("hinge_d_loss")), ("float64", as_float64("hinge_d_loss"))],
+    "hinge_g_loss": [
+        ("sign is flipped", lambda neg: neg.mean()), ("no hinge", lambda neg: F.relu(1 - neg).mean()),
+        ("not the sum", lambda neg: -neg.sum()), ("one number", lambda neg: -neg),
+        ("no log", lambda neg: F.softplus(-neg).mean()), ("Python float", _hg_item),
+        ("differs from course_lib's", lambda neg: -F.relu(neg).mean()),
+        (NO_GRAD, under_no_grad("hinge_g_loss")), ("float64", as_float64("hinge_g_loss")),
+        ("is None", forgets_return("hinge_g_loss"))],
+})
+ALTERNATIVES.update({"gated_conv2d": _alt_gated, "hinge_d_loss": _alt_hinge_d, "hinge_g_loss": _alt_hinge_g})
 WRONG_CASES = [(name, i) for name in sorted(WRONG) for i in range(len(WRONG[name]))]
 
 

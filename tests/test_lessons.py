@@ -1,6 +1,6 @@
 """The lessons as a course: required sections, working links, and an answer for every question.
 
-Checks, for lessons/00-10:
+Checks, for lessons/00-10 and the bonus lesson after them (11, DeepFill v2):
 
 * each has "## Learning outcomes" (before the first other section), "## Summary" and
   "## Self-check" whose answers sit in a collapsible ``<details>`` block, with as many
@@ -20,7 +20,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 LESSONS = ROOT / "lessons"
-NUMBERED = sorted(LESSONS.glob("[01][0-9]_*.md"))
+NUMBERED = sorted(LESSONS.glob("[0-9][0-9]_*.md"))
 ANSWER_HEADING = re.compile(r"^### Lesson (\d\d), question (\d+)$", flags=re.M)
 LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 HTML_SRC = re.compile(r"<(?:img|a)\s[^>]*(?:src|href)=\"([^\"]+)\"")
@@ -45,8 +45,8 @@ def question_numbers(text: str) -> list[int]:
     return [int(n) for n in re.findall(r"^(\d+)\. ", body, flags=re.M)]
 
 
-def test_there_are_eleven_lessons() -> None:
-    assert [p.name[:2] for p in NUMBERED] == [f"{i:02d}" for i in range(11)]
+def test_there_are_twelve_lessons() -> None:
+    assert [p.name[:2] for p in NUMBERED] == [f"{i:02d}" for i in range(12)]  # the course, then the bonus (11)
 
 
 @pytest.mark.parametrize("path", NUMBERED, ids=lambda p: p.name)

@@ -30,7 +30,7 @@ check into a failed check, so a wrong function never crashes it.
 Checks of each notebook live in a submodule (``checks/masks.py`` for notebooks 00-02,
 ``checks/attention.py`` for notebooks 03-06, ``checks/generator.py`` for notebook 07,
 ``checks/gan.py`` for notebook 08, ``checks/training.py`` for notebook 09,
-``checks/hands_on.py`` for notebook 10), imported
+``checks/hands_on.py`` for notebook 10, ``checks/v2.py`` for notebook 11), imported
 at the end of this file.
 """
 from __future__ import annotations
@@ -715,7 +715,7 @@ def require_phrases(hints: Mapping[str, str], mistakes: Mapping[str, Any]) -> No
 
 # Submodules register their exercises on import. A half-written submodule must not hide
 # the others while the course is being written, so an import error becomes a warning.
-_SUBMODULES = ("masks", "attention", "generator", "gan", "training", "hands_on")
+_SUBMODULES = ("masks", "attention", "generator", "gan", "training", "hands_on", "v2")
 IMPORT_ERRORS: dict[str, str] = {}
 for _sub in _SUBMODULES:
     try:
