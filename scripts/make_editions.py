@@ -212,10 +212,13 @@ def install_source(repository: Optional[CourseRepository]) -> str:
         *[f"            {json.dumps(piece)}" for piece in message[:-1]],
         f"            {json.dumps(message[-1])})",
         "    url = f\"git+https://github.com/{COURSE_REPOSITORY}@{COURSE_REF}\"",
-        "    if subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\", url, \"tqdm\"]).returncode:",
+        "    if subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\", url, \"tqdm\", \"ipycanvas\"]).returncode:",
         "        raise RuntimeError(f\"pip could not install {url} (see above): is the repository public, \"",
         "                           f\"with a branch or tag {COURSE_REF!r}? ([tool.course] in pyproject.toml)\")",
         "    importlib.invalidate_caches()",
+        "if \"google.colab\" in sys.modules:  # Colab renders third-party widgets (ipycanvas) only when asked",
+        "    from google.colab import output",
+        "    output.enable_custom_widget_manager()",
     ])
 
 

@@ -366,7 +366,7 @@ class _Pip:
     """Stands in for subprocess.run: records the command, answers with ``returncode``."""
 
     def __init__(self, returncode: int = 0):
-        self.calls, self.returncode = [], returncode
+        self.calls, self.returncode, self.widget_manager = [], returncode, 0
 
     def __call__(self, command, *args, **kwargs):
         self.calls.append(list(command))
@@ -379,7 +379,11 @@ def _run_install_cell(monkeypatch, repo, on_colab: bool, installed: bool, return
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *a: (_FIND_SPEC(name, *a) if installed or name != "course_lib" else None))
     if on_colab:
-        monkeypatch.setitem(sys.modules, "google.colab", types.ModuleType("google.colab"))
+        colab, output = types.ModuleType("google.colab"), types.ModuleType("google.colab.output")
+        output.enable_custom_widget_manager = lambda: setattr(pip, "widget_manager", pip.widget_manager + 1)
+        colab.output = output
+        monkeypatch.setitem(sys.modules, "google.colab", colab)
+        monkeypatch.setitem(sys.modules, "google.colab.output", output)
     else:
         monkeypatch.delitem(sys.modules, "google.colab", raising=False)
     exec(compile(me.install_source(repo), "install_cell", "exec"), {})
@@ -389,13 +393,15 @@ def _run_install_cell(monkeypatch, repo, on_colab: bool, installed: bool, return
 def test_the_install_cell_does_nothing_off_colab_or_when_installed(monkeypatch):
     for repo in (None, me.CourseRepository(*JDOE)):
         assert _run_install_cell(monkeypatch, repo, on_colab=False, installed=False).calls == []
-        assert _run_install_cell(monkeypatch, repo, on_colab=True, installed=True).calls == []
+        installed = _run_install_cell(monkeypatch, repo, on_colab=True, installed=True)
+        assert installed.calls == [] and installed.widget_manager == 1
 
 
 def test_the_install_cell_installs_the_configured_repository_on_colab(monkeypatch):
     pip = _run_install_cell(monkeypatch, me.CourseRepository(*JDOE), on_colab=True, installed=False)
     assert pip.calls == [[sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                          "git+https://github.com/jdoe/deepfill-course@v0.1.0", "tqdm"]]
+                          "git+https://github.com/jdoe/deepfill-course@v0.1.0", "tqdm", "ipycanvas"]]
+    assert pip.widget_manager == 1, "on Colab the install cell must enable third-party widgets (ipycanvas)"
     with pytest.raises(RuntimeError, match=r"pip could not install git\+https://github.com/jdoe/deepfill-course@v0.1.0"):
         _run_install_cell(monkeypatch, me.CourseRepository(*JDOE), on_colab=True, installed=False, returncode=1)
 
