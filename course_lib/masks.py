@@ -11,7 +11,10 @@ Convention (style guide): a ``mask`` is a float tensor of shape (B or 1, 1, H, W
   :func:`random_box_mask`, :func:`local_patch`.
 * DeepFill v2 (ICCV 2019) trains on free-form brush strokes: a few strokes of 4-12
   vertices, 12-40 px wide, turning by angles around 2*pi/5.  :func:`brush_stroke_mask`,
-  rasterised by the pure function :func:`strokes_to_mask` (which a drawing widget can call).
+  rasterised by the pure function :func:`strokes_to_mask` (which a drawing widget can call);
+  :func:`stroke_masks` scales them to small toy images, and :func:`partial_conv_mask_updates`
+  / :func:`hole_boundary_fraction` show why vanilla and partial convolutions struggle on them
+  (notebook 11).
 
 Every random function takes ``generator``: a ``torch.Generator``, an int seed (a fresh
 generator seeded with it, via :func:`course_lib.seed.make_generator`, so the same int gives
@@ -28,6 +31,7 @@ import numbers
 from typing import NamedTuple, Optional, Sequence, Union
 
 import torch
+import torch.nn.functional as F
 
 from course_lib.seed import make_generator
 
@@ -39,6 +43,9 @@ __all__ = [
     "local_patch",
     "brush_stroke_mask",
     "strokes_to_mask",
+    "stroke_masks",
+    "partial_conv_mask_updates",
+    "hole_boundary_fraction",
 ]
 
 GeneratorLike = Optional[Union[int, torch.Generator]]
@@ -311,3 +318,51 @@ def brush_stroke_mask(height: int = 256, width: int = 256, generator: GeneratorL
         if _uniform(0.0, 1.0, g) < 0.5:
             mask = mask.flip(-2)
     return mask
+
+
+# ----------------------------------------------------------------------------- DeepFill v2 (notebook 11)
+
+def stroke_masks(batch: int, size: int, generator: Optional[torch.Generator] = None) -> torch.Tensor:
+    """``batch`` free-form masks (B, 1, size, size): v2's brush strokes scaled from 256 px to ``size``.
+
+    :func:`brush_stroke_mask` with brush widths 12-40 px times
+    ``size / 256`` (3-10 px at 64 px), one mask per image.
+    """
+    if not isinstance(batch, int) or batch < 1 or not isinstance(size, int) or size < 8:
+        raise ValueError(f"stroke_masks needs batch >= 1 and size >= 8 (ints), got {batch!r}, {size!r}")
+    scale = size / 256.0
+    masks = [brush_stroke_mask(size, size, generator, min_width=12.0 * scale, max_width=40.0 * scale)
+             for _ in range(batch)]
+    return torch.cat(masks, dim=0)  # (B, 1, size, size)
+
+
+def partial_conv_mask_updates(mask: torch.Tensor, kernel: int = 3, steps: int = 4) -> list[torch.Tensor]:
+    """The hole after each of ``steps`` partial-conv layers (Liu et al. 2018, the rule v2 replaces).
+
+    A partial conv marks an output pixel valid as soon as ONE input pixel of its
+    ``kernel x kernel`` window is valid, however few: the hole (``mask``, 1 = hole,
+    (B, 1, H, W)) shrinks by ``kernel // 2`` pixels per layer, a hard 0/1 rule that cannot
+    tell a pixel that saw one known neighbour from one that saw nine. Stride 1, 'SAME'
+    windows (the padding counts as hole). Returns ``steps`` masks, the first after one layer.
+    """
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be an odd positive int, got {kernel!r}")
+    out, valid = [], 1.0 - mask
+    for _ in range(steps):
+        valid = F.max_pool2d(valid, kernel, stride=1, padding=kernel // 2)  # any valid pixel in the window
+        out.append(1.0 - valid)
+    return out
+
+
+def hole_boundary_fraction(mask: torch.Tensor, kernel: int = 3) -> float:
+    """Fraction of the hole's pixels whose ``kernel x kernel`` window also holds known pixels.
+
+    ``mask`` (B, 1, H, W), 1 = hole. At such a pixel a vanilla conv mixes known values with the
+    hole's zeros; outside the image nothing counts (the padding is neither). 0 for an empty hole.
+    """
+    if kernel < 1 or kernel % 2 == 0:
+        raise ValueError(f"kernel must be an odd positive int, got {kernel!r}")
+    known = 1.0 - mask
+    sees_known = F.max_pool2d(known, kernel, stride=1, padding=kernel // 2)  # (B, 1, H, W): 1 if any known
+    holes = mask.sum()
+    return float((sees_known * mask).sum() / holes) if holes > 0 else 0.0

@@ -11,7 +11,8 @@ import torch
 from matplotlib.figure import Figure
 
 from course_lib.plots import to_display
-from course_lib.v2 import GatedConv2d, partial_conv_mask_updates
+from course_lib.gated import GatedConv2d
+from course_lib.masks import partial_conv_mask_updates
 
 __all__ = ["holes_figure", "gate_maps_figure", "side_by_side_figure"]
 
@@ -20,7 +21,7 @@ def holes_figure(box: torch.Tensor, strokes: torch.Tensor, steps: int = 2) -> Fi
     """A box hole and a stroke hole (each (1, 1, H, W), 1 = hole) and what partial convs make of them.
 
     Row per hole: the hole, then the hole left after 1..``steps`` 3x3 partial-conv layers
-    (:func:`course_lib.v2.partial_conv_mask_updates`): a thin stroke is declared "valid"
+    (:func:`course_lib.masks.partial_conv_mask_updates`): a thin stroke is declared "valid"
     after a layer or two, whatever its pixels saw.
     """
     fig = Figure(figsize=(2.2 * (steps + 1), 4.6))

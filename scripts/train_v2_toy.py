@@ -1,7 +1,7 @@
 """Train the two toy coarse networks of notebook 11: v1's vanilla convs vs DeepFill v2's gated convs.
 
 Both see the same data, the same free-form stroke holes, the same seed, optimiser and
-number of steps; they differ in the convolution alone (course_lib.v2.GatedCoarseNetwork is
+number of steps; they differ in the convolution alone (course_lib.gated.GatedCoarseNetwork is
 v1's CoarseNetwork with every conv gated). The loss is the v2 release's reconstruction loss
 for a stage, the plain L1 over the whole image (``mean |x - x_stage1|``); no GAN, so that the
 comparison does not depend on a critic's luck on a few CPU minutes.
@@ -12,8 +12,8 @@ comparison does not depend on a critic's luck on a few CPU minutes.
 Deterministic: the same command on the same machine and thread count gives the same bits
 (``--threads``, default 1). Each file holds ``{"format_version", "kind", "cnum", "steps",
 "seed", "lr", "batch", "size", "weights"}`` and loads with ``torch.load(weights_only=True)``
-(:func:`course_lib.v2.load_coarse`). After training it prints hole PSNR / L1 on 40 held-out
-toy images with fixed stroke holes (:func:`course_lib.v2.held_out_strokes`, :func:`course_lib.v2.hole_scores`).
+(:func:`course_lib.v2_toy.load_coarse`). After training it prints hole PSNR / L1 on 40 held-out
+toy images with fixed stroke holes (:func:`course_lib.v2_toy.held_out_strokes`, :func:`course_lib.v2_toy.hole_scores`).
 """
 from __future__ import annotations
 
@@ -26,7 +26,10 @@ import torch
 from course_lib.data import make_dataset
 from course_lib.generator import CoarseNetwork
 from course_lib.seed import make_generator, seed_everything
-from course_lib.v2 import V2_WEIGHTS, GatedCoarseNetwork, count_parameters, held_out_strokes, hole_scores, stroke_masks
+from course_lib.bench import count_parameters
+from course_lib.gated import GatedCoarseNetwork
+from course_lib.masks import stroke_masks
+from course_lib.v2_toy import V2_WEIGHTS, held_out_strokes, hole_scores
 
 ROOT = Path(__file__).resolve().parents[1]
 SIZE, CNUM, BATCH = 64, 8, 16

@@ -1,4 +1,4 @@
-"""course_lib.v2: gated convolution, the gated coarse network, SN-PatchGAN, hinge losses, stroke masks."""
+"""DeepFill v2 (notebook 11): course_lib.gated, course_lib.sn_patchgan, the v2 mask helpers of course_lib.masks, course_lib.v2_toy."""
 from __future__ import annotations
 
 import math
@@ -8,9 +8,11 @@ import torch
 import torch.nn.functional as F
 
 from course_lib.generator import CoarseNetwork
-from course_lib.v2 import (GatedCoarseNetwork, GatedConv2d, SNPatchGANCritic, count_parameters, fill_scores, gated_conv2d,
-                           hinge_d_loss, hinge_g_loss, load_coarse, hole_boundary_fraction,
-                           partial_conv_mask_updates, stroke_masks, v2_weights)
+from course_lib.bench import count_parameters
+from course_lib.gated import GatedCoarseNetwork, GatedConv2d, gated_conv2d
+from course_lib.masks import hole_boundary_fraction, partial_conv_mask_updates, stroke_masks
+from course_lib.sn_patchgan import SNPatchGANCritic, hinge_d_loss, hinge_g_loss
+from course_lib.v2_toy import fill_scores, load_coarse, v2_weights
 
 
 def _elu(v: float) -> float:

@@ -3,7 +3,7 @@
 Exercises: ``gated_conv2d`` (one 'SAME' conv to 2C channels, split into features and gate,
 ELU(features) * sigmoid(gate)), ``hinge_d_loss`` (the SN-PatchGAN critic's hinge loss) and
 ``hinge_g_loss`` (the generator's adversarial loss against it). Each check compares the
-student's function with :mod:`course_lib.v2` on seeded inputs and names the planted mistake
+student's function with :mod:`course_lib.gated` / :mod:`course_lib.sn_patchgan` on seeded inputs and names the planted mistake
 that gives the student's answer.
 """
 from __future__ import annotations
@@ -13,7 +13,7 @@ from typing import Any, Callable
 import torch
 import torch.nn.functional as F
 
-from course_lib import v2
+from course_lib import gated, sn_patchgan
 from course_lib.ops import same_conv2d
 from course_lib.seed import make_generator
 
@@ -67,11 +67,11 @@ def _gated_torch_padding(x, weight, bias, stride=1, dilation=1):
 
 
 def _gated_no_stride(x, weight, bias, stride=1, dilation=1):
-    return v2.gated_conv2d(x, weight, bias, 1, dilation)
+    return gated.gated_conv2d(x, weight, bias, 1, dilation)
 
 
 def _gated_no_dilation(x, weight, bias, stride=1, dilation=1):
-    return v2.gated_conv2d(x, weight, bias, stride, 1)
+    return gated.gated_conv2d(x, weight, bias, stride, 1)
 
 
 _GATED_HINTS = {
@@ -99,7 +99,7 @@ _GATED_MISTAKES = {"first half": _gated_halves_swapped, "ELU on the features": _
 require_phrases(_GATED_HINTS, _GATED_MISTAKES)
 
 
-@register("gated_conv2d", reference=v2.gated_conv2d, notebook=NB11,
+@register("gated_conv2d", reference=gated.gated_conv2d, notebook=NB11,
           hint="gated_conv2d(x, weight, bias, stride=1, dilation=1): one 'SAME' conv to 2C channels, "
                "features, gate = the two halves, elu(features) * sigmoid(gate)",
           mistakes=_GATED_MISTAKES)
@@ -117,12 +117,12 @@ def _check_gated_conv2d(fn: Callable[..., Any]) -> None:
         cases.append(Case((x, weight, bias), kwargs,
                           f"gated_conv2d(x {tuple(x.shape)}, weight {tuple(weight.shape)}, bias, "
                           + ", ".join(f"{k}={v}" for k, v in kwargs.items()) + ")"))
-    compare_cases(name, fn, v2.gated_conv2d, cases,
+    compare_cases(name, fn, gated.gated_conv2d, cases,
                   "h = same_conv2d(x, weight, bias, stride, dilation); features, gate = the first and "
                   "second half of h's channels; return elu(features) * sigmoid(gate)",
                   variants=lambda case: hinted_mistakes(name, _GATED_HINTS, *case.args, **case.kwargs),
                   shape_hint="the output has half the conv's channels (C of 2C) and ceil(H / stride) rows")
-    expect_gradient(name, fn, v2.gated_conv2d, cases[2], wrt=(0, 1, 2))
+    expect_gradient(name, fn, gated.gated_conv2d, cases[2], wrt=(0, 1, 2))
 
 
 # ---------------------------------------------------------------- hinge_d_loss
@@ -196,18 +196,18 @@ def _score_cases(gen: torch.Generator, two: bool) -> list[Case]:
     return cases
 
 
-@register("hinge_d_loss", reference=v2.hinge_d_loss, notebook=NB11,
+@register("hinge_d_loss", reference=sn_patchgan.hinge_d_loss, notebook=NB11,
           hint="hinge_d_loss(pos, neg) = mean(relu(1 - pos)) + mean(relu(1 + neg)), one number",
           mistakes=_HINGE_D_MISTAKES)
 def _check_hinge_d_loss(fn: Callable[..., Any]) -> None:
     """hinge_d_loss(pos, neg) = mean(relu(1 - pos)) + mean(relu(1 + neg)), one number."""
     name = "hinge_d_loss"
     cases = _score_cases(make_generator(112), two=True)
-    compare_cases(name, fn, v2.hinge_d_loss, cases,
+    compare_cases(name, fn, sn_patchgan.hinge_d_loss, cases,
                   "the critic's loss is mean(relu(1 - pos)) + mean(relu(1 + neg)), one number",
                   variants=lambda case: hinted_mistakes(name, _HINGE_D_HINTS, *case.args),
                   shape_hint=_HINGE_D_HINTS["one number"])
-    expect_gradient(name, fn, v2.hinge_d_loss, cases[1], wrt=(0, 1))
+    expect_gradient(name, fn, sn_patchgan.hinge_d_loss, cases[1], wrt=(0, 1))
 
 
 # ---------------------------------------------------------------- hinge_g_loss
@@ -245,15 +245,15 @@ _HINGE_G_MISTAKES = {"sign": _g_sign, "no hinge": _g_hinged, "mean": _g_sum, "on
 require_phrases(_HINGE_G_HINTS, _HINGE_G_MISTAKES)
 
 
-@register("hinge_g_loss", reference=v2.hinge_g_loss, notebook=NB11,
+@register("hinge_g_loss", reference=sn_patchgan.hinge_g_loss, notebook=NB11,
           hint="hinge_g_loss(neg) = -mean(neg): the scores of the completed images, one number",
           mistakes=_HINGE_G_MISTAKES)
 def _check_hinge_g_loss(fn: Callable[..., Any]) -> None:
     """hinge_g_loss(neg) = -mean(neg): the scores of the completed images, one number."""
     name = "hinge_g_loss"
     cases = _score_cases(make_generator(113), two=False)
-    compare_cases(name, fn, v2.hinge_g_loss, cases,
+    compare_cases(name, fn, sn_patchgan.hinge_g_loss, cases,
                   "the generator's loss is minus the mean of every fake score, -mean(neg), one number",
                   variants=lambda case: hinted_mistakes(name, _HINGE_G_HINTS, *case.args),
                   shape_hint=_HINGE_G_HINTS["one number"])
-    expect_gradient(name, fn, v2.hinge_g_loss, cases[1], wrt=(0,))
+    expect_gradient(name, fn, sn_patchgan.hinge_g_loss, cases[1], wrt=(0,))
