@@ -149,7 +149,7 @@ def needed_rows(need: torch.Tensor, rate: int) -> torch.Tensor:
 def score_bytes_bound(batch: int, rows: int, L: int, K: int, element_size: int = 4) -> int:
     """Bytes of a chunk's score tensors: ``batch * (K + 6) * rows * L * element_size``.
 
-    A chunk of ``rows`` fused rows holds the raw scores of at most ``K * rows`` distinct rows
+    A chunk of ``rows`` fused rows holds the raw scores of at most ``K * rows`` distinct rows (+ a zero row)
     (each fused row needs ``K = fuse_k**2`` raw ones; neighbours are shared, so in practice
     a little more than ``rows``), and at most six ``(batch, rows, L)`` tensors alive with them
     (a gathered term, its shifted copy, the two running sums, the scaled scores, the softmax).
@@ -168,8 +168,9 @@ def _unique_rows(T: torch.Tensor, valid: torch.Tensor, N: int) -> tuple[torch.Te
     """Per image, the distinct raw rows of a chunk's table, and where each table entry finds its row.
 
     ``T`` (B, n, K) row indices, ``valid`` (B, n, K). Returns ``U`` (B, Umax) row indices
-    (padded with 0) and ``local`` (B, n, K) positions into ``U`` (0 where invalid). One
-    ``torch.unique`` over keys ``b * N + row`` serves the whole batch.
+    (padded with 0) and ``local`` (B, n, K) positions into ``U``; invalid entries point at
+    position ``Umax``, where the caller puts a zero row. One ``torch.unique`` over keys
+    ``b * N + row`` serves the whole batch.
     """
     B = T.shape[0]
     batch_id = torch.arange(B, device=T.device).view(B, 1, 1)
@@ -183,7 +184,7 @@ def _unique_rows(T: torch.Tensor, valid: torch.Tensor, N: int) -> tuple[torch.Te
     Umax = max(int(counts.max()), 1)
     U = T.new_zeros(B, Umax)
     U[owner[real], pos[real]] = u[real] % N
-    local = torch.where(valid, pos[inverse], 0)  # (B, n, K)
+    local = torch.where(valid, pos[inverse], Umax)  # (B, n, K)
     return U, local
 
 
@@ -232,7 +233,10 @@ def contextual_attention_fast(f: torch.Tensor, b: torch.Tensor, mask: Optional[t
         rows_needed = needed_rows(need.bool(), rate).reshape(need.shape[0], N).expand(B, N)  # (B, N)
     counts = rows_needed.sum(dim=1)  # (B,)
     max_count = int(counts.max()) if B else 0
-    order = torch.argsort((~rows_needed).to(torch.int8), dim=1, stable=True)[:, :max_count]  # (B, R)
+    rank = torch.cumsum(rows_needed, dim=1) - 1  # (B, N): the needed rows' places, in row-major order
+    order = torch.zeros(B, max_count + 1, dtype=torch.long, device=f.device)
+    order.scatter_(1, torch.where(rows_needed, rank, max_count), torch.arange(N, device=f.device).expand(B, N))
+    order = order[:, :max_count]  # (B, R): row indices, padded with 0
     order_valid = torch.arange(max_count, device=f.device)[None, :] < counts[:, None]  # (B, R)
 
     combos, row_table, col_table = fuse_tables((hf, wf), (hb, wb), fuse_k, fuse)
@@ -250,26 +254,30 @@ def contextual_attention_fast(f: torch.Tensor, b: torch.Tensor, mask: Optional[t
         tv = (T >= 0) & pv[..., None]  # (B, n, K)
         U, local = _unique_rows(T, tv, N)  # (B, Umax), (B, n, K)
         FU = torch.gather(Fp, 1, U[..., None].expand(-1, -1, Fp.shape[-1]))  # (B, Umax, C*k*k)
-        S = torch.bmm(FU, Wt)  # (B, Umax, L): raw scores of the rows this chunk needs
-        m = P.shape[1]
-        fused = S.new_zeros(B, m, L)  # (B, n, L)
-        for i2, d2 in enumerate(shifts):
-            part = S.new_zeros(B, m, L)  # sum over d1 of S[cm(p, d2) + d1, q' + d1], (B, n, L)
+        FU = torch.cat([FU, FU.new_zeros(B, 1, FU.shape[-1])], dim=1)  # row Umax: zeros (padding)
+        S = torch.bmm(FU, Wt)  # (B, Umax + 1, L): raw scores of the rows this chunk needs
+        score_numel_max = max(score_numel_max, S.numel())
+        fused: Optional[torch.Tensor] = None
+        for d2 in shifts:
+            part: Optional[torch.Tensor] = None  # sum over d1 of S[cm(p, d2) + d1, q' + d1], (B, n, L)
             for k, (c2, d1) in enumerate(combos):
                 if c2 != d2:
                     continue
                 term = torch.gather(S, 1, local[:, :, k, None].expand(-1, -1, L))  # (B, n, L)
-                term = term * tv[:, :, k, None].to(S.dtype)
-                if d1 >= 0:  # part[..., q'] += term[..., q' + d1], zero past the end
-                    part = part + F.pad(term[..., d1:], (0, d1))
+                if d1 == 0:
+                    part = term if part is None else part + term
+                    continue
+                if part is None:
+                    part = torch.zeros_like(term)
+                if d1 > 0:  # part[..., q'] += term[..., q' + d1], nothing past the end
+                    part[..., :L - d1] += term[..., d1:]
                 else:
-                    part = part + F.pad(term[..., :L + d1], (-d1, 0))
-                score_numel_max = max(score_numel_max, S.numel(), term.numel())
+                    part[..., -d1:] += term[..., :L + d1]
             cols = col_table[shifts.index(d2)]  # (L,)
-            if bool((cols == torch.arange(L, device=cols.device)).all()):
-                fused = fused + part
-            else:
-                fused = fused + part.index_select(2, cols.clamp(min=0)) * (cols >= 0).to(S.dtype)
+            if not bool((cols == torch.arange(L, device=cols.device)).all()):  # column-major shift of q
+                part = part.index_select(2, cols.clamp(min=0)) * (cols >= 0).to(S.dtype)
+            fused = part if fused is None else fused + part
+        score_numel_max = max(score_numel_max, fused.numel())
         attention = F.softmax(fused * mm * softmax_scale, dim=2) * mm  # (B, n, L)
         patches.append(torch.bmm(attention, raw_flat))  # (B, n, C*(2r)^2)
         best.append(attention.detach().argmax(dim=2))  # (B, n)

@@ -18,8 +18,8 @@ Large photos, two modes (``mode=``; :data:`MODES`):
 
 * ``"exact"``: the whole image through the model, as the release's ``test.py``, with the fast
   contextual attention restricted to the hole (:func:`course_lib.attention_fast.use_fast_attention`)
-  and no gradients; peak memory grows with the pixel count (:func:`exact_memory_bytes`), about
-  5.7 GB at 2048 x 2048 (measured; README "Speed");
+  and no gradients; peak memory grows with the pixel count (:func:`exact_memory_bytes`): 4.7 GB
+  above the process's baseline at 2048 x 2048 with a 10 % hole (measured; README "Speed");
 * ``"crop"``: iopaint's "crop" strategy: only a window around the hole's bounding box
   (:func:`crop_window`: twice the hole's side, at least ``train_size``, as the training
   images had a hole of half their side) goes through the model, downscaled to ``train_size``
@@ -167,14 +167,15 @@ def _device_dtype(generator: GeneratorFn, x: torch.Tensor) -> tuple[torch.device
 def exact_memory_bytes(batch: int, height: int, width: int, cnum: int = 32) -> int:
     """Estimated peak memory of exact mode (no gradients, fast attention), in bytes.
 
-    ``44 * batch * H * W * cnum + 512 MiB`` (``H, W`` padded to multiples of 8): the widest
+    ``38 * batch * H * W * cnum + 512 MiB`` (``H, W`` padded to multiples of 8): the widest
     full-resolution activations (the x2-upsampled ``2 * cnum`` channels before ``conv15`` /
     ``allconv15``, its padded copy and the conv's output) dominate; 512 MiB covers the
     attention's chunk (:data:`course_lib.attention_fast.DEFAULT_MAX_BYTES`) and the weights.
-    Fitted to the peak resident memory measured at 512, 1024 and 2048 px (README "Speed"),
-    which it bounds from above.
+    Fitted to the peak resident memory above the process's baseline measured at 512, 1024
+    and 2048 px (0.43, 1.24 and 4.68 GB; README "Speed"), which it bounds from above
+    (0.86, 1.81, 5.64 GB); the default 6 GiB budget of ``mode="auto"`` admits 2048 x 2048.
     """
-    return int(44 * batch * height * width * cnum + 512 * 2**20)
+    return int(38 * batch * height * width * cnum + 512 * 2**20)
 
 
 def crop_window(bbox: Window, image_size: tuple[int, int], train_size: int = 256) -> Window:
