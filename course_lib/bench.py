@@ -15,6 +15,8 @@ compared against, measured in the same run:
   :mod:`course_lib.attention`), timed alternately call by call so that other jobs' load hits
   both alike, and their ratio; the reference is skipped above ``--reference-max`` (its dense
   score matrix grows with the square of the pixel count: 16 GiB at 2048);
+* :func:`course_lib.inpaint` in crop mode on the largest size with a 10 % hole (no reference:
+  the reference would run the whole image, the generator rows above);
 * contextual attention forward + backward at batch ``--attention-batch`` (default 8) on
   ``4 * cnum`` channels at ``--attention-size`` (64 x 64: a 256 image), the middle half a hole:
   the per-image loop (the release's ``tf.split``, :func:`attention_per_image_loop`), the batched
@@ -422,6 +424,33 @@ def bench_generator(cnum: int, size: int, device: torch.device, repeats: int, wa
     return rows
 
 
+def bench_inpaint_crop(cnum: int, size: int, device: torch.device, repeats: int, warmup: int,
+                       seed: int = 0) -> Row:
+    """:func:`course_lib.inpaint` in crop mode on a ``size`` x ``size`` image with a centred 10 % hole.
+
+    The window (twice the hole's side) is downscaled to 256 px, inpainted and pasted back; the
+    time includes the resizes and the paste. The note gives the window and its model size.
+    """
+    from course_lib.inpainting import inpaint
+
+    torch.manual_seed(seed)
+    generator = Generator(cnum).to(device).eval()
+    g = torch.Generator().manual_seed(seed)
+    x = _images(1, size, g).to(device)  # (1, 3, H, W)
+    side = int(round(size * 0.1 ** 0.5))
+    mask = _box_mask(size, side).to(device)  # (1, 1, H, W): 10 % of the area
+    described: list[str] = []
+
+    def call() -> None:
+        res = inpaint(generator, x, mask, mode="crop", return_stages=True, warn_large_hole=False)
+        described[:] = [res.describe()]
+
+    peaks: dict[str, float] = {}
+    seconds = time_alternating({"crop": call}, repeats, warmup, device, peaks)
+    return _timed_row(f"inpaint crop mode {size}x{size}, 10% hole", seconds["crop"], 1, "ms/image",
+                      peaks["crop"], f"cnum={cnum}, {described[0]}, median of {repeats}")
+
+
 def attention_per_image_loop(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor], *args: Any,
                              **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The baseline: :func:`contextual_attention` once per image in a Python loop, outputs concatenated.
@@ -640,6 +669,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     for size in sizes:
         rows += bench_generator(args.cnum, size, device, repeats if size <= 512 else 1,
                                 warmup if size <= 512 else 0, rate, size <= args.reference_max, args.seed)
+    rows.append(bench_inpaint_crop(args.cnum, max(sizes), device, repeats, warmup, args.seed))
     by_name = {r.name: r for r in rows}
     if "generator 512x512 fast" in by_name:
         for paper_kind in ("cpu", "cuda"):

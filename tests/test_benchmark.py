@@ -72,6 +72,9 @@ def _check_result(result: dict, printed: str, expected: list[str], cnum: int) ->
         if row["unit"] == "x":  # ratio rows carry no timing samples, memory or work
             assert row["best"] is None and row["peak_mb"] is None and row["gflop"] is None
             continue
+        if row["name"].startswith("inpaint crop"):  # no dense count: the window's size decides
+            assert row["gflop"] is None and row["peak_mb"] > 0 and "crop, window" in row["note"]
+            continue
         assert row["unit"].startswith("ms/")
         assert row["peak_mb"] is not None and math.isfinite(row["peak_mb"]) and row["peak_mb"] > 0, row
         assert 0 < row["best"] <= row["median"]
@@ -90,8 +93,8 @@ def test_full_run_in_process_prints_every_row(tmp_path, capsys):
     assert _load_script().main([*TINY, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["settings"]["sizes"] == [32, 64] and result["settings"]["train"]
-    expected = (["sgemm 2048x2048x2048 float32"] + _generator_rows([32, 64], 32) + _attention_rows(2)
-                + _train_rows(32, 2))
+    expected = (["sgemm 2048x2048x2048 float32"] + _generator_rows([32, 64], 32)
+                + ["inpaint crop mode 64x64, 10% hole"] + _attention_rows(2) + _train_rows(32, 2))
     _check_result(result, capsys.readouterr().out, expected, cnum=4)
     rows = {row["name"]: row for row in result["rows"]}
     assert "composites differ by at most" in rows["generator 32x32 reference / fast"]["note"]
@@ -107,7 +110,8 @@ def test_quick_run_skips_the_train_step(tmp_path, capsys):
     assert _load_script().main(argv) == 0
     result = json.loads(out.read_text())
     assert result["settings"]["quick"] and not result["settings"]["train"]
-    expected = ["sgemm 2048x2048x2048 float32"] + _generator_rows([32], 32) + _attention_rows(2)
+    expected = (["sgemm 2048x2048x2048 float32"] + _generator_rows([32], 32)
+                + ["inpaint crop mode 32x32, 10% hole"] + _attention_rows(2))
     _check_result(result, capsys.readouterr().out, expected, cnum=4)
 
 
@@ -115,7 +119,7 @@ def test_only_generator(tmp_path, capsys):
     out = tmp_path / "gen.json"
     assert _load_script().main([*TINY, "--only-generator", "--json", str(out)]) == 0
     names = [row["name"] for row in json.loads(out.read_text())["rows"]]
-    assert names == ["sgemm 2048x2048x2048 float32"] + _generator_rows([32, 64], 32)
+    assert names == ["sgemm 2048x2048x2048 float32"] + _generator_rows([32, 64], 32) + ["inpaint crop mode 64x64, 10% hole"]
 
 
 def test_dense_work_by_hand():
