@@ -234,8 +234,8 @@ def feather_fill(fill: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, feathe
 
 
 def _run_generator(generator: GeneratorFn, x: torch.Tensor, m: torch.Tensor, device: torch.device,
-                   dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Pad to multiples of 8, run under no_grad with the fast attention, crop back: (x1, x2, flow) at x's size."""
+                   dtype: torch.dtype, fast_attention: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad to multiples of 8, run under no_grad (with the fast attention), crop back: (x1, x2, flow) at x's size."""
     H, W = x.shape[-2:]
     x_pad = pad_to_multiple(x).to(device=device, dtype=dtype)  # (B, 3, H8, W8)
     m_pad = pad_to_multiple(m).to(device=device, dtype=dtype)  # (B or 1, 1, H8, W8)
@@ -243,7 +243,7 @@ def _run_generator(generator: GeneratorFn, x: torch.Tensor, m: torch.Tensor, dev
     if isinstance(generator, nn.Module):
         generator.eval()
     try:
-        with torch.no_grad(), use_fast_attention():
+        with torch.no_grad(), use_fast_attention(fast_attention):
             x1, x2, flow = generator(x_pad * (1.0 - m_pad), m_pad)  # (B, 3, H8, W8) x2, (B, 3, h, w)
     finally:
         if was_training:
@@ -266,7 +266,7 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
             return_stages: bool = False, warn_large_hole: bool = True,
             train_size: int = 256, train_hole: int = 128, mode: str = "auto",
             memory_budget: int = DEFAULT_MEMORY_BUDGET, window: Optional[Window] = None,
-            feather: Optional[int] = None) -> Union[ImageLike, InpaintResult]:
+            feather: Optional[int] = None, fast_attention: bool = True) -> Union[ImageLike, InpaintResult]:
     """Fill the hole of ``image`` given by ``mask`` (1 / white = hole) with ``generator``.
 
     ``generator`` is a :class:`course_lib.generator.Generator` (or any callable
@@ -280,6 +280,8 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     Crop mode only: ``window`` ``(top, left, height, width)`` overrides :func:`crop_window` (it
     must lie inside the image and contain the hole's bounding box); ``feather`` (px) sets the
     seam's width (default: the window's downscaling factor, rounded up; 0 when not resized).
+    ``fast_attention=False`` runs the step-by-step dense attention instead of the fast one
+    restricted to the hole (same result to ~1e-6; memory grows with the square of the pixel count).
 
     Padding (to a multiple of 8, by edge replication, bottom/right): the padded MASK is
     replicated as well, so padded pixels are known except below/right of a hole touching the
@@ -333,7 +335,7 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     if mode == "exact":
         if warn_large_hole:
             _warn_if_large(m, train_size, train_hole)
-        x1, x2, flow = _run_generator(generator, x, m, device, dtype)
+        x1, x2, flow = _run_generator(generator, x, m, device, dtype, fast_attention)
         out, t, l_, h, w, scale = x2 * m + x * (1.0 - m), 0, 0, H, W, 1.0
     else:
         t, l_, h, w = window if window is not None else crop_window(bbox, (H, W), train_size)
@@ -345,7 +347,7 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
             m_s = (F.interpolate(m_win, size=size, mode="area") > 0).to(x.dtype)  # any overlap is hole
         if warn_large_hole:
             _warn_if_large(m_s, train_size, train_hole)
-        x1_s, x2_s, flow_s = _run_generator(generator, x_s, m_s, device, dtype)
+        x1_s, x2_s, flow_s = _run_generator(generator, x_s, m_s, device, dtype, fast_attention)
         with torch.no_grad():
             fill = _resize(x2_s * m_s + x_s * (1.0 - m_s), (h, w))  # (B, 3, h, w)
             fw = (math.ceil(1.0 / scale) if scale < 1.0 else 0) if feather is None else feather

@@ -256,7 +256,9 @@ def test_exact_mode_equals_the_dense_generator():
     out = inpaint(gen, x, m, mode="exact")
     with torch.no_grad():
         _, x2, _ = gen(x * (1 - m), m)
-    torch.testing.assert_close(out, x2 * m + x * (1 - m), atol=1e-5, rtol=0)
+    dense = x2 * m + x * (1 - m)
+    torch.testing.assert_close(out, dense, atol=1e-5, rtol=0)
+    assert torch.equal(inpaint(gen, x, m, mode="exact", fast_attention=False), dense)  # switched off
 
 
 @pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux's /proc/self/statm")
