@@ -167,25 +167,22 @@ def chunk_rows(batch: int, L: int, K: int, max_bytes: int, element_size: int = 4
 def _unique_rows(T: torch.Tensor, valid: torch.Tensor, N: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Per image, the distinct raw rows of a chunk's table, and where each table entry finds its row.
 
-    ``T`` (B, n, K) row indices, ``valid`` (B, n, K). Returns ``U`` (B, Umax) row indices
-    (padded with 0) and ``local`` (B, n, K) positions into ``U``; invalid entries point at
-    position ``Umax``, where the caller puts a zero row. One ``torch.unique`` over keys
-    ``b * N + row`` serves the whole batch.
+    ``T`` (B, n, K) row indices, ``valid`` (B, n, K). Returns ``U`` (B, Umax) row indices in
+    increasing order (padded with 0) and ``local`` (B, n, K) positions into ``U``; invalid
+    entries point at position ``Umax``, where the caller puts a zero row. A (B, N) table of
+    used rows and its running count replace a sort.
     """
     B = T.shape[0]
-    batch_id = torch.arange(B, device=T.device).view(B, 1, 1)
-    keys = torch.where(valid, T + batch_id * N, B * N)  # (B, n, K); B*N = "no row"
-    u, inverse = torch.unique(keys, return_inverse=True)  # sorted: image by image
-    owner = u // N  # (U,), B for the sentinel
-    counts = torch.bincount(owner, minlength=B + 1)[:B]  # (B,)
-    starts = torch.cumsum(counts, 0) - counts  # (B,)
-    pos = torch.arange(u.numel(), device=T.device) - torch.cat([starts, starts.new_zeros(1)])[owner]
-    real = owner < B
-    Umax = max(int(counts.max()), 1)
-    U = T.new_zeros(B, Umax)
-    U[owner[real], pos[real]] = u[real] % N
-    local = torch.where(valid, pos[inverse], Umax)  # (B, n, K)
-    return U, local
+    flat = torch.where(valid, T, N).view(B, -1)  # (B, n*K); N = "no row"
+    used = torch.zeros(B, N + 1, dtype=torch.bool, device=T.device)
+    used.scatter_(1, flat, True)
+    used = used[:, :N]  # (B, N)
+    rank = torch.cumsum(used, dim=1) - 1  # (B, N): place of each used row in U
+    Umax = max(int(used.sum(dim=1).max()), 1)
+    U = T.new_zeros(B, Umax + 1)
+    U.scatter_(1, torch.where(used, rank, Umax), torch.arange(N, device=T.device).expand(B, N))
+    local = torch.where(valid, rank.gather(1, flat.clamp(max=N - 1)).view_as(T), Umax)  # (B, n, K)
+    return U[:, :Umax], local
 
 
 def contextual_attention_fast(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None,
@@ -245,6 +242,7 @@ def contextual_attention_fast(f: torch.Tensor, b: torch.Tensor, mask: Optional[t
     K = len(combos)
     n = chunk_rows(B, L, K, max_bytes, f.element_size())
     Wt = Wn.transpose(1, 2)  # (B, C*k*k, L)
+    image_id = torch.arange(B, device=f.device)
     patches, best = [], []
     score_numel_max = 0
     for start in range(0, max_count, n):
@@ -253,9 +251,13 @@ def contextual_attention_fast(f: torch.Tensor, b: torch.Tensor, mask: Optional[t
         T = row_table[P]  # (B, n, K)
         tv = (T >= 0) & pv[..., None]  # (B, n, K)
         U, local = _unique_rows(T, tv, N)  # (B, Umax), (B, n, K)
-        FU = torch.gather(Fp, 1, U[..., None].expand(-1, -1, Fp.shape[-1]))  # (B, Umax, C*k*k)
-        FU = torch.cat([FU, FU.new_zeros(B, 1, FU.shape[-1])], dim=1)  # row Umax: zeros (padding)
+        Umax = U.shape[1]
+        FU = Fp.reshape(B * N, -1).index_select(0, (U + image_id[:, None] * N).flatten())  # (B*Umax, C*k*k)
+        FU = torch.cat([FU.view(B, Umax, -1), FU.new_zeros(B, 1, FU.shape[-1])], dim=1)  # row Umax: zeros
         S = torch.bmm(FU, Wt)  # (B, Umax + 1, L): raw scores of the rows this chunk needs
+        m = P.shape[1]
+        S_rows = S.view(B * (Umax + 1), L)  # whole rows are gathered: index_select, index_add backward
+        row_base = image_id[:, None] * (Umax + 1)  # (B, 1)
         score_numel_max = max(score_numel_max, S.numel())
         fused: Optional[torch.Tensor] = None
         for d2 in shifts:
@@ -263,7 +265,7 @@ def contextual_attention_fast(f: torch.Tensor, b: torch.Tensor, mask: Optional[t
             for k, (c2, d1) in enumerate(combos):
                 if c2 != d2:
                     continue
-                term = torch.gather(S, 1, local[:, :, k, None].expand(-1, -1, L))  # (B, n, L)
+                term = S_rows.index_select(0, (local[:, :, k] + row_base).flatten()).view(B, m, L)  # (B, n, L)
                 if d1 == 0:
                     part = term if part is None else part + term
                     continue
