@@ -213,6 +213,13 @@ def _check_window(window: object, bbox: Window, image_size: tuple[int, int]) -> 
     return t, l_, h, w
 
 
+def _box_mean(t: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over the ``(2 * radius + 1)`` square around each pixel, inside the image only (separable)."""
+    k = 2 * radius + 1
+    t = F.avg_pool2d(t, (k, 1), 1, (radius, 0), count_include_pad=False)  # rows
+    return F.avg_pool2d(t, (1, k), 1, (0, radius), count_include_pad=False)  # then columns
+
+
 def feather_fill(fill: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, feather: int) -> torch.Tensor:
     """Blend the fill towards the local colour of the known pixels near the hole's edge.
 
@@ -223,14 +230,20 @@ def feather_fill(fill: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, feathe
     the mask), so the seam fades over ``feather`` px on the hole's side. ``feather=0``: ``fill``.
     All (B, C, H, W) with ``mask`` (B or 1, 1, H, W).
     """
-    if feather <= 0:
+    box = hole_bbox(mask)
+    if feather <= 0 or box is None:
         return fill
-    k = 2 * feather + 1
-    known = 1.0 - mask  # (B or 1, 1, H, W)
-    frac = F.avg_pool2d(known, k, 1, feather, count_include_pad=False)  # (B or 1, 1, H, W)
-    colour = F.avg_pool2d(x * known, k, 1, feather, count_include_pad=False) / frac.clamp(min=1e-6)
+    H, W = mask.shape[-2:]
+    t, l_ = max(box[0] - feather, 0), max(box[1] - feather, 0)  # only the hole changes: work near it
+    b, r = min(box[0] + box[2] + feather, H), min(box[1] + box[3] + feather, W)
+    region = (Ellipsis, slice(t, b), slice(l_, r))
+    known = 1.0 - mask[region]  # (B or 1, 1, h, w)
+    frac = _box_mean(known, feather)  # (B or 1, 1, h, w)
+    colour = _box_mean(x[region] * known, feather) / frac.clamp(min=1e-6)  # (B, C, h, w)
     alpha = (1.0 - 2.0 * frac).clamp(0.0, 1.0)
-    return torch.where(frac > 0, alpha * fill + (1.0 - alpha) * colour, fill)  # (B, C, H, W)
+    out = fill.clone()
+    out[region] = torch.where(frac > 0, alpha * fill[region] + (1.0 - alpha) * colour, fill[region])
+    return out  # (B, C, H, W)
 
 
 def _run_generator(generator: GeneratorFn, x: torch.Tensor, m: torch.Tensor, device: torch.device,
