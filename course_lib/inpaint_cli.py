@@ -12,8 +12,9 @@ A folder (each image takes the mask with the same file stem from ``--mask DIR``,
 Any image size works (:func:`course_lib.inpainting.inpaint` pads to a multiple of 8 and crops
 back). ``--mode exact`` runs the whole image through the model, ``--mode crop`` only a window
 around the hole at the model's scale (large photos), ``--mode auto`` (default) exact when it
-fits ``--memory-gb``, else crop; each written image's line says which ran and where. ``--checkpoint`` takes a trainer checkpoint (file, or a run folder: its newest
-``step_*.pt``), generator-only weights (``course_lib/weights/toy_cpu.pt``, ``--export``
+fits ``--memory-gb`` and the image is at most 1024 px, else crop; each written image's line
+says which ran and where. ``--checkpoint`` takes a trainer checkpoint (file, or a run folder:
+its newest ``step_*.pt``), generator-only weights (``course_lib/weights/toy_cpu.pt``, ``--export``
 of the trainer), a converted official ``.pt`` (``python -m course_lib convert``) or the
 official TF checkpoint itself (folder or prefix). A mask is white (or > 127.5) where the
 hole is, as the release's ``test.py``.
@@ -104,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda, ...")
     parser.add_argument("--mode", default="auto", choices=("auto", "exact", "crop"),
                         help="exact: the whole image through the model; crop: a window around the hole at the "
-                             "model's scale (large photos); auto (default): exact when it fits --memory-gb, else crop")
+                             "model's scale (large photos); auto (default): exact up to 1024 px when it fits --memory-gb, else crop")
     parser.add_argument("--memory-gb", type=float, default=6.0,
                         help="memory budget of --mode auto, in GiB (default 6)")
     return parser

@@ -25,7 +25,9 @@ Large photos, two modes (``mode=``; :data:`MODES`):
   images had a hole of half their side) goes through the model, downscaled to ``train_size``
   when larger (the model's scale), and the fill is pasted back into the hole with a feathered
   seam (:func:`feather_fill`); any image size, memory bounded by the window;
-* ``"auto"`` (default): exact when :func:`exact_memory_bytes` fits ``memory_budget``, else crop.
+* ``"auto"`` (default): exact when the image's longer side is at most ``crop_trigger`` (1024 px,
+  like iopaint's crop trigger size) and :func:`exact_memory_bytes` fits ``memory_budget``, else
+  crop (an exact 2048 px run fits 6 GiB but takes minutes on a CPU).
 
 ``return_stages=True`` says which mode ran and where (:class:`InpaintResult` ``mode``, ``window``,
 ``scale``). Outside the hole the result equals the input exactly in every mode.
@@ -279,7 +281,8 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
             return_stages: bool = False, warn_large_hole: bool = True,
             train_size: int = 256, train_hole: int = 128, mode: str = "auto",
             memory_budget: int = DEFAULT_MEMORY_BUDGET, window: Optional[Window] = None,
-            feather: Optional[int] = None, fast_attention: bool = True) -> Union[ImageLike, InpaintResult]:
+            feather: Optional[int] = None, fast_attention: bool = True,
+            crop_trigger: int = 1024) -> Union[ImageLike, InpaintResult]:
     """Fill the hole of ``image`` given by ``mask`` (1 / white = hole) with ``generator``.
 
     ``generator`` is a :class:`course_lib.generator.Generator` (or any callable
@@ -289,7 +292,8 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     :func:`course_lib.images.mask_to_tensor` reads, same H, W; shared by a batch or one per image.
 
     ``mode``: ``"exact"``, ``"crop"`` or ``"auto"`` (see the module docstring); ``auto`` runs
-    exact when :func:`exact_memory_bytes` <= ``memory_budget`` bytes (default 6 GiB), else crop.
+    exact when ``max(H, W) <= crop_trigger`` and :func:`exact_memory_bytes` <= ``memory_budget``
+    bytes (default 6 GiB), else crop.
     Crop mode only: ``window`` ``(top, left, height, width)`` overrides :func:`crop_window` (it
     must lie inside the image and contain the hole's bounding box); ``feather`` (px) sets the
     seam's width (default: the window's downscaling factor, rounded up; 0 when not resized).
@@ -318,6 +322,8 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
         raise ValueError(f"train_size and train_hole must be positive, got {train_size}, {train_hole}")
     if not isinstance(memory_budget, (int, float)) or memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    if not isinstance(crop_trigger, int) or crop_trigger < 1:
+        raise ValueError(f"crop_trigger must be a positive int (pixels), got {crop_trigger!r}")
     if feather is not None and (not isinstance(feather, int) or feather < 0):
         raise ValueError(f"feather must be a non-negative int (pixels), got {feather!r}")
     info = image_info(image)
@@ -341,7 +347,7 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     if mode == "auto":
         cnum = getattr(generator, "cnum", 32)
         fits = exact_memory_bytes(B, H + (-H % SIZE_MULTIPLE), W + (-W % SIZE_MULTIPLE), cnum) <= memory_budget
-        mode = "exact" if fits or bbox is None else "crop"
+        mode = "exact" if (fits and max(H, W) <= crop_trigger) or bbox is None else "crop"
 
     device, dtype = _device_dtype(generator, x)
     m = m.to(x.dtype)

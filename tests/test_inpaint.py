@@ -200,6 +200,9 @@ def test_modes_are_recorded_and_auto_picks_by_memory():
     result, stage1, flow = res  # still a 3-tuple
     res = inpaint(FakeGenerator(), image, mask, return_stages=True, memory_budget=1)
     assert res.mode == "crop" and res.window == (0, 0, 64, 80)  # the image is smaller than 256
+    res = inpaint(FakeGenerator(), image, mask, return_stages=True, crop_trigger=79)  # longer side 80
+    assert res.mode == "crop"
+    assert inpaint(FakeGenerator(), image, mask, return_stages=True, crop_trigger=80).mode == "exact"
     assert res.describe() == "crop, window 80x64 at (x=0, y=0), run at 80x64"
 
 
@@ -299,5 +302,7 @@ def test_bad_mode_arguments():
         inpaint(FakeGenerator(), image, mask, mode="crop", window=(0, 0, 32))
     with pytest.raises(ValueError, match="feather must be a non-negative int"):
         inpaint(FakeGenerator(), image, mask, mode="crop", feather=-2)
+    with pytest.raises(ValueError, match="crop_trigger must be a positive int"):
+        inpaint(FakeGenerator(), image, mask, crop_trigger=0)
     with pytest.raises(ValueError, match="memory_budget must be a positive"):
         inpaint(FakeGenerator(), image, mask, memory_budget=0)
