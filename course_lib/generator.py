@@ -177,9 +177,10 @@ class RefineNetwork(nn.Module):
         :func:`course_lib.ops.nearest_indices` ``[i]`` for output row ``i`` (the set is mapped
         through that table). For the release's layers (all 3x3, stride 1, no dilation) this is
         the hole dilated by 3 px at image size, halved, dilated by 2, halved, dilated by 4 px
-        at attention size (``feature_size = (H/4, W/4)``): ``receptive_field`` of those 9 convs
-        with the two upsamplings counted as stride 1/2 gives the same reach, 4 + 2/2 + 3/4
-        feature px. The composite ``x2 * mask + x * (1 - mask)`` reads nothing else of the
+        at attention size (``feature_size = (H/4, W/4)``): a reach of about 4 + 2/2 + 3/4 feature
+        px, give or take one for the align-corners tables (``tests/test_attention_fast.py``
+        works one pixel through by hand and checks the whole set against the composite's
+        gradient). The composite ``x2 * mask + x * (1 - mask)`` reads nothing else of the
         attention output, so :func:`course_lib.attention_fast.contextual_attention_fast` may
         leave the rest wrong.
         """
