@@ -66,8 +66,8 @@ demo: install  ## inpaint data/samples with the CPU-trained toy model; writes ou
 learning-check: install  ## train toy_cpu for a few minutes and compare hole PSNR with non-learned fills
 	OMP_NUM_THREADS=2 $(PY) scripts/learning_check.py --minutes 8
 
-bench: install  ## speed and memory figures (ratios against baselines in the same run)
-	$(PY) scripts/benchmark.py --quick
+bench: install  ## speed and memory figures (ratios against references in the same run); JSON=out.json saves them
+	$(PY) scripts/benchmark.py --quick $(if $(JSON),--json $(JSON))
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/

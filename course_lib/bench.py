@@ -1,56 +1,57 @@
 """Speed and memory benchmarks: numbers printed by a script, never thresholds in tests.
 
-Run ``python scripts/benchmark.py [--device cpu|cuda] [--size 256] [--batch 1]
-[--repeats N] [--quick] [--json out.json]``. It prints one table:
+Run ``python scripts/benchmark.py [--device cpu|cuda] [--sizes 256 512 1024 2048] [--quick]
+[--json out.json]`` (``make bench`` runs ``--quick``). Every figure comes with what it is
+compared against, measured in the same run:
 
-* the generator's forward pass (``Generator(cnum=32)``, ``torch.inference_mode``) at
-  ``size`` and ``2 * size`` (256 and 512 by default; ``--quick`` measures ``size`` only),
-  as the median milliseconds per image over ``repeats`` timed calls after warm-up;
-* with ``--vs-reference``: the same forward pass with the fast ops of :mod:`course_lib.ops`
-  (view-based resizes) and with the step-by-step reference ops
-  (:func:`course_lib.ops.use_reference_ops`: ``index_select`` resizes), the two timed
-  alternately call by call so that other jobs' load hits both alike, their ratio, and whether the outputs are identical (``torch.equal``);
-* the same number divided by the paper's runtime figures (0.2 s per 512x512 image
-  on a GTX 1080 Ti, 1.5 s on an Intel Xeon E5-2697 v3 CPU). Those were measured by the
-  authors on THEIR machines with TensorFlow: the ratio says how this machine and this code
-  compare, not that one implementation is faster than the other;
-* :func:`course_lib.attention.contextual_attention` at the release's feature size
-  (``4 * cnum`` = 128 channels, ``size / 4`` = 64x64 features for a 256 image, a hole over
-  the middle half) for batch 1 and 4: the batched implementation against a baseline that
-  calls the same function once per image in a Python loop, forward and forward+backward,
-  with the loop/batched ratio (the speed-up of batching), measured in the same run;
-* training as the release does it: one critic update (:func:`course_lib.losses.critic_loss`,
-  both critics, gradient penalty), one generator update
-  (:func:`course_lib.losses.generator_loss`), and one whole step of 5 critic updates + 1
-  generator update (Adam lr 1e-4, betas (0.5, 0.9)) at ``--batch`` (default 1). ``--quick``
-  does not time the whole step (about 10 s on one CPU core at 256x256) but adds up its parts.
+* ``sgemm``: a float32 matrix product (2048 x 2048 x 2048) gives the machine's matmul rate
+  (GFLOP/s); each row's ``gflop`` (the DENSE work: every conv and the full attention score
+  matrix, :func:`dense_generator_gflop`) is turned into ``flop_ms``, the time that work takes
+  at that rate -- a floor for the dense computation, which the restricted attention may beat;
+* generator inference (``Generator(cnum)``, no gradients, a centred hole of 1/16 of the area)
+  at each size: the fast path (what :func:`course_lib.inpaint` runs: the view-based resizes
+  and :func:`course_lib.attention_fast.use_fast_attention`) against the step-by-step
+  reference (:func:`course_lib.ops.use_reference_ops` + the dense layer of
+  :mod:`course_lib.attention`), timed alternately call by call so that other jobs' load hits
+  both alike, and their ratio; the reference is skipped above ``--reference-max`` (its dense
+  score matrix grows with the square of the pixel count: 16 GiB at 2048);
+* :func:`course_lib.inpaint` in crop mode on the largest size with a 10 % hole (no reference:
+  the reference would run the whole image, the generator rows above);
+* contextual attention forward + backward at batch ``--attention-batch`` (default 8) on
+  ``4 * cnum`` channels at ``--attention-size`` (64 x 64: a 256 image), the middle half a hole:
+  the per-image loop (the release's ``tf.split``, :func:`attention_per_image_loop`), the batched
+  dense layer, the fast layer on all rows and restricted to what a generator's composite reads,
+  timed alternately, with the loop / fast ratios;
+* one training step (5 critic + 1 generator updates, Adam, the release's losses) at batch
+  ``--train-batch`` (default 16) and ``--train-size`` (256): the current path against the
+  reference ops with the per-image attention loop; skipped by ``--quick``.
 
-Every timed row also reports peak memory. On CUDA it is ``torch.cuda.max_memory_allocated``
-since the row started (tensors allocated by torch: weights, activations, workspaces;
-not the CUDA context). On the CPU there is no allocator counter, so it is the process's
-peak resident set size from ``resource.getrusage`` -- coarse: it never goes down, so each
-row shows the peak of the whole process so far, Python and torch included.
-
-Timing: ``time.perf_counter`` around each call, with ``torch.cuda.synchronize`` before and
-after on CUDA (kernels run asynchronously; without it one would time the launch only).
-Inputs are seeded. ``torch.set_num_threads`` is left at the machine's default and printed.
+Peak memory (``peak_mb``): on CUDA ``torch.cuda.max_memory_allocated`` during the row's calls;
+on the CPU the largest resident set size sampled every 2 ms during them
+(:class:`RssSampler`; the process's own, Python and torch included, so it includes the
+~0.3 GB baseline). Timing: ``time.perf_counter`` with ``torch.cuda.synchronize`` before and after on
+CUDA. Inputs are seeded; ``torch.set_num_threads`` is left at the machine's default and printed.
 """
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
 import platform
 import statistics
 import sys
+import threading
 import time
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Optional, Sequence
+from typing import Any, Callable, Iterator, Optional, Sequence
 
 import torch
 
 from course_lib.attention import contextual_attention
+from course_lib.attention_fast import contextual_attention_fast, use_fast_attention
+import course_lib.generator as generator_module
 from course_lib.critics import GlobalCritic, LocalCritic
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
@@ -62,12 +63,16 @@ __all__ = [
     "Row",
     "synchronize",
     "time_calls",
+    "time_alternating",
+    "RssSampler",
     "reset_peak_memory",
     "peak_memory_mb",
     "environment",
     "count_parameters",
+    "matmul_gflops",
+    "conv_gflop",
+    "dense_generator_gflop",
     "bench_generator",
-    "bench_generator_vs_reference",
     "attention_per_image_loop",
     "bench_attention",
     "TrainStep",
@@ -93,7 +98,8 @@ class Row:
 
     ``median`` is the headline number in ``unit`` (``ms`` per image / per call / per step,
     or ``x`` for a ratio); ``best`` the fastest repeat (None for ratios); ``peak_mb`` the
-    peak memory of the row (see the module docstring; None for ratios).
+    peak memory of the row (see the module docstring; None for ratios); ``gflop`` the dense
+    work of one call and ``flop_ms`` its time at the run's sgemm rate (None where not counted).
     """
 
     name: str
@@ -103,6 +109,8 @@ class Row:
     peak_mb: Optional[float] = None
     note: str = ""
     samples: list[float] = field(default_factory=list)
+    gflop: Optional[float] = None
+    flop_ms: Optional[float] = None
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -133,6 +141,87 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.d
         synchronize(device)
         seconds.append(time.perf_counter() - start)
     return seconds
+
+
+def time_alternating(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int, device: torch.device,
+                     memory: Optional[dict[str, float]] = None) -> dict[str, list[float]]:
+    """Time several functions call by call in turn (the order rotates each repeat); seconds per call.
+
+    Alternating spreads a shared machine's load changes over all of them alike. ``memory``,
+    when given, receives each function's peak memory in MiB over its calls (:class:`RssSampler`
+    on the CPU, ``max_memory_allocated`` on CUDA).
+    """
+    if repeats < 1 or warmup < 0:
+        raise ValueError(f"need repeats >= 1 (timed calls) and warmup >= 0 (untimed calls), "
+                         f"got repeats={repeats}, warmup={warmup}")
+    names = list(fns)
+    seconds: dict[str, list[float]] = {name: [] for name in names}
+    peaks: dict[str, float] = {name: 0.0 for name in names}
+    for i in range(warmup + repeats):
+        k = i % len(names)
+        for name in names[k:] + names[:k]:
+            reset_peak_memory(device)
+            with RssSampler(device) as sampler:
+                synchronize(device)
+                start = time.perf_counter()
+                fns[name]()
+                synchronize(device)
+                elapsed = time.perf_counter() - start
+            peaks[name] = max(peaks[name], sampler.peak_mb)
+            if i >= warmup:
+                seconds[name].append(elapsed)
+    if memory is not None:
+        memory.update(peaks)
+    return seconds
+
+
+class RssSampler:
+    """Peak memory (MiB) during a ``with`` block: CUDA ``max_memory_allocated``, else sampled RSS.
+
+    On the CPU a thread reads the resident set size (``/proc/self/statm``) every
+    ``interval`` seconds; the peak is the largest value seen (a spike shorter than the
+    interval can be missed). Where ``/proc`` is missing, it falls back to the process's
+    peak RSS so far (:func:`peak_memory_mb`).
+    """
+
+    def __init__(self, device: torch.device, interval: float = 0.002) -> None:
+        self.device, self.interval = device, interval
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        self._thread: Optional[threading.Thread] = None
+
+    @staticmethod
+    def _rss_mb() -> Optional[float]:
+        try:
+            with open("/proc/self/statm") as fh:
+                return int(fh.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+        except (OSError, ValueError, AttributeError):
+            return None
+
+    def _run(self) -> None:
+        while not self._stop.is_set():
+            rss = self._rss_mb()
+            if rss is not None:
+                self.peak_mb = max(self.peak_mb, rss)
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "RssSampler":
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats(self.device)
+        elif self._rss_mb() is not None:
+            self._thread = threading.Thread(target=self._run, daemon=True)
+            self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        if self.device.type == "cuda":
+            self.peak_mb = torch.cuda.max_memory_allocated(self.device) / 2**20
+        elif self._thread is not None:
+            self._stop.set()
+            self._thread.join()
+            self.peak_mb = max(self.peak_mb, self._rss_mb() or 0.0)
+        else:
+            self.peak_mb = peak_memory_mb(self.device)
 
 
 def reset_peak_memory(device: torch.device) -> None:
@@ -198,20 +287,27 @@ def environment(device: torch.device, cnum: int, critic_cnum: int, size: int) ->
 
 
 def _timed_row(name: str, seconds: Sequence[float], per: int, unit: str, peak_mb: float,
-               note: str = "") -> Row:
-    """Seconds per call -> a row in milliseconds per ``per`` items (images or calls)."""
+               note: str = "", gflop: Optional[float] = None, gflops_rate: Optional[float] = None) -> Row:
+    """Seconds per call -> a row in milliseconds per ``per`` items (images or calls).
+
+    ``gflop`` is the dense work of one call; with ``gflops_rate`` (the sgemm rate) the row
+    also gets ``flop_ms``, that work's time per item at the rate.
+    """
     ms = [1000.0 * s / per for s in seconds]
-    return Row(name, statistics.median(ms), unit, min(ms), peak_mb, note, ms)
+    flop_ms = None if gflop is None or not gflops_rate else 1000.0 * gflop / gflops_rate / per
+    return Row(name, statistics.median(ms), unit, min(ms), peak_mb, note, ms, gflop, flop_ms)
 
 
 def _ratio_row(name: str, numerator: float, denominator: float, note: str) -> Row:
     return Row(name, numerator / denominator, "x", None, None, note)
 
 
-def _box_mask(size: int) -> torch.Tensor:
-    """A (1, 1, size, size) mask with the middle half a hole (a 128 box on a 256 image)."""
+def _box_mask(size: int, side: Optional[int] = None) -> torch.Tensor:
+    """A (1, 1, size, size) mask with a centred ``side`` box hole (default ``size // 2``: 128 of 256)."""
+    side = size // 2 if side is None else side
+    top = (size - side) // 2
     mask = torch.zeros(1, 1, size, size)  # (1, 1, H, W)
-    mask[..., size // 4: size // 4 + size // 2, size // 4: size // 4 + size // 2] = 1.0
+    mask[..., top: top + side, top: top + side] = 1.0
     return mask
 
 
@@ -220,126 +316,207 @@ def _images(batch: int, size: int, generator: torch.Generator) -> torch.Tensor:
     return torch.rand(batch, 3, size, size, generator=generator) * 2.0 - 1.0  # (B, 3, H, W)
 
 
+# ----------------------------------------------------------------------------- dense work
+
+def matmul_gflops(device: torch.device, n: int = 2048, repeats: int = 3) -> tuple[float, list[float]]:
+    """The machine's float32 matmul rate: median GFLOP/s of ``(n x n) @ (n x n)`` (``2 n^3`` FLOPs), and the seconds."""
+    g = torch.Generator().manual_seed(0)
+    a = torch.randn(n, n, generator=g).to(device)
+    b = torch.randn(n, n, generator=g).to(device)
+    seconds = time_calls(lambda: a @ b, repeats, 1, device)
+    return 2.0 * n**3 / statistics.median(seconds) / 1e9, seconds
+
+
+def conv_gflop(module: torch.nn.Module, run: Callable[[], Any]) -> float:
+    """GFLOP of every ``nn.Conv2d`` call during ``run()`` (``2 * out elements * in/groups * k * k``), by hooks."""
+    total = [0.0]
+
+    def hook(layer: torch.nn.Conv2d, inputs: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        k = layer.kernel_size[0] * layer.kernel_size[1]
+        total[0] += 2.0 * out.numel() * (layer.in_channels // layer.groups) * k
+
+    handles = [m.register_forward_hook(hook) for m in module.modules() if isinstance(m, torch.nn.Conv2d)]
+    try:
+        run()
+    finally:
+        for h in handles:
+            h.remove()
+    return total[0] / 1e9
+
+
+def attention_gflop(batch: int, channels: int, h: int, w: int, ksize: int = 3, rate: int = 2,
+                    fuse_k: int = 3) -> float:
+    """Dense contextual attention's GFLOP on ``(batch, channels, h, w)`` features, f = b.
+
+    With ``N = L = (h/rate)(w/rate)``: matching ``2 N L C k^2``, the two fuse convs
+    ``2 * 2 N L fuse_k^2``, pasting (transposed conv) ``2 N L C (2 rate)^2``, per image.
+    """
+    n = (h // rate) * (w // rate)
+    return batch * (2.0 * n * n * channels * ksize**2 + 4.0 * n * n * fuse_k**2
+                    + 2.0 * n * n * channels * (2 * rate) ** 2) / 1e9
+
+
+def dense_generator_gflop(cnum: int, size: int, batch: int = 1) -> dict[str, float]:
+    """The dense work of one generator forward at ``size`` x ``size``: ``{"convs", "attention", "total"}`` GFLOP.
+
+    Conv work is counted by hooks on a 64 x 64 run and scaled by the area (every layer's map
+    is a fixed fraction of the image); attention by :func:`attention_gflop` on the
+    ``4 * cnum`` x ``size / 4`` features (at 512 and cnum 32: convs ~176, matching ~39,
+    pasting ~69).
+    """
+    g = Generator(cnum).eval()
+    x = torch.zeros(1, 3, 64, 64)
+    mask = _box_mask(64)
+
+    def run() -> None:
+        with torch.no_grad():
+            g(x, mask)
+
+    convs = conv_gflop(g, run) * (size / 64) ** 2 * batch
+    attention = attention_gflop(batch, 4 * cnum, size // 4, size // 4)
+    return {"convs": convs, "attention": attention, "total": convs + attention}
+
+
 # ----------------------------------------------------------------------------- benchmarks
 
-def bench_generator(generator: Generator, size: int, batch: int, device: torch.device,
-                    repeats: int, warmup: int, seed: int = 0) -> Row:
-    """Median ms per image of ``generator(x, mask)`` in inference mode at ``size`` x ``size``."""
-    g = torch.Generator().manual_seed(seed)
-    x = _images(batch, size, g).to(device)  # (B, 3, H, W)
-    mask = _box_mask(size).to(device)  # (1, 1, H, W), shared as in the release
-    generator.eval()
+def bench_generator(cnum: int, size: int, device: torch.device, repeats: int, warmup: int,
+                    gflops_rate: float, reference: bool = True, seed: int = 0) -> list[Row]:
+    """Generator inference at ``size`` (1/16-area hole): fast path, reference path (optional), ratio.
 
-    def forward() -> None:
-        with torch.inference_mode():
-            generator(x, mask)
-
-    reset_peak_memory(device)
-    seconds = time_calls(forward, repeats, warmup, device)
-    return _timed_row(f"generator {size}x{size} inference, B={batch}", seconds, batch, "ms/image",
-                      peak_memory_mb(device), f"cnum={generator.cnum}, median of {repeats}")
-
-
-def bench_generator_vs_reference(generator: Generator, size: int, batch: int, device: torch.device,
-                                 repeats: int, warmup: int, seed: int = 0) -> list[Row]:
-    """Fast ops vs the reference ops in one run: 3 rows (reference, fast, reference / fast).
-
-    Each repeat times one call with :func:`course_lib.ops.use_reference_ops` and one without,
-    alternating (which goes first alternates too), so a load change on a shared machine
-    hits both; medians over ``repeats``. The ratio row's note says whether the two outputs
-    are identical (``torch.equal`` on x_stage1, x_stage2 and flow).
+    Fast: :func:`course_lib.attention_fast.use_fast_attention` (what :func:`course_lib.inpaint`
+    runs). Reference: :func:`course_lib.ops.use_reference_ops` and the dense layer. The ratio's
+    note gives the largest difference of the composites ``x2 * mask + x * (1 - mask)``.
     """
+    torch.manual_seed(seed)
+    generator = Generator(cnum).to(device).eval()
     g = torch.Generator().manual_seed(seed)
-    x = _images(batch, size, g).to(device)  # (B, 3, H, W)
-    mask = _box_mask(size).to(device)  # (1, 1, H, W)
-    generator.eval()
+    x = _images(1, size, g).to(device)  # (1, 3, H, W)
+    mask = _box_mask(size, size // 4).to(device)  # (1, 1, H, W): 1/16 of the area
+    outputs: dict[str, torch.Tensor] = {}
 
-    def run(reference: bool) -> tuple[torch.Tensor, ...]:
-        with torch.inference_mode(), use_reference_ops(reference):
-            return generator(x, mask)
+    def run(fast: bool) -> Callable[[], None]:
+        def call() -> None:
+            with torch.no_grad(), use_reference_ops(not fast), use_fast_attention(fast):
+                _, x2, _ = generator(x, mask)
+            outputs["fast" if fast else "reference"] = x2 * mask + x * (1 - mask)
+        return call
 
-    same = all(torch.equal(a, b) for a, b in zip(run(False), run(True)))
-    for _ in range(warmup):
-        run(True)
-        run(False)
-    seconds: dict[bool, list[float]] = {True: [], False: []}
-    for i in range(repeats):
-        for reference in ((True, False) if i % 2 == 0 else (False, True)):
-            synchronize(device)
-            start = time.perf_counter()
-            run(reference)
-            synchronize(device)
-            seconds[reference].append(time.perf_counter() - start)
-    peak = peak_memory_mb(device)
-    note = f"cnum={generator.cnum}, median of {repeats}, timed alternately"
-    ref_row = _timed_row(f"generator {size}x{size} inference, reference ops, B={batch}", seconds[True],
-                         batch, "ms/image", peak, note + "; index_select resizes")
-    fast_row = _timed_row(f"generator {size}x{size} inference, fast ops, B={batch}", seconds[False],
-                          batch, "ms/image", peak, note)
-    ratio = _ratio_row(f"generator {size}x{size} reference / fast ops", ref_row.median, fast_row.median,
-                       ">1: the fast ops are faster; outputs torch.equal: " + ("yes" if same else "NO"))
-    return [ref_row, fast_row, ratio]
+    fns = {"fast": run(True)}
+    if reference:
+        fns["reference"] = run(False)
+    peaks: dict[str, float] = {}
+    seconds = time_alternating(fns, repeats, warmup, device, peaks)
+    work = dense_generator_gflop(cnum, size)
+    where = f"cnum={cnum}, hole {size // 4}x{size // 4}, median of {repeats}"
+    rows = [_timed_row(f"generator {size}x{size} fast", seconds["fast"], 1, "ms/image", peaks["fast"],
+                       where + ("; alternating with the reference" if reference else ""), work["total"],
+                       gflops_rate)]
+    if not reference:
+        gib = ((size // 8) ** 4) * 4 / 2**30
+        rows[0].note += f"; reference not run (its dense score matrix alone is {gib:.1f} GiB)"
+        return rows
+    rows.append(_timed_row(f"generator {size}x{size} reference", seconds["reference"], 1, "ms/image",
+                           peaks["reference"], "use_reference_ops + dense attention, " + where,
+                           work["total"], gflops_rate))
+    diff = float((outputs["fast"] - outputs["reference"]).abs().max())
+    rows.append(_ratio_row(f"generator {size}x{size} reference / fast", rows[1].median, rows[0].median,
+                           f">1: fast is faster; composites differ by at most {diff:.1e}"))
+    return rows
 
 
-def attention_per_image_loop(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor]
-                             ) -> tuple[torch.Tensor, torch.Tensor]:
+def bench_inpaint_crop(cnum: int, size: int, device: torch.device, repeats: int, warmup: int,
+                       seed: int = 0) -> Row:
+    """:func:`course_lib.inpaint` in crop mode on a ``size`` x ``size`` image with a centred 10 % hole.
+
+    The window (twice the hole's side) is downscaled to 256 px, inpainted and pasted back; the
+    time includes the resizes and the paste. The note gives the window and its model size.
+    """
+    from course_lib.inpainting import inpaint
+
+    torch.manual_seed(seed)
+    generator = Generator(cnum).to(device).eval()
+    g = torch.Generator().manual_seed(seed)
+    x = _images(1, size, g).to(device)  # (1, 3, H, W)
+    side = int(round(size * 0.1 ** 0.5))
+    mask = _box_mask(size, side).to(device)  # (1, 1, H, W): 10 % of the area
+    described: list[str] = []
+
+    def call() -> None:
+        res = inpaint(generator, x, mask, mode="crop", return_stages=True, warn_large_hole=False)
+        described[:] = [res.describe()]
+
+    peaks: dict[str, float] = {}
+    seconds = time_alternating({"crop": call}, repeats, warmup, device, peaks)
+    return _timed_row(f"inpaint crop mode {size}x{size}, 10% hole", seconds["crop"], 1, "ms/image",
+                      peaks["crop"], f"cnum={cnum}, {described[0]}, median of {repeats}")
+
+
+def attention_per_image_loop(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor], *args: Any,
+                             **kwargs: Any) -> tuple[torch.Tensor, torch.Tensor]:
     """The baseline: :func:`contextual_attention` once per image in a Python loop, outputs concatenated.
 
     This is how the release runs the layer (``tf.split`` over the batch, one image at a
-    time). ``mask`` is shared ``(1, 1, H, W)`` or per image ``(B, 1, H, W)``.
+    time). ``mask`` is shared ``(1, 1, H, W)`` or per image ``(B, 1, H, W)``; further
+    arguments go to :func:`contextual_attention`.
     """
     ys, flows = [], []
     for i in range(f.shape[0]):
         m = None if mask is None else mask[i: i + 1] if mask.shape[0] > 1 else mask
-        y, flow = contextual_attention(f[i: i + 1], b[i: i + 1], m)  # (1, C, H, W), (1, 3, H, W)
+        y, flow = contextual_attention(f[i: i + 1], b[i: i + 1], m, *args, **kwargs)  # (1, C, H, W), (1, 3, H, W)
         ys.append(y)
         flows.append(flow)
     return torch.cat(ys, dim=0), torch.cat(flows, dim=0)  # (B, C, H, W), (B, 3, H, W)
 
 
 def bench_attention(channels: int, feature_size: int, batch: int, device: torch.device,
-                    repeats: int, warmup: int, seed: int = 0) -> list[Row]:
-    """Batched contextual attention vs the per-image loop, forward and forward+backward.
+                    repeats: int, warmup: int, gflops_rate: float, seed: int = 0) -> list[Row]:
+    """Contextual attention forward + backward of ``(y * w).sum()``: four implementations, two ratios.
 
-    Features ``f = b`` (B, channels, feature_size, feature_size), as in the generator, with
-    the middle half masked. Returns 6 rows: batched, loop and loop/batched, for the
-    forward (inference mode) and for forward + backward of ``y.sum()``.
+    Features ``f = b`` (B, channels, s, s) with the middle half masked (a 128 hole of a 256
+    image). ``fast, hole rows`` computes only the rows a generator's composite reads
+    (:meth:`course_lib.generator.RefineNetwork.hole_reach` of the image-size hole) and is
+    weighted by them, as the generator's loss would be.
     """
     g = torch.Generator().manual_seed(seed)
-    feat = torch.randn(batch, channels, feature_size, feature_size, generator=g).to(device)  # (B, C, H, W)
-    mask = _box_mask(feature_size).to(device)  # (1, 1, H, W)
-    where = f"{channels} ch, {feature_size}x{feature_size}"
+    feat = torch.randn(batch, channels, feature_size, feature_size, generator=g).to(device)  # (B, C, s, s)
+    weight = torch.randn(batch, channels, feature_size, feature_size, generator=g).to(device)
+    mask = _box_mask(feature_size).to(device)  # (1, 1, s, s)
+    image_mask = _box_mask(4 * feature_size)  # (1, 1, 4s, 4s): the image's hole
+    need = Generator(2).refine.hole_reach(image_mask, (feature_size, feature_size)).to(device)  # (1, 1, s, s)
 
-    def batched_forward() -> None:
-        with torch.inference_mode():
-            contextual_attention(feat, feat, mask)
+    def step(run: Callable[[torch.Tensor], torch.Tensor], w: torch.Tensor) -> Callable[[], None]:
+        def call() -> None:
+            leaf = feat.detach().requires_grad_(True)  # (B, C, s, s)
+            (run(leaf) * w).sum().backward()
+        return call
 
-    def loop_forward() -> None:
-        with torch.inference_mode():
-            attention_per_image_loop(feat, feat, mask)
-
-    def backward_of(run: Callable[..., tuple[torch.Tensor, torch.Tensor]]) -> Callable[[], None]:
-        def step() -> None:
-            leaf = feat.detach().requires_grad_(True)  # (B, C, H, W)
-            y, _ = run(leaf, leaf, mask)
-            y.sum().backward()
-        return step
-
-    rows = []
-    for label, batched, loop in (
-        ("fwd", batched_forward, loop_forward),
-        ("fwd+bwd", backward_of(contextual_attention), backward_of(attention_per_image_loop)),
-    ):
-        timed = []
-        for impl, fn in (("batched", batched), ("per-image loop", loop)):
-            reset_peak_memory(device)
-            seconds = time_calls(fn, repeats, warmup, device)
-            timed.append(_timed_row(f"attention {label} {impl}, B={batch}", seconds, 1, "ms/call",
-                                    peak_memory_mb(device), where))
-        rows += timed
-        rows.append(_ratio_row(f"attention {label} loop / batched, B={batch}", timed[1].median,
-                               timed[0].median, "speed-up of batching (>1: batched is faster)"))
+    fns = {
+        "per-image loop": step(lambda t: attention_per_image_loop(t, t, mask)[0], weight),
+        "batched dense": step(lambda t: contextual_attention(t, t, mask)[0], weight),
+        "fast, all rows": step(lambda t: contextual_attention_fast(t, t, mask)[0], weight),
+        "fast, hole rows": step(lambda t: contextual_attention_fast(t, t, mask, need=need)[0], weight * need),
+    }
+    peaks: dict[str, float] = {}
+    seconds = time_alternating(fns, repeats, warmup, device, peaks)
+    work = 3.0 * attention_gflop(batch, channels, feature_size, feature_size)  # backward ~ 2x forward
+    where = f"{channels} ch, {feature_size}x{feature_size}, median of {repeats}, alternating"
+    rows = [_timed_row(f"attention fwd+bwd {name}, B={batch}", seconds[name], 1, "ms/call", peaks[name],
+                       where, work, gflops_rate) for name in fns]
+    for name in ("fast, all rows", "fast, hole rows"):
+        rows.append(_ratio_row(f"attention fwd+bwd per-image loop / {name}, B={batch}", rows[0].median,
+                               rows[list(fns).index(name)].median, ">1: fast is faster"))
     return rows
+
+
+@contextlib.contextmanager
+def _per_image_attention_in_the_generator() -> Iterator[None]:
+    """Within the block, the generator's dense attention runs once per image (the release's loop)."""
+    original = generator_module.contextual_attention
+    generator_module.contextual_attention = attention_per_image_loop
+    try:
+        yield
+    finally:
+        generator_module.contextual_attention = original
 
 
 class TrainStep:
@@ -412,33 +589,36 @@ class TrainStep:
 
 
 def bench_train_step(cnum: int, critic_cnum: int, size: int, batch: int, device: torch.device,
-                     repeats: int, warmup: int, seed: int = 0, whole_step: bool = True) -> list[Row]:
-    """Rows for training: one critic update, one generator update, and the whole step.
+                     repeats: int, warmup: int, gflops_rate: float, seed: int = 0) -> list[Row]:
+    """One whole training step (5 critic + 1 generator updates): current path, reference, ratio.
 
-    The whole step (5 critic + 1 generator updates) is timed directly when ``whole_step``;
-    otherwise (``--quick``) it is computed as ``5 * critic + generator`` from the medians of
-    the two update rows, and says so in its note.
+    Reference: :func:`course_lib.ops.use_reference_ops` and the attention once per image
+    (the release's loop). Training always runs the dense attention (its losses read
+    ``x_stage2`` outside the hole too). ``gflop`` counts the generator only: 8 dense forwards
+    (5 in the critic updates, 1 + a backward of ~2 in the generator update); the critics'
+    work is not counted.
     """
-    step = TrainStep(cnum, critic_cnum, size, batch, device, seed)
+    current = TrainStep(cnum, critic_cnum, size, batch, device, seed)
+    reference = TrainStep(cnum, critic_cnum, size, batch, device, seed)
+
+    def run_reference() -> None:
+        with use_reference_ops(), _per_image_attention_in_the_generator():
+            reference()
+
+    peaks: dict[str, float] = {}
+    seconds = time_alternating({"current": current, "reference": run_reference}, repeats, warmup, device, peaks)
+    work = 8.0 * dense_generator_gflop(cnum, size, batch)["total"]
     where = f"{size}x{size}, B={batch}"
-    rows = []
-    for name, fn in (("critic update", step.critic_update), ("generator update", step.generator_update)):
-        reset_peak_memory(device)
-        seconds = time_calls(fn, repeats, warmup, device)
-        rows.append(_timed_row(f"train {name}, {where}", seconds, 1, "ms/update",
-                               peak_memory_mb(device), f"median of {repeats}"))
-    name = f"train step ({CRITIC_STEPS} critic + 1 generator), {where}"
-    if whole_step:
-        reset_peak_memory(device)
-        seconds = time_calls(step, repeats, warmup, device)
-        rows.append(_timed_row(name, seconds, 1, "ms/step", peak_memory_mb(device),
-                               f"timed as a whole, median of {repeats}"))
-    else:
-        estimate = CRITIC_STEPS * rows[0].median + rows[1].median
-        rows.append(Row(name, estimate, "ms/step", None, max(r.peak_mb for r in rows),
-                        f"--quick: {CRITIC_STEPS} x critic + generator rows above, not timed as a whole"))
-    if not all(math.isfinite(v) for v in step.last.values()):
-        rows[-1].note += "; WARNING: non-finite loss"
+    note = f"median of {repeats}, alternating; gflop: the generator's 8 forward-equivalents only"
+    rows = [_timed_row(f"train step ({CRITIC_STEPS} critic + 1 generator), {where}", seconds["current"], 1,
+                       "ms/step", peaks["current"], note, work, gflops_rate),
+            _timed_row(f"train step reference, {where}", seconds["reference"], 1, "ms/step",
+                       peaks["reference"], "use_reference_ops + per-image attention loop; " + note, work,
+                       gflops_rate)]
+    rows.append(_ratio_row(f"train step reference / current, {where}", rows[1].median, rows[0].median,
+                           ">1: the current path is faster"))
+    if not all(math.isfinite(v) for v in list(current.last.values()) + list(reference.last.values())):
+        rows[0].note += "; WARNING: non-finite loss"
     return rows
 
 
@@ -456,61 +636,55 @@ def _resolve_device(name: Optional[str]) -> torch.device:
 
 
 def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
-    """Run every benchmark for the parsed command line; return ``{"environment", "settings", "rows"}``."""
+    """Run every benchmark for the parsed command line; return ``{"environment", "settings", "matmul_gflops", "rows"}``."""
     device = _resolve_device(args.device)
-    if args.size % 8 or args.size < 32:
-        raise ValueError(f"--size must be a multiple of 8 and at least 32 (the hole box is size/2 and the "
-                         f"critics need it), got {args.size}")
-    for flag in ("batch", "repeats", "train_repeats", "cnum", "critic_cnum"):
+    sizes = args.sizes or ([256, 512] if args.quick else [256, 512, 1024, 2048])
+    for size in sizes + [args.train_size]:
+        if size % 8 or size < 32:
+            raise ValueError(f"sizes must be multiples of 8 and at least 32 (the critics need it), got {size}")
+    for flag in ("repeats", "train_repeats", "cnum", "critic_cnum", "attention_batch", "train_batch",
+                 "attention_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
             raise ValueError(f"--{flag.replace('_', '-')} must be >= 1, got {value}")
+    if args.attention_size % 2:
+        raise ValueError(f"--attention-size must be even (rate-2 matching), got {args.attention_size}")
     if args.warmup is not None and args.warmup < 0:
         raise ValueError(f"--warmup must be >= 0 (0 = no untimed call), got {args.warmup}")
-    repeats = args.repeats or (2 if args.quick else 5)
-    train_repeats = args.train_repeats or (1 if args.quick else 3)
+    repeats = args.repeats or (2 if args.quick else 3)
+    train_repeats = args.train_repeats or 1
     warmup = 1 if args.warmup is None else args.warmup
-    # --quick: the heavy rows (attention B=4, training) run once, on the CPU without warm-up
-    # (the rows before them have warmed the same kernels; a CUDA run keeps its warm-up, as
-    # the first backward there pays one-off library initialisation), and the whole train
-    # step is not timed.
     heavy_warmup = 0 if args.quick and args.warmup is None and device.type == "cpu" else warmup
-    sizes = [args.size] if args.quick else [args.size, 2 * args.size]
-    settings = {"sizes": sizes, "batch": args.batch, "repeats": repeats, "train_repeats": train_repeats,
-                "warmup": warmup, "heavy_warmup": heavy_warmup, "quick": bool(args.quick), "seed": args.seed,
-                "vs_reference": bool(args.vs_reference), "only_generator": bool(args.only_generator)}
-    env = environment(device, args.cnum, args.critic_cnum, args.size)
-    rows: list[Row] = []
-
-    torch.manual_seed(args.seed)
-    generator = Generator(args.cnum).to(device).eval()
+    train = not (args.quick or args.no_train or args.only_generator)
+    settings = {"sizes": sizes, "repeats": repeats, "train_repeats": train_repeats, "warmup": warmup,
+                "heavy_warmup": heavy_warmup, "quick": bool(args.quick), "seed": args.seed,
+                "reference_max": args.reference_max, "attention_batch": args.attention_batch,
+                "attention_size": args.attention_size, "train_batch": args.train_batch,
+                "train_size": args.train_size, "train": train, "only_generator": bool(args.only_generator)}
+    env = environment(device, args.cnum, args.critic_cnum, args.train_size)
+    rate, sgemm_seconds = matmul_gflops(device)
+    rows: list[Row] = [_timed_row("sgemm 2048x2048x2048 float32", sgemm_seconds, 1, "ms/call",
+                                  peak_memory_mb(device), f"{rate:.1f} GFLOP/s: the rate of every flop_ms",
+                                  2 * 2048**3 / 1e9, rate)]
     for size in sizes:
-        rows.append(bench_generator(generator, size, args.batch, device, repeats, warmup, args.seed))
-    largest = rows[-1]
-    kind = device.type
-    for paper_kind in (kind, "cpu" if kind == "cuda" else "cuda"):
-        seconds, machine = PAPER_SECONDS_512[paper_kind]
-        rows.append(_ratio_row(
-            f"generator {sizes[-1]} / paper 512, {machine} {seconds:g} s",
-            largest.median, 1000.0 * seconds,
-            "DIFFERENT machine and framework (authors' TF figure); "
-            + ("same kind of device" if paper_kind == kind else "other kind of device")
-            + ("" if sizes[-1] == 512 else f"; NOT like for like: ours at {sizes[-1]}, paper at 512")))
-    if args.vs_reference:
-        for size in sizes:
-            rows += bench_generator_vs_reference(generator, size, args.batch, device, repeats, warmup,
-                                                 args.seed)
-    del generator
-    if args.only_generator:
-        return {"environment": env, "settings": settings, "rows": [asdict(r) for r in rows]}
-
-    for batch in (1, 4):
-        heavy = batch > 1 and args.quick
-        rows += bench_attention(4 * args.cnum, args.size // 4, batch, device, 1 if heavy else repeats,
-                                heavy_warmup if heavy else warmup, args.seed)
-    rows += bench_train_step(args.cnum, args.critic_cnum, args.size, args.batch, device,
-                             train_repeats, heavy_warmup, args.seed, whole_step=not args.quick)
-    return {"environment": env, "settings": settings, "rows": [asdict(r) for r in rows]}
+        rows += bench_generator(args.cnum, size, device, repeats if size <= 512 else 1,
+                                warmup if size <= 512 else 0, rate, size <= args.reference_max, args.seed)
+    rows.append(bench_inpaint_crop(args.cnum, max(sizes), device, repeats, warmup, args.seed))
+    by_name = {r.name: r for r in rows}
+    if "generator 512x512 fast" in by_name:
+        for paper_kind in ("cpu", "cuda"):
+            seconds, machine = PAPER_SECONDS_512[paper_kind]
+            rows.append(_ratio_row(
+                f"generator 512 fast / paper 512, {machine} {seconds:g} s", by_name["generator 512x512 fast"].median,
+                1000.0 * seconds, "DIFFERENT machine and framework (authors' TF figure); "
+                + ("same kind of device" if paper_kind == device.type else "other kind of device")))
+    if not args.only_generator:
+        rows += bench_attention(4 * args.cnum, args.attention_size, args.attention_batch, device,
+                                1 if args.quick else repeats, heavy_warmup, rate, args.seed)
+    if train:
+        rows += bench_train_step(args.cnum, args.critic_cnum, args.train_size, args.train_batch, device,
+                                 train_repeats, heavy_warmup, rate, args.seed)
+    return {"environment": env, "settings": settings, "matmul_gflops": rate, "rows": [asdict(r) for r in rows]}
 
 
 def _fmt(value: Optional[float], unit: str = "") -> str:
@@ -525,7 +699,7 @@ def format_table(result: dict[str, Any]) -> str:
     """The printed report: a header (environment, settings) and one aligned line per row."""
     env, settings = result["environment"], result["settings"]
     mem = ("CUDA max_memory_allocated of the row" if env["device"].startswith("cuda")
-           else "process peak RSS so far (coarse, never decreases)")
+           else "largest resident set size sampled during the row (process total)")
     lines = [
         f"course_lib benchmark -- torch {env['torch']}, Python {env['python']}",
         f"device: {env['device']} ({env['device_name']}); CPU: {env['cpu_name']}, "
@@ -535,28 +709,30 @@ def format_table(result: dict[str, Any]) -> str:
         f"parameters: generator(cnum={env['cnum']}) {env['params_generator']:,}; "
         f"local critic(cnum={env['critic_cnum']}) {env['params_local_critic']:,}; "
         f"global critic {env['params_global_critic']:,}",
-        f"settings: sizes {settings['sizes']}, batch {settings['batch']}, repeats {settings['repeats']} "
-        f"(train step {settings['train_repeats']}), warm-up {settings['warmup']}"
-        f"{' (heavy rows: 0, --quick)' if settings['heavy_warmup'] != settings['warmup'] else ''}, "
+        f"settings: sizes {settings['sizes']}, repeats {settings['repeats']} (1 above 512), warm-up "
+        f"{settings['warmup']}, attention B={settings['attention_batch']} at {settings['attention_size']} px, "
+        f"train step {'B=%d at %d px' % (settings['train_batch'], settings['train_size']) if settings['train'] else 'skipped'}, "
         f"seed {settings['seed']}",
+        f"matmul rate (sgemm, this run): {result['matmul_gflops']:.1f} GFLOP/s; flop_ms = dense GFLOP at that rate",
         f"peak MB: {mem}",
     ]
     load, cores = env["load_average_1min"], env["cpu_count"] or 1
     if load is not None and load > 0.5 * cores:
         lines.append(f"WARNING: load average {load:.1f} on {cores} cores before the run: other processes "
                      "compete for the CPU, so times are noisy (a multi-threaded run suffers most; "
-                     "compare with OMP_NUM_THREADS=1, or use a quiet machine)")
+                     "compare ratios, which were measured alternately)")
     lines.append("")
-    header = ("measurement", "median", "best", "unit", "peak MB", "note")
+    header = ("measurement", "median", "best", "unit", "GFLOP", "flop_ms", "peak MB", "note")
     table = [header] + [
         (r["name"], _fmt(r["median"], r["unit"]), _fmt(r["best"]), r["unit"],
+         _fmt(r.get("gflop")), _fmt(r.get("flop_ms")),
          "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}", r["note"])
         for r in result["rows"]
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(5)]
+    widths = [max(len(row[i]) for row in table) for i in range(7)]
     for i, row in enumerate(table):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:5], widths[1:])]
-        lines.append("  ".join(cells + [row[5]]).rstrip())
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:7], widths[1:])]
+        lines.append("  ".join(cells + [row[7]]).rstrip())
         if i == 0:
             lines.append("-" * len(lines[-1]))
     return "\n".join(lines)
@@ -565,21 +741,25 @@ def format_table(result: dict[str, Any]) -> str:
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python scripts/benchmark.py",
-        description="Time the DeepFill v1 generator, contextual attention (batched vs per-image loop) "
-                    "and one training step; print a table with ratios measured in the same run.")
+        description="Time the DeepFill v1 generator (fast vs reference), contextual attention (fast vs the "
+                    "per-image loop) and a training step; each with its dense work at the run's matmul rate.")
     p.add_argument("--device", choices=("cpu", "cuda"), default=None,
                    help="default: cuda when available, else cpu")
-    p.add_argument("--size", type=int, default=256, help="image side (also 2*size unless --quick); default 256")
-    p.add_argument("--batch", type=int, default=1, help="batch of the generator rows and the train step")
-    p.add_argument("--repeats", type=int, default=None, help="timed calls per row (default 5, --quick 2)")
-    p.add_argument("--train-repeats", type=int, default=None, help="timed train steps (default 3, --quick 1)")
+    p.add_argument("--sizes", type=int, nargs="+", default=None,
+                   help="generator image sides (default 256 512 1024 2048; --quick: 256 512)")
+    p.add_argument("--reference-max", type=int, default=512,
+                   help="largest size at which the dense reference generator runs (default 512)")
+    p.add_argument("--repeats", type=int, default=None, help="timed calls per row up to 512 px (default 3, --quick 2)")
+    p.add_argument("--train-repeats", type=int, default=None, help="timed train steps (default 1)")
     p.add_argument("--warmup", type=int, default=None, help="untimed calls before each row (default 1)")
-    p.add_argument("--quick", action="store_true", help="fewer repeats, `size` only (under a minute on 2 CPU cores)")
-    p.add_argument("--vs-reference", action="store_true",
-                   help="also time the generator with the step-by-step reference ops, alternating with "
-                        "the fast ops, and print their ratio")
-    p.add_argument("--only-generator", action="store_true",
-                   help="only the generator rows (skip attention and training)")
+    p.add_argument("--quick", action="store_true",
+                   help="256 and 512 only, 2 repeats, attention once, no train step (about 2 min on 2 CPU cores)")
+    p.add_argument("--only-generator", action="store_true", help="only the generator rows")
+    p.add_argument("--no-train", action="store_true", help="skip the training step")
+    p.add_argument("--attention-batch", type=int, default=8, help="batch of the attention rows (default 8)")
+    p.add_argument("--attention-size", type=int, default=64, help="attention feature side (default 64)")
+    p.add_argument("--train-batch", type=int, default=16, help="batch of the train step (default 16)")
+    p.add_argument("--train-size", type=int, default=256, help="image side of the train step (default 256)")
     p.add_argument("--cnum", type=int, default=32, help="generator width (release 32; small values for tests)")
     p.add_argument("--critic-cnum", type=int, default=64, help="critic width (release 64)")
     p.add_argument("--seed", type=int, default=0)

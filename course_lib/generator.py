@@ -33,8 +33,11 @@ from __future__ import annotations
 import torch
 import torch.nn as nn
 
+import torch.nn.functional as F
+
 from course_lib.attention import contextual_attention
-from course_lib.ops import GenConv, GenDeconv, resize_nearest
+from course_lib.attention_fast import contextual_attention_fast, fast_attention_settings
+from course_lib.ops import GenConv, GenDeconv, nearest_indices, resize_nearest
 
 __all__ = [
     "Generator",
@@ -155,6 +158,10 @@ class RefineNetwork(nn.Module):
         self.allconv16 = GenConv(c, c // 2, 3)
         self.allconv17 = GenConv(c // 2, 3, 3, activation="none")
 
+    # the layers after contextual attention, in order, up to the output
+    AFTER_ATTENTION = ("pmconv9", "pmconv10", "allconv11", "allconv12", "allconv13_upsample", "allconv14",
+                       "allconv15_upsample", "allconv16", "allconv17")
+
     def _run(self, h: torch.Tensor, names: tuple[str, ...]) -> torch.Tensor:
         for name in names:
             h = getattr(self, name)(h)
@@ -172,6 +179,44 @@ class RefineNetwork(nn.Module):
         ))  # (B, 4c, H/4, W/4)
         return pm, resize_nearest(mask, tuple(pm.shape[-2:]))  # (B or 1, 1, H/4, W/4)
 
+    def hole_reach(self, mask: torch.Tensor, feature_size: tuple[int, int]) -> torch.Tensor:
+        """The attention-output pixels that can change a hole pixel of the output: ``(B or 1, 1, h, w)`` bool.
+
+        Walks :attr:`AFTER_ATTENTION` backwards from the hole (``mask`` (B or 1, 1, H, W) at
+        image size): a 'SAME' conv with kernel ``k`` and dilation ``d`` reads its input within
+        ``(k - 1) * d / 2`` of each output pixel (a max-pool with that reach dilates the set),
+        and the x2 nearest upsampling of :class:`GenDeconv` reads input row
+        :func:`course_lib.ops.nearest_indices` ``[i]`` for output row ``i`` (the set is mapped
+        through that table). For the release's layers (all 3x3, stride 1, no dilation) this is
+        the hole dilated by 3 px at image size, halved, dilated by 2, halved, dilated by 4 px
+        at attention size (``feature_size = (H/4, W/4)``): a reach of about 4 + 2/2 + 3/4 feature
+        px, give or take one for the align-corners tables (``tests/test_attention_fast.py``
+        works one pixel through by hand and checks the whole set against the composite's
+        gradient). The composite ``x2 * mask + x * (1 - mask)`` reads nothing else of the
+        attention output, so :func:`course_lib.attention_fast.contextual_attention_fast` may
+        leave the rest wrong.
+        """
+        reach = mask > 0.5  # (B or 1, 1, H, W) bool
+        for name in reversed(self.AFTER_ATTENTION):
+            layer = getattr(self, name)
+            conv = layer.conv if isinstance(layer, GenDeconv) else layer
+            k, d = conv.kernel_size[0], conv.dilation[0]
+            if conv.stride[0] != 1 or k % 2 == 0:
+                raise ValueError(f"{name}: hole_reach handles odd kernels at stride 1, got {conv}")
+            r = (k - 1) * d // 2
+            reach = F.max_pool2d(reach.float(), 2 * r + 1, 1, padding=r) > 0  # the conv's input that matters
+            if isinstance(layer, GenDeconv):  # the upsampled map's row i is input row table[i]
+                n_in = (reach.shape[-2] // 2, reach.shape[-1] // 2)
+                for dim, n in ((2, n_in[0]), (3, n_in[1])):
+                    table = nearest_indices(n, reach.shape[dim], device=reach.device)
+                    shape = list(reach.shape)
+                    shape[dim] = n
+                    reach = torch.zeros(shape, device=reach.device).index_add_(dim, table, reach.float()) > 0
+        if tuple(reach.shape[-2:]) != tuple(feature_size):
+            raise ValueError(f"hole_reach ended at {tuple(reach.shape[-2:])}, expected the feature size "
+                             f"{tuple(feature_size)}")
+        return reach  # (B or 1, 1, h, w)
+
     def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``x`` (B, 3, H, W) coarse composite, ``mask`` (B or 1, 1, H, W) -> (x_stage2, flow).
 
@@ -184,7 +229,12 @@ class RefineNetwork(nn.Module):
             "xconv7_atrous", "xconv8_atrous", "xconv9_atrous", "xconv10_atrous",
         ))  # (B, 4c, H/4, W/4)
         pm, mask_s = self.attention_inputs(h_in, mask)  # (B, 4c, H/4, W/4), (B or 1, 1, H/4, W/4)
-        pm, flow = contextual_attention(pm, pm, mask_s, 3, 1, rate=2)  # (B, 4c, H/4, W/4)
+        fast, max_bytes = fast_attention_settings()
+        if fast:  # right only where the hole can see it (course_lib.attention_fast.use_fast_attention)
+            need = self.hole_reach(mask, tuple(pm.shape[-2:]))  # (B or 1, 1, H/4, W/4)
+            pm, flow = contextual_attention_fast(pm, pm, mask_s, need, 3, rate=2, max_bytes=max_bytes)
+        else:
+            pm, flow = contextual_attention(pm, pm, mask_s, 3, 1, rate=2)  # (B, 4c, H/4, W/4)
         pm = self._run(pm, ("pmconv9", "pmconv10"))  # (B, 4c, H/4, W/4)
         h = torch.cat([x_hallu, pm], dim=1)  # (B, 8c, H/4, W/4)
         h = self._run(h, (

@@ -10,8 +10,11 @@ A folder (each image takes the mask with the same file stem from ``--mask DIR``,
     python -m course_lib inpaint --image photos/ --mask masks/ --checkpoint model.pt --output results/
 
 Any image size works (:func:`course_lib.inpainting.inpaint` pads to a multiple of 8 and crops
-back). ``--checkpoint`` takes a trainer checkpoint (file, or a run folder: its newest
-``step_*.pt``), generator-only weights (``course_lib/weights/toy_cpu.pt``, ``--export``
+back). ``--mode exact`` runs the whole image through the model, ``--mode crop`` only a window
+around the hole at the model's scale (large photos), ``--mode auto`` (default) exact when it
+fits ``--memory-gb`` and the image is at most 1024 px, else crop; each written image's line
+says which ran and where. ``--checkpoint`` takes a trainer checkpoint (file, or a run folder:
+its newest ``step_*.pt``), generator-only weights (``course_lib/weights/toy_cpu.pt``, ``--export``
 of the trainer), a converted official ``.pt`` (``python -m course_lib convert``) or the
 official TF checkpoint itself (folder or prefix). A mask is white (or > 127.5) where the
 hole is, as the release's ``test.py``.
@@ -64,20 +67,25 @@ def find_mask(image: Path, masks: Path) -> Path:
                             f"{image.stem}_mask.png (white = hole), or pass one mask file for all images")
 
 
-def inpaint_file(generator: torch.nn.Module, image: PathLike, mask: PathLike, output: PathLike) -> Path:
-    """Inpaint one image file with one mask file and write the result (format from the suffix)."""
+def inpaint_file(generator: torch.nn.Module, image: PathLike, mask: PathLike, output: PathLike,
+                 mode: str = "auto", memory_budget: Optional[int] = None) -> tuple[Path, str]:
+    """Inpaint one image file with one mask file and write the result (format from the suffix).
+
+    Returns the written path and what ran (:meth:`course_lib.inpainting.InpaintResult.describe`).
+    """
     from course_lib.images import load_image, load_mask
-    from course_lib.inpainting import inpaint
+    from course_lib.inpainting import DEFAULT_MEMORY_BUDGET, inpaint
     img = load_image(image)  # PIL RGB
     m = load_mask(mask)  # (1, 1, H, W)
     if tuple(m.shape[-2:]) != (img.height, img.width):
         raise ValueError(f"mask {mask} is {m.shape[-1]}x{m.shape[-2]} (WxH) but image {image} is "
                          f"{img.width}x{img.height}; give a mask of the image's size")
-    result = inpaint(generator, img, m)
+    res = inpaint(generator, img, m, return_stages=True, mode=mode,
+                  memory_budget=DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget)
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    result.save(output)
-    return output
+    res.result.save(output)
+    return output, res.describe()
 
 
 def _is_mask_file(path: Path) -> bool:
@@ -95,6 +103,11 @@ def build_parser() -> argparse.ArgumentParser:
                         help="trainer checkpoint / run folder, generator weights .pt, or an official model")
     parser.add_argument("--output", required=True, help="output file (one image) or folder (folder mode)")
     parser.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda, ...")
+    parser.add_argument("--mode", default="auto", choices=("auto", "exact", "crop"),
+                        help="exact: the whole image through the model; crop: a window around the hole at the "
+                             "model's scale (large photos); auto (default): exact up to 1024 px when it fits --memory-gb, else crop")
+    parser.add_argument("--memory-gb", type=float, default=6.0,
+                        help="memory budget of --mode auto, in GiB (default 6)")
     return parser
 
 
@@ -122,10 +135,12 @@ def main(argv: Optional[list[str]] = None) -> int:
                 raise ValueError(f"--mask {mask} is a folder but --image is one file; pass the mask file")
             target = output / f"{image.stem}.png" if output.is_dir() else output
             pairs = [(image, mask, target)]
+        if not args.memory_gb > 0:
+            raise ValueError(f"--memory-gb must be positive, got {args.memory_gb}")
         generator = load_generator(args.checkpoint, device)
         for src, m, dst in pairs:
-            written = inpaint_file(generator, src, m, dst)
-            print(f"{src} + {m.name} -> {written}")
+            written, how = inpaint_file(generator, src, m, dst, args.mode, int(args.memory_gb * 2**30))
+            print(f"{src} + {m.name} -> {written} ({how})")
     except (FileNotFoundError, ValueError, TypeError) as err:
         print(f"inpaint: {err}", file=sys.stderr)
         return 2

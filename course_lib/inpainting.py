@@ -14,13 +14,32 @@ What it does, against the release's ``test.py``:
 * final image ``x2 * mask + input * (1 - mask)`` (known pixels come back exactly);
 * output ``(x + 1) * 127.5`` saturated to uint8 (rounded, see :func:`course_lib.images.to_uint8`).
 
+Large photos, two modes (``mode=``; :data:`MODES`):
+
+* ``"exact"``: the whole image through the model, as the release's ``test.py``, with the fast
+  contextual attention restricted to the hole (:func:`course_lib.attention_fast.use_fast_attention`)
+  and no gradients; peak memory grows with the pixel count (:func:`exact_memory_bytes`): 4.7 GB
+  above the process's baseline at 2048 x 2048 with a 10 % hole (measured; README "Speed");
+* ``"crop"``: iopaint's "crop" strategy: only a window around the hole's bounding box
+  (:func:`crop_window`: twice the hole's side, at least ``train_size``, as the training
+  images had a hole of half their side) goes through the model, downscaled to ``train_size``
+  when larger (the model's scale), and the fill is pasted back into the hole with a feathered
+  seam (:func:`feather_fill`); any image size, memory bounded by the window;
+* ``"auto"`` (default): exact when the image's longer side is at most ``crop_trigger`` (1024 px,
+  like iopaint's crop trigger size) and :func:`exact_memory_bytes` fits ``memory_budget``, else
+  crop (an exact 2048 px run fits 6 GiB but takes minutes on a CPU).
+
+``return_stages=True`` says which mode ran and where (:class:`InpaintResult` ``mode``, ``window``,
+``scale``). Outside the hole the result equals the input exactly in every mode.
+
 Shown in notebook 90 (official weights) and used by the
 ``python -m course_lib inpaint`` command.
 """
 from __future__ import annotations
 
+import math
 import warnings
-from typing import Callable, NamedTuple, Union
+from typing import Callable, NamedTuple, Optional, Union
 
 import numpy as np
 import torch
@@ -28,29 +47,69 @@ import torch.nn as nn
 import torch.nn.functional as F
 from PIL import Image
 
+from course_lib.attention_fast import use_fast_attention
 from course_lib.images import image_info, image_to_tensor, mask_to_tensor, tensor_to_image
 from course_lib.ops import resize_nearest
 
-__all__ = ["inpaint", "InpaintResult", "pad_to_multiple", "hole_bbox", "SIZE_MULTIPLE"]
+__all__ = ["inpaint", "InpaintResult", "pad_to_multiple", "hole_bbox", "SIZE_MULTIPLE", "MODES",
+           "DEFAULT_MEMORY_BUDGET", "exact_memory_bytes", "crop_window", "feather_fill"]
 
 SIZE_MULTIPLE = 8  # the generator's H, W must be multiples of 8 (two stride-2 convs + rate-2 attention)
+MODES = ("auto", "exact", "crop")
+DEFAULT_MEMORY_BUDGET = 6 * 2**30  # bytes: "auto" runs exact up to about 2048 x 2048 (cnum 32)
+Window = tuple[int, int, int, int]  # (top, left, height, width) in image pixels
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]
 GeneratorFn = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor, torch.Tensor]]
 
 
-class InpaintResult(NamedTuple):
-    """``inpaint(..., return_stages=True)``: every field in the input's form (PIL, array, tensor).
+class _Stages(NamedTuple):
+    result: ImageLike
+    stage1: ImageLike
+    flow: ImageLike
+
+
+class InpaintResult(_Stages):
+    """``inpaint(..., return_stages=True)``: the images in the input's form (PIL, array, tensor).
+
+    A 3-tuple ``(result, stage1, flow)`` (so ``result, stage1, flow = inpaint(...)`` works):
 
     * ``result``: the final image, ``x2 * mask + input * (1 - mask)``;
     * ``stage1``: the coarse network's raw output over the whole image (not pasted);
     * ``flow``: the contextual-attention offsets as a colour image, upscaled (nearest) to the
-      image size.
+      image size (white away from the hole: the fast attention computes the offsets only where
+      the hole can use them).
+
+    and what ran, as attributes:
+
+    * ``mode``: ``"exact"`` or ``"crop"`` (``mode="auto"`` picks one);
+    * ``window``: ``(top, left, height, width)`` of the part of the image the model saw (the
+      whole image in exact mode);
+    * ``scale``: model pixels per image pixel in that window (1.0 in exact mode).
+
+    In crop mode ``stage1`` and ``flow`` hold the window's (resized back); outside it, the input
+    and white (zero offset).
     """
 
-    result: ImageLike
-    stage1: ImageLike
-    flow: ImageLike
+    mode: str
+    window: Optional[Window]
+    scale: float
+
+    def __new__(cls, result: ImageLike, stage1: ImageLike, flow: ImageLike, mode: str = "exact",
+                window: Optional[Window] = None, scale: float = 1.0) -> "InpaintResult":
+        self = super().__new__(cls, result, stage1, flow)
+        self.mode, self.window, self.scale = mode, window, scale
+        return self
+
+    def describe(self) -> str:
+        """One line: ``exact, whole 2048x2048 image`` or ``crop, window 512x512 at (top, left), run at 256x256``."""
+        if self.window is None:
+            return self.mode
+        t, l_, h, w = self.window
+        if self.mode == "exact":
+            return f"exact, whole {w}x{h} image"
+        return (f"crop, window {w}x{h} at (x={l_}, y={t}), run at "
+                f"{max(1, round(w * self.scale))}x{max(1, round(h * self.scale))}")
 
 
 def pad_to_multiple(t: torch.Tensor, multiple: int = SIZE_MULTIPLE) -> torch.Tensor:
@@ -107,9 +166,123 @@ def _device_dtype(generator: GeneratorFn, x: torch.Tensor) -> tuple[torch.device
     return x.device, (x.dtype if x.is_floating_point() else torch.float32)
 
 
+def exact_memory_bytes(batch: int, height: int, width: int, cnum: int = 32) -> int:
+    """Estimated peak memory of exact mode (no gradients, fast attention), in bytes.
+
+    ``38 * batch * H * W * cnum + 512 MiB`` (``H, W`` padded to multiples of 8): the widest
+    full-resolution activations (the x2-upsampled ``2 * cnum`` channels before ``conv15`` /
+    ``allconv15``, its padded copy and the conv's output) dominate; 512 MiB covers the
+    attention's chunk (:data:`course_lib.attention_fast.DEFAULT_MAX_BYTES`) and the weights.
+    Fitted to the peak resident memory above the process's baseline measured at 512, 1024
+    and 2048 px (0.43, 1.24 and 4.68 GB; README "Speed"), which it bounds from above
+    (0.86, 1.81, 5.64 GB); the default 6 GiB budget of ``mode="auto"`` admits 2048 x 2048.
+    """
+    return int(38 * batch * height * width * cnum + 512 * 2**20)
+
+
+def crop_window(bbox: Window, image_size: tuple[int, int], train_size: int = 256) -> Window:
+    """The crop-mode window ``(top, left, height, width)`` around a hole's bounding box.
+
+    A square of side ``max(2 * max(box height, box width), train_size)`` centred on the box
+    (the training images were ``train_size`` px with a hole of up to half their side), shifted
+    to lie inside the image and cut to the image where the image is smaller. It always
+    contains the box.
+    """
+    top, left, bh, bw = bbox
+    H, W = image_size
+    side = max(2 * max(bh, bw), train_size)
+    h, w = min(H, side), min(W, side)
+    t = min(max(top + bh // 2 - h // 2, 0), H - h)
+    l_ = min(max(left + bw // 2 - w // 2, 0), W - w)
+    return t, l_, h, w
+
+
+def _check_window(window: object, bbox: Window, image_size: tuple[int, int]) -> Window:
+    H, W = image_size
+    if (not isinstance(window, (tuple, list)) or len(window) != 4
+            or not all(isinstance(v, int) and not isinstance(v, bool) for v in window)):
+        raise ValueError(f"window must be (top, left, height, width) in pixels, got {window!r}")
+    t, l_, h, w = window
+    if h < 1 or w < 1 or t < 0 or l_ < 0 or t + h > H or l_ + w > W:
+        raise ValueError(
+            f"window {tuple(window)} (top, left, height, width) is larger than or outside the {H}x{W} "
+            f"image; give one inside it, e.g. {crop_window(bbox, image_size)}, or leave window=None")
+    bt, bl, bh, bw = bbox
+    if bt < t or bl < l_ or bt + bh > t + h or bl + bw > l_ + w:
+        raise ValueError(
+            f"window {tuple(window)} does not contain the hole's bounding box {bbox} (top, left, height, "
+            f"width): the model can only fill what it sees; enlarge the window or leave window=None")
+    return t, l_, h, w
+
+
+def _box_mean(t: torch.Tensor, radius: int) -> torch.Tensor:
+    """Mean over the ``(2 * radius + 1)`` square around each pixel, inside the image only (separable)."""
+    k = 2 * radius + 1
+    t = F.avg_pool2d(t, (k, 1), 1, (radius, 0), count_include_pad=False)  # rows
+    return F.avg_pool2d(t, (1, k), 1, (0, radius), count_include_pad=False)  # then columns
+
+
+def feather_fill(fill: torch.Tensor, x: torch.Tensor, mask: torch.Tensor, feather: int) -> torch.Tensor:
+    """Blend the fill towards the local colour of the known pixels near the hole's edge.
+
+    ``alpha = clamp(1 - 2 * k, 0, 1)`` with ``k`` the fraction of known pixels in the
+    ``(2 * feather + 1)`` square around each pixel: 1 deep in the hole, 0 where half the
+    square is known (at a straight edge); the fill is ``alpha * fill + (1 - alpha) * c`` with
+    ``c`` the mean of those known pixels. Only hole pixels change (the caller composites with
+    the mask), so the seam fades over ``feather`` px on the hole's side. ``feather=0``: ``fill``.
+    All (B, C, H, W) with ``mask`` (B or 1, 1, H, W).
+    """
+    box = hole_bbox(mask)
+    if feather <= 0 or box is None:
+        return fill
+    H, W = mask.shape[-2:]
+    t, l_ = max(box[0] - feather, 0), max(box[1] - feather, 0)  # only the hole changes: work near it
+    b, r = min(box[0] + box[2] + feather, H), min(box[1] + box[3] + feather, W)
+    region = (Ellipsis, slice(t, b), slice(l_, r))
+    known = 1.0 - mask[region]  # (B or 1, 1, h, w)
+    frac = _box_mean(known, feather)  # (B or 1, 1, h, w)
+    colour = _box_mean(x[region] * known, feather) / frac.clamp(min=1e-6)  # (B, C, h, w)
+    alpha = (1.0 - 2.0 * frac).clamp(0.0, 1.0)
+    out = fill.clone()
+    out[region] = torch.where(frac > 0, alpha * fill[region] + (1.0 - alpha) * colour, fill[region])
+    return out  # (B, C, H, W)
+
+
+def _run_generator(generator: GeneratorFn, x: torch.Tensor, m: torch.Tensor, device: torch.device,
+                   dtype: torch.dtype, fast_attention: bool = True) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Pad to multiples of 8, run under no_grad (with the fast attention), crop back: (x1, x2, flow) at x's size."""
+    H, W = x.shape[-2:]
+    x_pad = pad_to_multiple(x).to(device=device, dtype=dtype)  # (B, 3, H8, W8)
+    m_pad = pad_to_multiple(m).to(device=device, dtype=dtype)  # (B or 1, 1, H8, W8)
+    was_training = isinstance(generator, nn.Module) and generator.training
+    if isinstance(generator, nn.Module):
+        generator.eval()
+    try:
+        with torch.no_grad(), use_fast_attention(fast_attention):
+            x1, x2, flow = generator(x_pad * (1.0 - m_pad), m_pad)  # (B, 3, H8, W8) x2, (B, 3, h, w)
+    finally:
+        if was_training:
+            generator.train()
+    with torch.no_grad():
+        flow = resize_nearest(flow.float(), tuple(x_pad.shape[-2:]))  # (B, 3, H8, W8)
+        crop = (Ellipsis, slice(0, H), slice(0, W))
+        return (x1[crop].to(device=x.device, dtype=x.dtype), x2[crop].to(device=x.device, dtype=x.dtype),
+                flow[crop].to(device=x.device, dtype=x.dtype))
+
+
+def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
+    """Bilinear resize (antialiased when shrinking) of an NCHW float tensor; identity at the same size."""
+    if tuple(t.shape[-2:]) == tuple(size):
+        return t
+    return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
+
+
 def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, torch.Tensor], *,
             return_stages: bool = False, warn_large_hole: bool = True,
-            train_size: int = 256, train_hole: int = 128) -> Union[ImageLike, InpaintResult]:
+            train_size: int = 256, train_hole: int = 128, mode: str = "auto",
+            memory_budget: int = DEFAULT_MEMORY_BUDGET, window: Optional[Window] = None,
+            feather: Optional[int] = None, fast_attention: bool = True,
+            crop_trigger: int = 1024) -> Union[ImageLike, InpaintResult]:
     """Fill the hole of ``image`` given by ``mask`` (1 / white = hole) with ``generator``.
 
     ``generator`` is a :class:`course_lib.generator.Generator` (or any callable
@@ -117,6 +290,15 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     ``image``: PIL image, uint8 array (H, W, 3), or float tensor in [-1, 1] (3, H, W) /
     (1, 3, H, W) / (B, 3, H, W); any H, W. ``mask``: anything
     :func:`course_lib.images.mask_to_tensor` reads, same H, W; shared by a batch or one per image.
+
+    ``mode``: ``"exact"``, ``"crop"`` or ``"auto"`` (see the module docstring); ``auto`` runs
+    exact when ``max(H, W) <= crop_trigger`` and :func:`exact_memory_bytes` <= ``memory_budget``
+    bytes (default 6 GiB), else crop.
+    Crop mode only: ``window`` ``(top, left, height, width)`` overrides :func:`crop_window` (it
+    must lie inside the image and contain the hole's bounding box); ``feather`` (px) sets the
+    seam's width (default: the window's downscaling factor, rounded up; 0 when not resized).
+    ``fast_attention=False`` runs the step-by-step dense attention instead of the fast one
+    restricted to the hole (same result to ~1e-6; memory grows with the square of the pixel count).
 
     Padding (to a multiple of 8, by edge replication, bottom/right): the padded MASK is
     replicated as well, so padded pixels are known except below/right of a hole touching the
@@ -127,13 +309,23 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     Returns the final image ``x2 * mask + image * (1 - mask)`` in the input's form (PIL ->
     PIL, uint8 array -> uint8 array, tensor -> tensor of the same shape, dtype and device);
     known pixels are returned exactly, and an empty mask returns the input unchanged. With
-    ``return_stages=True``, an :class:`InpaintResult` ``(result, stage1, flow)``.
+    ``return_stages=True``, an :class:`InpaintResult` ``(result, stage1, flow, mode, window, scale)``.
 
     Warns (UserWarning) when the hole is larger than the training holes (``train_hole`` px
-    of ``train_size``, scaled down for smaller images); ``warn_large_hole=False`` silences it.
+    of ``train_size``, scaled down for smaller images; in crop mode measured at the model's
+    scale); ``warn_large_hole=False`` silences it.
     """
+    if mode not in MODES:
+        raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)} (auto: exact when it fits "
+                         "memory_budget, else crop)")
     if train_size < 1 or train_hole < 1:
         raise ValueError(f"train_size and train_hole must be positive, got {train_size}, {train_hole}")
+    if not isinstance(memory_budget, (int, float)) or memory_budget <= 0:
+        raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
+    if not isinstance(crop_trigger, int) or crop_trigger < 1:
+        raise ValueError(f"crop_trigger must be a positive int (pixels), got {crop_trigger!r}")
+    if feather is not None and (not isinstance(feather, int) or feather < 0):
+        raise ValueError(f"feather must be a non-negative int (pixels), got {feather!r}")
     info = image_info(image)
     x = image_to_tensor(image)  # (B, 3, H, W) float in [-1, 1]
     m = mask_to_tensor(mask).to(x.device)  # (B or 1, 1, H, W), {0, 1}
@@ -144,30 +336,51 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
             "image with nearest neighbour, e.g. mask.resize(image.size, Image.NEAREST) for PIL")
     if m.shape[0] not in (1, B):
         raise ValueError(f"a batch of {m.shape[0]} masks for {B} images: give one mask or one per image")
-    if warn_large_hole:
-        _warn_if_large(m, train_size, train_hole)
+    bbox = hole_bbox(m)
+    if mode == "crop" and bbox is None:
+        raise ValueError("crop mode needs a hole to crop around, but the mask is empty (no pixel > 0.5); "
+                         "use mode='auto' or 'exact' (--mode auto / exact), which return the image unchanged")
+    if window is not None:
+        if mode != "crop":
+            raise ValueError(f"window= is for mode='crop' (got mode={mode!r}); pass mode='crop' with it")
+        window = _check_window(window, bbox, (H, W))
+    if mode == "auto":
+        cnum = getattr(generator, "cnum", 32)
+        fits = exact_memory_bytes(B, H + (-H % SIZE_MULTIPLE), W + (-W % SIZE_MULTIPLE), cnum) <= memory_budget
+        mode = "exact" if (fits and max(H, W) <= crop_trigger) or bbox is None else "crop"
 
     device, dtype = _device_dtype(generator, x)
-    x_pad = pad_to_multiple(x).to(device=device, dtype=dtype)  # (B, 3, H8, W8)
-    m_pad = pad_to_multiple(m).to(device=device, dtype=dtype)  # (B or 1, 1, H8, W8)
-    was_training = isinstance(generator, nn.Module) and generator.training
-    if isinstance(generator, nn.Module):
-        generator.eval()
-    try:
+    m = m.to(x.dtype)
+    if mode == "exact":
+        if warn_large_hole:
+            _warn_if_large(m, train_size, train_hole)
+        x1, x2, flow = _run_generator(generator, x, m, device, dtype, fast_attention)
+        out, t, l_, h, w, scale = x2 * m + x * (1.0 - m), 0, 0, H, W, 1.0
+    else:
+        t, l_, h, w = window if window is not None else crop_window(bbox, (H, W), train_size)
+        scale = min(1.0, train_size / max(h, w))
+        size = (max(1, round(h * scale)), max(1, round(w * scale)))
+        x_win, m_win = x[..., t:t + h, l_:l_ + w], m[..., t:t + h, l_:l_ + w]  # (B, 3, h, w), (B or 1, 1, h, w)
         with torch.no_grad():
-            x1, x2, flow = generator(x_pad * (1.0 - m_pad), m_pad)  # (B, 3, H8, W8) x2, (B, 3, h, w)
-    finally:
-        if was_training:
-            generator.train()
+            x_s = _resize(x_win, size)  # (B, 3, h', w') at the model's scale
+            m_s = (F.interpolate(m_win, size=size, mode="area") > 0).to(x.dtype)  # any overlap is hole
+        if warn_large_hole:
+            _warn_if_large(m_s, train_size, train_hole)
+        x1_s, x2_s, flow_s = _run_generator(generator, x_s, m_s, device, dtype, fast_attention)
+        with torch.no_grad():
+            fill = _resize(x2_s * m_s + x_s * (1.0 - m_s), (h, w))  # (B, 3, h, w)
+            fw = (math.ceil(1.0 / scale) if scale < 1.0 else 0) if feather is None else feather
+            fill = feather_fill(fill, x_win, m_win, fw)
+            out = x.clone()
+            out[..., t:t + h, l_:l_ + w] = fill * m_win + x_win * (1.0 - m_win)
+            x1 = x.clone()
+            x1[..., t:t + h, l_:l_ + w] = _resize(x1_s, (h, w))
+            flow = torch.ones_like(x)  # white: zero offset
+            flow[..., t:t + h, l_:l_ + w] = _resize(flow_s, (h, w))
 
     with torch.no_grad():
-        x2 = x2[..., :H, :W].to(device=x.device, dtype=x.dtype)  # (B, 3, H, W)
-        m = m.to(x.dtype)
-        result = tensor_to_image(x2 * m + x * (1.0 - m), info)  # exact on known pixels
+        result = tensor_to_image(out, info)  # exact on known pixels
         if not return_stages:
             return result
-        stage1 = x1[..., :H, :W].to(device=x.device, dtype=x.dtype)  # (B, 3, H, W)
-        flow_full = resize_nearest(flow.float(), tuple(x_pad.shape[-2:]))  # (B, 3, H8, W8)
-        flow_full = flow_full[..., :H, :W].to(device=x.device, dtype=x.dtype)  # (B, 3, H, W)
-        return InpaintResult(result, tensor_to_image(stage1.clamp(-1, 1), info),
-                             tensor_to_image(flow_full.clamp(-1, 1), info))
+        return InpaintResult(result, tensor_to_image(x1.clamp(-1, 1), info), tensor_to_image(flow.clamp(-1, 1), info),
+                             mode, (t, l_, h, w), scale)

@@ -1,14 +1,15 @@
 #!/usr/bin/env python
-"""Benchmark course_lib: generator inference, contextual attention (batched vs per-image loop), a training step.
+"""Benchmark course_lib: generator inference, contextual attention, a training step, each against its reference.
 
 Usage::
 
-    python scripts/benchmark.py                     # 256 and 512, 5 repeats, cuda if available
-    python scripts/benchmark.py --quick             # 256 only, few repeats (< 1 min on 2 CPU cores)
-    python scripts/benchmark.py --device cuda --batch 4 --json bench.json
-    python scripts/benchmark.py --vs-reference --only-generator   # fast vs step-by-step ops
+    python scripts/benchmark.py                     # 256..2048, attention B=8, train step B=16; cuda if available
+    python scripts/benchmark.py --quick             # 256 and 512, no train step (about 2 min on 2 CPU cores)
+    python scripts/benchmark.py --device cuda --json bench.json
+    python scripts/benchmark.py --only-generator --sizes 512   # fast vs step-by-step generator only
 
-Prints a table (median / best ms, peak memory, ratios measured in the same run); the
+Prints a table (median / best ms, dense GFLOP and their time at the run's sgemm rate, peak
+memory, ratios measured alternately in the same run); the
 measuring code lives in :mod:`course_lib.bench`, which documents every row. Speed targets
 are read from this table, never asserted by timed tests.
 """

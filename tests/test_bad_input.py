@@ -534,6 +534,31 @@ def _(tmp_path, capsys, generator):
     expect_cli_error(capsys, r"no GPU.*device=cpu", "train", "--out", tmp_path / "r", *TINY_TRAIN, "--set", "device=cuda")
 
 
+# --- large photos: inpaint modes ---------------------------------------------------
+
+@case("inpaint-unknown-mode", "API", "inpaint(..., mode='fast')", "error: unknown mode; choose one of auto, exact, crop")
+def _(tmp_path, capsys, generator):
+    from course_lib.inpainting import inpaint
+    with pytest.raises(ValueError, match=r"unknown mode 'fast'; choose one of auto, exact, crop"):
+        inpaint(generator, Image.open(save_rgb(tmp_path / "a.png")), np.ones((32, 32), bool), mode="fast")
+
+
+@case("crop-empty-mask", "CLI", "inpaint --mode crop with a mask that has no hole", "error: crop mode needs a hole; use --mode auto or exact")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"crop mode needs a hole.*mask is empty.*'auto' or 'exact'", "inpaint", "--image",
+                     save_rgb(tmp_path / "a.png"), "--mask", save_mask(tmp_path / "m.png", 32, 32, (0, 0, 0, 0)),
+                     "--checkpoint", TOY_WEIGHTS, "--output", tmp_path / "o.png", "--mode", "crop")
+
+
+@case("crop-window-too-large", "API", "inpaint(..., mode='crop', window=) larger than the image", "error: window is larger than or outside the image; give one inside it")
+def _(tmp_path, capsys, generator):
+    from course_lib.inpainting import inpaint
+    mask = np.zeros((32, 32), bool)
+    mask[8:16, 8:16] = True
+    with pytest.raises(ValueError, match=r"window \(0, 0, 40, 32\).*larger than or outside the 32x32 image"):
+        inpaint(generator, Image.open(save_rgb(tmp_path / "a.png")), mask, mode="crop", window=(0, 0, 40, 32))
+
+
 @pytest.mark.parametrize("row", CASES, ids=[c.id for c in CASES])
 def test_bad_input(row: Case, tmp_path: Path, capsys: pytest.CaptureFixture, generator) -> None:
     row.run(tmp_path, capsys, generator)

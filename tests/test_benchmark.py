@@ -14,7 +14,15 @@ import pytest
 import torch
 
 from course_lib.attention import contextual_attention
-from course_lib.bench import attention_per_image_loop, peak_memory_mb, time_calls
+from course_lib.bench import (
+    RssSampler,
+    attention_gflop,
+    attention_per_image_loop,
+    dense_generator_gflop,
+    peak_memory_mb,
+    time_alternating,
+    time_calls,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -26,24 +34,30 @@ def _load_script():
     return module
 
 
-def _attention_rows(batch: int) -> list[str]:
+TINY = ["--device", "cpu", "--cnum", "4", "--critic-cnum", "4", "--sizes", "32", "64", "--reference-max", "32",
+        "--attention-batch", "2", "--attention-size", "16", "--train-batch", "2", "--train-size", "32",
+        "--repeats", "1", "--warmup", "0"]
+
+
+def _generator_rows(sizes: list[int], reference_max: int) -> list[str]:
     rows = []
-    for kind in ("fwd", "fwd+bwd"):
-        rows += [f"attention {kind} batched, B={batch}", f"attention {kind} per-image loop, B={batch}",
-                 f"attention {kind} loop / batched, B={batch}"]
+    for s in sizes:
+        rows.append(f"generator {s}x{s} fast")
+        if s <= reference_max:
+            rows += [f"generator {s}x{s} reference", f"generator {s}x{s} reference / fast"]
     return rows
 
 
-def _expected_rows(size: int, quick: bool) -> list[str]:
-    sizes = [size] if quick else [size, 2 * size]
-    big = sizes[-1]
-    return ([f"generator {s}x{s} inference, B=1" for s in sizes]
-            + [f"generator {big} / paper 512, CPU Xeon E5-2697 v3 1.5 s",
-               f"generator {big} / paper 512, GPU GTX 1080 Ti 0.2 s"]
-            + _attention_rows(1) + _attention_rows(4)
-            + [f"train critic update, {size}x{size}, B=1",
-               f"train generator update, {size}x{size}, B=1",
-               f"train step (5 critic + 1 generator), {size}x{size}, B=1"])
+def _attention_rows(batch: int) -> list[str]:
+    impls = ("per-image loop", "batched dense", "fast, all rows", "fast, hole rows")
+    return ([f"attention fwd+bwd {name}, B={batch}" for name in impls]
+            + [f"attention fwd+bwd per-image loop / {name}, B={batch}" for name in impls[2:]])
+
+
+def _train_rows(size: int, batch: int) -> list[str]:
+    where = f"{size}x{size}, B={batch}"
+    return [f"train step (5 critic + 1 generator), {where}", f"train step reference, {where}",
+            f"train step reference / current, {where}"]
 
 
 def _check_result(result: dict, printed: str, expected: list[str], cnum: int) -> None:
@@ -51,75 +65,89 @@ def _check_result(result: dict, printed: str, expected: list[str], cnum: int) ->
     assert names == expected
     for name in expected:  # every row is in the printed table too
         assert name in printed
+    rate = result["matmul_gflops"]
+    assert math.isfinite(rate) and rate > 0 and f"{rate:.1f} GFLOP/s" in printed
     for row in result["rows"]:
         assert math.isfinite(row["median"]) and row["median"] > 0, row
-        if row["unit"] == "x":  # ratio rows carry no timing samples or memory
-            assert row["best"] is None and row["peak_mb"] is None
+        if row["unit"] == "x":  # ratio rows carry no timing samples, memory or work
+            assert row["best"] is None and row["peak_mb"] is None and row["gflop"] is None
+            continue
+        if row["name"].startswith("inpaint crop"):  # no dense count: the window's size decides
+            assert row["gflop"] is None and row["peak_mb"] > 0 and "crop, window" in row["note"]
             continue
         assert row["unit"].startswith("ms/")
         assert row["peak_mb"] is not None and math.isfinite(row["peak_mb"]) and row["peak_mb"] > 0, row
-        if row["best"] is not None:  # None only for the --quick sum of the training parts
-            assert 0 < row["best"] <= row["median"]
-            assert all(math.isfinite(s) and s > 0 for s in row["samples"])
+        assert 0 < row["best"] <= row["median"]
+        assert all(math.isfinite(s) and s > 0 for s in row["samples"])
+        assert row["gflop"] > 0  # the dense work, and its time at the sgemm rate
+        assert row["flop_ms"] == pytest.approx(1000 * row["gflop"] / rate)
     env = result["environment"]
     assert env["cnum"] == cnum and env["params_generator"] > 0
-    assert env["params_local_critic"] > 0 and env["params_global_critic"] > 0
     assert env["torch_threads"] >= 1 and env["torch"] == torch.__version__
-    for text in ("torch threads", "parameters: generator", torch.__version__, "peak MB"):
+    for text in ("torch threads", "parameters: generator", torch.__version__, "peak MB", "flop_ms"):
         assert text in printed
 
 
 def test_full_run_in_process_prints_every_row(tmp_path, capsys):
     out = tmp_path / "bench.json"
-    status = _load_script().main(["--device", "cpu", "--cnum", "4", "--critic-cnum", "4", "--size", "32",
-                                  "--repeats", "1", "--train-repeats", "1", "--warmup", "0",
-                                  "--json", str(out)])
-    assert status == 0
+    assert _load_script().main([*TINY, "--json", str(out)]) == 0
     result = json.loads(out.read_text())
-    assert result["settings"]["sizes"] == [32, 64] and not result["settings"]["quick"]
-    _check_result(result, capsys.readouterr().out, _expected_rows(32, quick=False), cnum=4)
-    step = result["rows"][-1]
-    assert step["samples"] and "timed as a whole" in step["note"]
-
-
-def test_quick_run_sums_the_training_parts(tmp_path, capsys):
-    out = tmp_path / "quick.json"
-    status = _load_script().main(["--device", "cpu", "--quick", "--cnum", "2", "--critic-cnum", "2",
-                                  "--size", "32", "--repeats", "1", "--json", str(out)])
-    assert status == 0
-    result = json.loads(out.read_text())
-    assert result["settings"]["sizes"] == [32] and result["settings"]["quick"]
-    _check_result(result, capsys.readouterr().out, _expected_rows(32, quick=True), cnum=2)
-    critic, gen, step = result["rows"][-3:]
-    assert step["best"] is None and "--quick" in step["note"]
-    assert step["median"] == pytest.approx(5 * critic["median"] + gen["median"])
-
-
-def test_vs_reference_rows_alternate_and_report_identical_outputs(tmp_path, capsys):
-    out = tmp_path / "ref.json"
-    status = _load_script().main(["--device", "cpu", "--cnum", "4", "--size", "32", "--repeats", "3",
-                                  "--warmup", "0", "--vs-reference", "--only-generator", "--json", str(out)])
-    assert status == 0
-    result = json.loads(out.read_text())
-    names = [row["name"] for row in result["rows"]]
-    printed = capsys.readouterr().out
-    for s in (32, 64):
-        for kind in ("reference", "fast"):
-            name = f"generator {s}x{s} inference, {kind} ops, B=1"
-            assert name in names and name in printed
+    assert result["settings"]["sizes"] == [32, 64] and result["settings"]["train"]
+    expected = (["sgemm 2048x2048x2048 float32"] + _generator_rows([32, 64], 32)
+                + ["inpaint crop mode 64x64, 10% hole"] + _attention_rows(2) + _train_rows(32, 2))
+    _check_result(result, capsys.readouterr().out, expected, cnum=4)
     rows = {row["name"]: row for row in result["rows"]}
-    for s in (32, 64):
-        ref, fast = rows[f"generator {s}x{s} inference, reference ops, B=1"], rows[f"generator {s}x{s} inference, fast ops, B=1"]
-        assert len(ref["samples"]) == len(fast["samples"]) == 3
-        ratio = rows[f"generator {s}x{s} reference / fast ops"]
-        assert ratio["median"] == pytest.approx(ref["median"] / fast["median"])
-        assert ratio["note"].endswith("outputs torch.equal: yes")
-    assert not any(name.startswith(("attention", "train")) for name in names)  # --only-generator
+    assert "composites differ by at most" in rows["generator 32x32 reference / fast"]["note"]
+    assert "reference not run" in rows["generator 64x64 fast"]["note"]
+    ratio = rows["attention fwd+bwd per-image loop / fast, hole rows, B=2"]
+    assert ratio["median"] == pytest.approx(rows["attention fwd+bwd per-image loop, B=2"]["median"]
+                                            / rows["attention fwd+bwd fast, hole rows, B=2"]["median"])
+
+
+def test_quick_run_skips_the_train_step(tmp_path, capsys):
+    out = tmp_path / "quick.json"
+    argv = [a for a in TINY if a not in ("64",)] + ["--quick", "--json", str(out)]
+    assert _load_script().main(argv) == 0
+    result = json.loads(out.read_text())
+    assert result["settings"]["quick"] and not result["settings"]["train"]
+    expected = (["sgemm 2048x2048x2048 float32"] + _generator_rows([32], 32)
+                + ["inpaint crop mode 32x32, 10% hole"] + _attention_rows(2))
+    _check_result(result, capsys.readouterr().out, expected, cnum=4)
+
+
+def test_only_generator(tmp_path, capsys):
+    out = tmp_path / "gen.json"
+    assert _load_script().main([*TINY, "--only-generator", "--json", str(out)]) == 0
+    names = [row["name"] for row in json.loads(out.read_text())["rows"]]
+    assert names == ["sgemm 2048x2048x2048 float32"] + _generator_rows([32, 64], 32) + ["inpaint crop mode 64x64, 10% hole"]
+
+
+def test_dense_work_by_hand():
+    """The conv count against a table of the release's layers written out here; attention by formula."""
+    c, S = 32, 512
+    # (in, out, kernel, divisor of the map's side) of every conv, coarse then refine
+    layers = ([(5, c, 5, 1), (c, 2 * c, 3, 2), (2 * c, 2 * c, 3, 2), (2 * c, 4 * c, 3, 4)]
+              + [(4 * c, 4 * c, 3, 4)] * 8
+              + [(4 * c, 2 * c, 3, 2), (2 * c, 2 * c, 3, 2), (2 * c, c, 3, 1), (c, c // 2, 3, 1), (c // 2, 3, 3, 1)]
+              + [(5, c, 5, 1), (c, c, 3, 2), (c, 2 * c, 3, 2), (2 * c, 2 * c, 3, 4), (2 * c, 4 * c, 3, 4)]
+              + [(4 * c, 4 * c, 3, 4)] * 5
+              + [(5, c, 5, 1), (c, c, 3, 2), (c, 2 * c, 3, 2), (2 * c, 4 * c, 3, 4), (4 * c, 4 * c, 3, 4),
+                 (4 * c, 4 * c, 3, 4), (4 * c, 4 * c, 3, 4), (4 * c, 4 * c, 3, 4)]
+              + [(8 * c, 4 * c, 3, 4), (4 * c, 4 * c, 3, 4), (4 * c, 2 * c, 3, 2), (2 * c, 2 * c, 3, 2),
+                 (2 * c, c, 3, 1), (c, c // 2, 3, 1), (c // 2, 3, 3, 1)])
+    convs = sum(2 * (S // d) ** 2 * cout * cin * k * k for cin, cout, k, d in layers) / 1e9
+    work = dense_generator_gflop(c, S)
+    assert work["convs"] == pytest.approx(convs, rel=1e-9)
+    n = (S // 8) ** 2  # attention grid 64x64 at 512
+    matching, pasting, fusing = 2 * n * n * 4 * c * 9, 2 * n * n * 4 * c * 16, 2 * 2 * n * n * 9
+    assert work["attention"] == pytest.approx((matching + pasting + fusing) / 1e9)
+    assert attention_gflop(1, 128, 64, 64) == pytest.approx((2 * 1024**2 * 128 * 25 + 4 * 1024**2 * 9) / 1e9)
 
 
 @pytest.mark.parametrize("argv, message", [
-    (["--size", "60"], "--size must be a multiple of 8"),
-    (["--batch", "0"], "--batch must be >= 1"),
+    (["--sizes", "60"], "sizes must be multiples of 8"),
+    (["--train-batch", "0"], "--train-batch must be >= 1"),
+    (["--attention-size", "15"], "--attention-size must be even"),
 ])
 def test_bad_arguments_exit_2_with_a_message(argv, message, capsys):
     assert _load_script().main(["--device", "cpu", *argv]) == 2
@@ -138,6 +166,28 @@ def test_time_calls_counts_warmup_and_repeats():
     assert len(calls) == 5 and len(seconds) == 3 and all(s >= 0 for s in seconds)
     with pytest.raises(ValueError, match="repeats >= 1"):
         time_calls(lambda: None, repeats=0, warmup=0, device=torch.device("cpu"))
+
+
+def test_time_alternating_rotates_the_order_and_counts():
+    calls = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b"), "c": lambda: calls.append("c")}
+    memory: dict = {}
+    seconds = time_alternating(fns, repeats=2, warmup=1, device=torch.device("cpu"), memory=memory)
+    assert calls == ["a", "b", "c", "b", "c", "a", "c", "a", "b"]
+    assert {k: len(v) for k, v in seconds.items()} == {"a": 2, "b": 2, "c": 2}
+    assert set(memory) == {"a", "b", "c"} and all(v > 0 for v in memory.values())
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="samples Linux's /proc/self/statm")
+def test_rss_sampler_sees_a_buffer_allocated_inside_the_block():
+    with RssSampler(torch.device("cpu")) as before:
+        pass
+    with RssSampler(torch.device("cpu")) as during:
+        buffer = torch.ones(64 * 2**20, dtype=torch.uint8)  # 64 MiB, touched
+        import time
+        time.sleep(0.05)
+        del buffer
+    assert during.peak_mb >= before.peak_mb + 48
 
 
 def test_peak_memory_on_cpu_is_at_least_a_live_buffer():

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -178,3 +179,130 @@ def test_real_generator_tiny():
     known = mask == 0
     assert np.array_equal(out[known], image[known])
     assert res.flow.size == (53, 37)
+
+
+# ---------------------------------------------------------------- large photos: exact and crop modes
+
+def test_crop_window_by_hand():
+    from course_lib.inpainting import crop_window
+    # a 20x30 hole at (100, 200) of a 1000x1500 image: side max(2*30, 256) = 256, centred on the hole
+    assert crop_window((100, 200, 20, 30), (1000, 1500)) == (0, 87, 256, 256)  # top clamped to 0
+    assert crop_window((500, 600, 300, 100), (1000, 1500)) == (650 - 300, 650 - 300, 600, 600)
+    assert crop_window((900, 1400, 50, 50), (1000, 1500)) == (744, 1244, 256, 256)  # shifted inside
+    assert crop_window((10, 10, 5, 5), (100, 40)) == (0, 0, 100, 40)  # smaller image: all of it
+
+
+def test_modes_are_recorded_and_auto_picks_by_memory():
+    image, mask = _image(64, 80), _mask(64, 80, 20, 30, 10, 12)
+    res = inpaint(FakeGenerator(), image, mask, return_stages=True)
+    assert (res.mode, res.window, res.scale) == ("exact", (0, 0, 64, 80), 1.0)
+    assert res.describe() == "exact, whole 80x64 image"
+    result, stage1, flow = res  # still a 3-tuple
+    res = inpaint(FakeGenerator(), image, mask, return_stages=True, memory_budget=1)
+    assert res.mode == "crop" and res.window == (0, 0, 64, 80)  # the image is smaller than 256
+    res = inpaint(FakeGenerator(), image, mask, return_stages=True, crop_trigger=79)  # longer side 80
+    assert res.mode == "crop"
+    assert inpaint(FakeGenerator(), image, mask, return_stages=True, crop_trigger=80).mode == "exact"
+    assert res.describe() == "crop, window 80x64 at (x=0, y=0), run at 80x64"
+
+
+def test_crop_mode_sees_the_window_at_the_model_scale_and_keeps_known_pixels():
+    image, mask = _image(700, 900, 3), _mask(700, 900, 300, 400, 200, 150)
+    gen = FakeGenerator(fill=0.5)
+    res = inpaint(gen, image, mask, mode="crop", return_stages=True, warn_large_hole=False)
+    assert res.window == (200, 275, 400, 400) and res.scale == 256 / 400
+    assert res.describe() == "crop, window 400x400 at (x=275, y=200), run at 256x256"
+    seen = gen.seen[0]
+    assert tuple(seen["x"].shape[-2:]) == (256, 256) and seen["grad"] is False
+    hole_s = seen["mask"][0, 0].bool()
+    assert hole_s.sum() >= (200 * 0.64) * (150 * 0.64)  # the hole, downscaled, all covered
+    out = res.result
+    known = mask == 0
+    assert np.array_equal(out[known], image[known])  # exact outside the hole
+    # deep in the hole the fill is the generator's constant 0.5 -> (0.5 + 1) * 127.5 = 191
+    assert (np.abs(out[350:450, 430:520].astype(int) - 191) <= 1).all()
+    assert res.flow.shape == (700, 900, 3) and (res.flow[:100] == 255).all()  # white outside the window
+
+
+def test_feather_fill_by_hand():
+    from course_lib.inpainting import feather_fill
+    # 1 x 5 strip: known, known, hole, hole, hole; feather 1 -> 3-wide windows
+    x = torch.tensor([0.4, 0.6, 0.0, 0.0, 0.0]).view(1, 1, 1, 5)
+    mask = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0]).view(1, 1, 1, 5)
+    fill = torch.full((1, 1, 1, 5), -1.0)
+    out = feather_fill(fill, x, mask, 1)
+    # pixel 2: window 1..3 holds 1 known of 3 -> alpha 1 - 2/3 = 1/3, colour 0.6
+    assert out[0, 0, 0, 2].item() == pytest.approx(1 / 3 * -1 + 2 / 3 * 0.6)
+    assert out[0, 0, 0, 3].item() == -1.0 and out[0, 0, 0, 4].item() == -1.0  # no known pixel near
+    assert torch.equal(feather_fill(fill, x, mask, 0), fill)
+
+
+def test_crop_of_the_whole_image_equals_exact_with_the_real_generator():
+    from course_lib.generator import Generator
+    torch.manual_seed(0)
+    gen = Generator(cnum=4)
+    image, mask = _image(48, 64, 5), _mask(48, 64, 10, 20, 16, 16)
+    exact = inpaint(gen, image, mask, mode="exact")
+    crop = inpaint(gen, image, mask, mode="crop", window=(0, 0, 48, 64), feather=0)
+    assert np.array_equal(exact, crop)
+
+
+def test_exact_mode_equals_the_dense_generator():
+    """inpaint's fast, hole-restricted attention against the generator with the dense layer."""
+    from course_lib.generator import Generator
+    torch.manual_seed(0)
+    gen = Generator(cnum=4).eval()
+    x = torch.rand(2, 3, 40, 48) * 2 - 1
+    m = torch.zeros(2, 1, 40, 48)
+    m[0, :, 5:20, 6:30] = 1
+    m[1, :, 30:, 40:] = 1  # touches the border
+    out = inpaint(gen, x, m, mode="exact")
+    with torch.no_grad():
+        _, x2, _ = gen(x * (1 - m), m)
+    dense = x2 * m + x * (1 - m)
+    torch.testing.assert_close(out, dense, atol=1e-5, rtol=0)
+    assert torch.equal(inpaint(gen, x, m, mode="exact", fast_attention=False), dense)  # switched off
+
+
+@pytest.mark.skipif(not Path("/proc/self/statm").exists(), reason="reads Linux's /proc/self/statm")
+def test_exact_mode_memory_stays_within_the_stated_bound(tmp_path):
+    """Peak resident memory of one exact run (fresh process) minus the resident memory before it
+    <= exact_memory_bytes (the README's 512-2048 px measurements check the same bound)."""
+    import subprocess
+    import sys
+    code = (
+        "import resource, torch\n"
+        "from course_lib.generator import Generator\n"
+        "from course_lib.inpainting import inpaint, exact_memory_bytes\n"
+        "torch.manual_seed(0); torch.set_num_threads(1)\n"
+        "g = Generator(32).eval(); x = torch.rand(1, 3, 384, 384) * 2 - 1\n"
+        "m = torch.zeros(1, 1, 384, 384); m[..., 128:248, 128:248] = 1\n"
+        "base = int(open('/proc/self/statm').read().split()[1]) * resource.getpagesize()\n"
+        "inpaint(g, x, m, mode='exact')\n"
+        "peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024\n"
+        "print(peak - base, exact_memory_bytes(1, 384, 384, 32))\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    used, bound = map(int, out.split())
+    assert 0 < used <= bound
+
+
+def test_bad_mode_arguments():
+    image, mask = _image(32, 32), _mask(32, 32, 8, 8, 8, 8)
+    with pytest.raises(ValueError, match="unknown mode 'fast'"):
+        inpaint(FakeGenerator(), image, mask, mode="fast")
+    with pytest.raises(ValueError, match="crop mode needs a hole"):
+        inpaint(FakeGenerator(), image, np.zeros((32, 32), np.uint8), mode="crop")
+    with pytest.raises(ValueError, match="larger than or outside the 32x32 image"):
+        inpaint(FakeGenerator(), image, mask, mode="crop", window=(-1, 0, 8, 8))
+    with pytest.raises(ValueError, match="does not contain the hole"):
+        inpaint(FakeGenerator(), image, mask, mode="crop", window=(0, 0, 10, 10))
+    with pytest.raises(ValueError, match="window= is for mode='crop'"):
+        inpaint(FakeGenerator(), image, mask, window=(0, 0, 32, 32))
+    with pytest.raises(ValueError, match=r"window must be \(top, left, height, width\)"):
+        inpaint(FakeGenerator(), image, mask, mode="crop", window=(0, 0, 32))
+    with pytest.raises(ValueError, match="feather must be a non-negative int"):
+        inpaint(FakeGenerator(), image, mask, mode="crop", feather=-2)
+    with pytest.raises(ValueError, match="crop_trigger must be a positive int"):
+        inpaint(FakeGenerator(), image, mask, crop_trigger=0)
+    with pytest.raises(ValueError, match="memory_budget must be a positive"):
+        inpaint(FakeGenerator(), image, mask, memory_budget=0)

@@ -107,3 +107,22 @@ def test_the_bundled_toy_weights_are_found_and_load():
     path = toy_weights()
     assert path.name == "toy_cpu.pt" and path.is_file()
     assert load_generator(path).cnum == 8
+
+
+def test_mode_is_chosen_and_printed(weights, tmp_path, capsys):
+    (tmp_path / "in").mkdir(), (tmp_path / "masks").mkdir()
+    _write_pair(tmp_path / "in", tmp_path / "masks", "big", (400, 300), (100, 150, 40, 60))
+    args = ["--image", str(tmp_path / "in" / "big.png"), "--mask", str(tmp_path / "masks" / "big.png"),
+            "--checkpoint", str(weights / "g.pt")]
+    assert main([*args, "--output", str(tmp_path / "a.png")]) == 0
+    assert "(exact, whole 400x300 image)" in capsys.readouterr().out
+    assert main([*args, "--output", str(tmp_path / "c.png"), "--mode", "crop"]) == 0
+    assert "(crop, window 256x256 at (x=52, y=0), run at 256x256)" in capsys.readouterr().out
+    assert main([*args, "--output", str(tmp_path / "t.png"), "--memory-gb", "0.0001"]) == 0  # auto: too big
+    assert "(crop, window" in capsys.readouterr().out
+    src, out = np.asarray(Image.open(tmp_path / "in" / "big.png")), np.asarray(Image.open(tmp_path / "c.png"))
+    known = np.ones((300, 400), bool)
+    known[100:140, 150:210] = False
+    assert np.array_equal(out[known], src[known])
+    assert main([*args, "--output", str(tmp_path / "x.png"), "--memory-gb", "0"]) == 2
+    assert "--memory-gb must be positive" in capsys.readouterr().err
