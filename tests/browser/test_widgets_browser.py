@@ -33,7 +33,7 @@ import sys
 import time
 import urllib.request
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator, TypeVar
 
 import pytest
 
@@ -46,6 +46,7 @@ WIDGET_CALL = re.compile(r"\b(widgets\.\w+\(|interact\w*\(|\w+_widget\(|display_
 HARMLESS_CONSOLE_ERRORS = (
     re.compile(r"favicon"),
 )
+T = TypeVar("T")
 RUN_TIMEOUT_S = 300  # all cells of one notebook under COURSE_LIB_CI=1 on 2 CPU cores
 CHANGE_TIMEOUT_S = 60  # one widget redraw
 
@@ -182,14 +183,21 @@ def output_state(widget_box) -> str:
     return "|".join(srcs) if srcs else output.inner_text()
 
 
-def wait_for_change(widget_box, before: str, what: str) -> str:
+def poll(read: Callable[[], T], done: Callable[[T], bool], failure: str) -> T:
+    """``read()`` every 0.25 s until ``done(value)``; after CHANGE_TIMEOUT_S fail with ``failure`` and the last value."""
     deadline = time.monotonic() + CHANGE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        now = output_state(widget_box)
-        if now and now != before:
-            return now
+    while True:
+        value = read()
+        if done(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{failure} within {CHANGE_TIMEOUT_S} s (last seen: {str(value)[:200]!r})")
         time.sleep(0.25)
-    raise AssertionError(f"{what}: the widget's output did not change within {CHANGE_TIMEOUT_S} s")
+
+
+def wait_for_change(widget_box, before: str, what: str) -> str:
+    return poll(lambda: output_state(widget_box), lambda now: bool(now) and now != before,
+                f"{what}: the widget's output did not change")
 
 
 def pictures(box) -> str:
@@ -199,13 +207,7 @@ def pictures(box) -> str:
 
 
 def wait_for_pictures(box, before: str, what: str) -> str:
-    deadline = time.monotonic() + CHANGE_TIMEOUT_S
-    while time.monotonic() < deadline:
-        now = pictures(box)
-        if now and now != before:
-            return now
-        time.sleep(0.25)
-    raise AssertionError(f"{what}: no picture changed within {CHANGE_TIMEOUT_S} s")
+    return poll(lambda: pictures(box), lambda now: bool(now) and now != before, f"{what}: no picture changed")
 
 
 def paint_a_stroke(painter, what: str) -> None:
@@ -234,13 +236,9 @@ def paint_a_stroke(painter, what: str) -> None:
         return int(found.group(1)), float(found.group(2))
 
     def wait_for_strokes(n: int, doing: str) -> tuple[int, float]:
-        deadline = time.monotonic() + CHANGE_TIMEOUT_S
-        while True:
-            found = re.search(r"(\d+) stroke\(s\)", status.inner_text())
-            if found and int(found.group(1)) == n:
-                return strokes_and_hole()
-            assert time.monotonic() < deadline, f"{what}: {doing}: the status still says {status.inner_text()!r}"
-            time.sleep(0.25)
+        poll(status.inner_text, lambda text: re.search(rf"\b{n} stroke\(s\)", text) is not None,
+             f"{what}: {doing}: the status did not count {n} strokes")
+        return strokes_and_hole()
 
     n0, hole0 = strokes_and_hole()  # the notebook paints one stroke before it shows the painter
     stroke(0.7)  # from (0.2, 0.7) to (0.8, 0.3) of the canvas
@@ -257,10 +255,7 @@ def paint_a_stroke(painter, what: str) -> None:
     assert hole2 - hole1 > 1.5 * (hole1 - hole0), f"{what}: a stroke twice as wide should add more hole " \
         f"({hole0} -> {hole1} -> {hole2} %)"
     painter.get_by_role("button", name="Clear").click()
-    deadline = time.monotonic() + CHANGE_TIMEOUT_S
-    while "paint a stroke" not in status.inner_text():
-        assert time.monotonic() < deadline, f"{what}: Clear did not reset the painter ({status.inner_text()!r})"
-        time.sleep(0.25)
+    poll(status.inner_text, lambda text: "paint a stroke" in text, f"{what}: Clear did not reset the painter")
 
 
 def click_a_pixel(explorer, what: str) -> None:
