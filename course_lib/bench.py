@@ -56,7 +56,7 @@ from course_lib.critics import GlobalCritic, LocalCritic
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
 from course_lib.masks import random_box_mask
-from course_lib.ops import use_reference_ops
+from course_lib.ops import fold_same_padding, use_reference_ops
 
 __all__ = [
     "PAPER_SECONDS_512",
@@ -383,8 +383,8 @@ def bench_generator(cnum: int, size: int, device: torch.device, repeats: int, wa
                     gflops_rate: float, reference: bool = True, seed: int = 0) -> list[Row]:
     """Generator inference at ``size`` (1/16-area hole): fast path, reference path (optional), ratio.
 
-    Fast: :func:`course_lib.attention_fast.use_fast_attention` (what :func:`course_lib.inpaint`
-    runs). Reference: :func:`course_lib.ops.use_reference_ops` and the dense layer. The ratio's
+    Fast: :func:`course_lib.attention_fast.use_fast_attention` and
+    :func:`course_lib.ops.fold_same_padding` (what :func:`course_lib.inpaint` runs). Reference: :func:`course_lib.ops.use_reference_ops` and the dense layer. The ratio's
     note gives the largest difference of the composites ``x2 * mask + x * (1 - mask)``.
     """
     torch.manual_seed(seed)
@@ -396,7 +396,7 @@ def bench_generator(cnum: int, size: int, device: torch.device, repeats: int, wa
 
     def run(fast: bool) -> Callable[[], None]:
         def call() -> None:
-            with torch.no_grad(), use_reference_ops(not fast), use_fast_attention(fast):
+            with torch.no_grad(), use_reference_ops(not fast), use_fast_attention(fast), fold_same_padding(fast):
                 _, x2, _ = generator(x, mask)
             outputs["fast" if fast else "reference"] = x2 * mask + x * (1 - mask)
         return call

@@ -23,7 +23,8 @@ table is an arithmetic run or a x2 pixel repetition, ``index_select`` otherwise)
 (see its docstring).
 
 :func:`use_reference_ops` switches the model back to the reference resize (for the
-benchmark's old-vs-new rows and the equality tests).
+benchmark's old-vs-new rows and the equality tests); :func:`fold_same_padding` lets fast
+inference fold the symmetric 'SAME' paddings into the convs (equal to about 1e-6, not bit for bit).
 """
 from __future__ import annotations
 
@@ -43,6 +44,7 @@ __all__ = [
     "resize_nearest_reference",
     "resize_nearest",
     "use_reference_ops",
+    "fold_same_padding",
     "tf_default_init_",
     "SameConv2d",
     "GenConv",
@@ -98,19 +100,44 @@ def use_reference_ops(enabled: bool = True) -> Iterator[None]:
         _REFERENCE["on"] = previous
 
 
+_FOLD: dict[str, bool] = {"on": False}
+
+
+@contextlib.contextmanager
+def fold_same_padding(enabled: bool = True) -> Iterator[None]:
+    """Within the block, :func:`same_conv2d` folds a symmetric 'SAME' padding into ``F.conv2d``.
+
+    For inference only (``course_lib.inpaint`` turns it on with the fast attention): no padded
+    copy of the input for the stride-1 convs (every conv of the generator but the two stride-2
+    ones, whose TF padding is asymmetric and keeps its one ``F.pad``). The result is the same
+    convolution summed in another order by oneDNN: equal to the default path to about 1e-6,
+    not bit for bit on every CPU (see :func:`same_conv2d`). Not thread-safe (a module-level switch).
+    """
+    previous = _FOLD["on"]
+    _FOLD["on"] = bool(enabled)
+    try:
+        yield
+    finally:
+        _FOLD["on"] = previous
+
+
 def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
                 stride: int = 1, dilation: int = 1) -> torch.Tensor:
     """TF ``'SAME'`` conv: pad a copy with :func:`pad_same`, then a padding-free conv.
 
     ``x`` (B, C_in, H, W), ``weight`` (C_out, C_in, k, k) -> (B, C_out, ceil(H/s), ceil(W/s)).
 
-    Folding a symmetric padding into ``F.conv2d`` (no copy) was measured and rejected: on this
+    Folding a symmetric padding into ``F.conv2d`` (no copy) is not the default: on this
     project's AVX-512 machine it gave the same bits for paddings up to 4 in inference, but
     under AVX2 kernels (``ONEDNN_MAX_CPU_ISA=AVX2``, as on CI) oneDNN sums in another order
     and the outputs differ in the last bits, so stored notebook numbers and the official
     weights' outputs would depend on the CPU; weight gradients differ (~1e-5) on every CPU.
+    Inside :func:`fold_same_padding` (fast inference) a stride-1 conv with an odd kernel,
+    whose 'SAME' padding ``(k - 1) * dilation / 2`` is the same on every side, is folded.
     """
     k = weight.shape[-1]
+    if _FOLD["on"] and stride == 1 and k % 2 == 1 and weight.shape[-2] == k:
+        return F.conv2d(x, weight, bias, 1, (k - 1) * dilation // 2, dilation)
     return F.conv2d(pad_same(x, k, stride, dilation), weight, bias, stride, 0, dilation)
 
 

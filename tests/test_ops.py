@@ -6,7 +6,7 @@ import torch.nn.functional as F
 import course_lib.ops as ops
 from course_lib.ops import (GenConv, GenDeconv, SameConv2d, nearest_indices, pad_same, tf_default_init_,
                             resize_nearest, resize_nearest_reference, same_conv2d,
-                            same_padding, use_reference_ops)
+                            same_padding, use_reference_ops, fold_same_padding)
 
 
 @pytest.mark.parametrize("size,kernel,stride,dilation,expected", [
@@ -187,6 +187,37 @@ def test_same_conv2d_equals_the_tf_formula_written_out(size, stride, dilation, k
         out = same_conv2d(x, w, b, stride, dilation)
         assert out.shape == (batch, c_out, -(-size[0] // stride), -(-size[1] // stride))
         assert torch.equal(out, _explicit_same_conv(x, w, b, stride, dilation))
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("stride,dilation,kernel", CONV_CASES)
+def test_folded_padding_equals_the_tf_formula_to_float_rounding(size, stride, dilation, kernel):
+    g = torch.Generator().manual_seed(hash((size, stride, dilation, kernel, "fold")) % 2**31)
+    x = torch.randn(2, 6, *size, generator=g, requires_grad=True)  # (B, C_in, H, W)
+    w = torch.randn(4, 6, kernel, kernel, generator=g, requires_grad=True)
+    b = torch.randn(4, generator=g)
+    expected = _explicit_same_conv(x, w, b, stride, dilation)
+    gx, gw = torch.autograd.grad(expected.square().sum(), (x, w))
+    with fold_same_padding():
+        out = same_conv2d(x, w, b, stride, dilation)
+    scale = float(expected.abs().max())
+    assert torch.allclose(out, expected, atol=1e-5 * scale, rtol=0)
+    fx, fw = torch.autograd.grad(out.square().sum(), (x, w))
+    assert torch.allclose(fx, gx, atol=1e-5 * float(gx.abs().max()), rtol=0)
+    assert torch.allclose(fw, gw, atol=1e-5 * float(gw.abs().max()), rtol=0)
+
+
+def test_fold_same_padding_skips_asymmetric_paddings_and_restores_the_switch():
+    x = torch.randn(1, 2, 8, 8)
+    w = torch.randn(3, 2, 3, 3)
+    with fold_same_padding():
+        assert ops._FOLD["on"]
+        # stride 2 on an even size pads (0, 1): kept as one explicit pad, so the bits are the default's
+        assert torch.equal(same_conv2d(x, w, None, 2), _explicit_same_conv(x, w, None, 2, 1))
+        with fold_same_padding(False):
+            assert not ops._FOLD["on"]
+        assert ops._FOLD["on"]
+    assert not ops._FOLD["on"]
 
 
 def test_use_reference_ops_restores_the_switch():
