@@ -106,3 +106,20 @@ def test_png_bytes_enlarges():
 
     img = Image.open(BytesIO(png_bytes(torch.zeros(3, 8, 16), scale=3)))
     assert img.size == (48, 24) and img.getpixel((0, 0)) == (128, 128, 128)
+
+
+def test_the_official_weights_path_paints_a_256_photo_at_scale_1(tmp_path):
+    # what notebook 10 does when data/weights/ holds places2.pt (a small stand-in here)
+    from course_lib.explorer import AttentionExplorer, attention_maps
+    from course_lib.samples import course_image
+
+    torch.save(Generator(cnum=4).state_dict(), tmp_path / "places2.pt")
+    model = hands_on_model(tmp_path)
+    image = course_image(0, size=model.size)[0]  # (3, 256, 256)
+    painter = MaskPainter(model.generator, image, scale=256 // model.size, brush=24.0)
+    painter.paint([(70, 90), (120, 120), (170, 130)])
+    result = painter.fill()
+    assert result.refined.shape == (3, 256, 256) and painter.mask.sum() > 0
+    maps = attention_maps(model.generator, image[None], painter.mask)
+    assert maps.weights.shape == (1, 32 * 32, 32, 32)
+    assert len(AttentionExplorer(maps, scale=1).select(100, 120).axes) >= 2
