@@ -81,30 +81,31 @@ def pad_same(x: torch.Tensor, kernel: int, stride: int = 1, dilation: int = 1,
 
 
 _REFERENCE = {"on": False}  # set by use_reference_ops()
-
+_FOLD = {"on": False}  # set by fold_same_padding()
 
 
 @contextlib.contextmanager
-def use_reference_ops(enabled: bool = True) -> Iterator[None]:
+def _switched(state: dict[str, bool], enabled: bool) -> Iterator[None]:
+    """Set the module-level switch ``state["on"]`` within the block, then restore it."""
+    previous = state["on"]
+    state["on"] = bool(enabled)
+    try:
+        yield
+    finally:
+        state["on"] = previous
+
+
+def use_reference_ops(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """Within the block, :func:`resize_nearest` runs the step-by-step reference.
 
     For comparisons: ``with use_reference_ops(): generator(x, mask)`` is the model as it ran
     before the fast resize existed (``index_select`` gathers). Not thread-safe (a
     module-level switch).
     """
-    previous = _REFERENCE["on"]
-    _REFERENCE["on"] = bool(enabled)
-    try:
-        yield
-    finally:
-        _REFERENCE["on"] = previous
+    return _switched(_REFERENCE, enabled)
 
 
-_FOLD: dict[str, bool] = {"on": False}
-
-
-@contextlib.contextmanager
-def fold_same_padding(enabled: bool = True) -> Iterator[None]:
+def fold_same_padding(enabled: bool = True) -> contextlib.AbstractContextManager[None]:
     """Within the block, :func:`same_conv2d` folds a symmetric 'SAME' padding into ``F.conv2d``.
 
     For inference only (``course_lib.inpaint`` turns it on with the fast attention): no padded
@@ -113,12 +114,7 @@ def fold_same_padding(enabled: bool = True) -> Iterator[None]:
     convolution summed in another order by oneDNN: equal to the default path to about 1e-6,
     not bit for bit on every CPU (see :func:`same_conv2d`). Not thread-safe (a module-level switch).
     """
-    previous = _FOLD["on"]
-    _FOLD["on"] = bool(enabled)
-    try:
-        yield
-    finally:
-        _FOLD["on"] = previous
+    return _switched(_FOLD, enabled)
 
 
 def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
