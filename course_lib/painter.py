@@ -233,7 +233,8 @@ class MaskPainter:
             columns.append(widgets.VBox([widgets.HTML(f"<b>{title}</b>"), views[key]]))
         views["status"] = widgets.Label()
         views["status"].add_class("painter-status")
-        brush = widgets.FloatSlider(value=self.brush, min=2.0, max=24.0, step=1.0, description="brush (px)")
+        brush = widgets.FloatSlider(value=self.brush, min=1.0, max=float(max(24, round(4 * self.brush))), step=1.0,
+                                    description="brush (px)")  # in image pixels, up to 4x the start
         brush.observe(self._set_brush, names="value")
         clear = widgets.Button(description="Clear")
         clear.on_click(lambda _: self.clear())
