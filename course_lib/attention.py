@@ -50,6 +50,8 @@ __all__ = [
     "masked_softmax",
     "reconstruct",
     "attention_offsets",
+    "offsets_of_index",
+    "flow_picture",
     "attention_weights",
     "contextual_attention",
 ]
@@ -287,13 +289,28 @@ def attention_offsets(attention: torch.Tensor, f_width: int) -> torch.Tensor:
     """
     _check_nchw("attention", attention)
     _check_positive_int("f_width", f_width)
-    B, L, Hf, Wf = attention.shape
-    idx = attention.argmax(dim=1)  # (B, Hf, Wf)
+    return offsets_of_index(attention.argmax(dim=1), f_width)  # (B, 2, Hf, Wf)
+
+
+def offsets_of_index(idx: torch.Tensor, f_width: int) -> torch.Tensor:
+    """Step 9 from the best patch's index ``idx`` ``(B, Hf, Wf)``: ``(idx // f_width, idx % f_width)`` minus the position's own."""
+    Hf, Wf = idx.shape[-2:]
     rows = torch.arange(Hf, device=idx.device).view(1, Hf, 1)  # (1, Hf, 1)
     cols = torch.arange(Wf, device=idx.device).view(1, 1, Wf)  # (1, 1, Wf)
     d_row = idx // f_width - rows  # (B, Hf, Wf)
     d_col = idx % f_width - cols  # (B, Hf, Wf)
     return torch.stack([d_row, d_col], dim=1)  # (B, 2, Hf, Wf)
+
+
+def flow_picture(offsets: torch.Tensor, size: tuple[int, int], rate: int, dtype: torch.dtype) -> torch.Tensor:
+    """The layer's flow output: :func:`course_lib.flow.flow_to_color` of ``offsets`` (B, 2, Hf, Wf), x``rate`` bilinear.
+
+    ``(B, 3, H, W)`` with ``size = (H, W)`` (align_corners=True; the grid's own size when ``rate`` is 1).
+    """
+    flow = flow_to_color(offsets, dtype=dtype).to(offsets.device)  # (B, 3, Hf, Wf)
+    if rate != 1:
+        flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=True)  # (B, 3, H, W)
+    return flow
 
 
 # ---------------------------------------------------------------------------- the layer
@@ -400,7 +417,5 @@ def contextual_attention(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.
     y = reconstruct(attention, raw_w, rate, (H, W))  # (B, C, H, W)
     with torch.no_grad():
         offsets = attention_offsets(attention, attention.shape[-1])  # (B, 2, Hf, Wf)
-        flow = flow_to_color(offsets, dtype=f.dtype).to(f.device)  # (B, 3, Hf, Wf)
-        if rate != 1:
-            flow = F.interpolate(flow, size=(H, W), mode="bilinear", align_corners=True)  # (B, 3, H, W)
+        flow = flow_picture(offsets, (H, W), rate, f.dtype)  # (B, 3, H, W)
     return y, flow

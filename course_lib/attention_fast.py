@@ -38,8 +38,8 @@ from typing import Iterator, Optional
 import torch
 import torch.nn.functional as F
 
-from .attention import _check_inputs, downsample, extract_patches, normalize_patches, valid_patches
-from .flow import flow_to_color
+from .attention import (_check_inputs, downsample, extract_patches, flow_picture, normalize_patches,
+                        offsets_of_index, valid_patches)
 from .ops import same_padding
 
 __all__ = [
@@ -115,7 +115,7 @@ def fuse_tables(f_grid: tuple[int, int], b_grid: tuple[int, int], fuse_k: int, f
     shifts = [i - before for i in range(fuse_k)] if fuse else [0]
     Hf, Wf = f_grid
     Hb, Wb = b_grid
-    N, L = Hf * Wf, Hb * Wb
+    N = Hf * Wf
     combos, row_cols = [], []
     cols = []
     for d2 in shifts:
@@ -301,13 +301,8 @@ def contextual_attention_fast(f: torch.Tensor, b: torch.Tensor, mask: Optional[t
         idx[:, :N] = p_all  # no row computed: offset 0
         if best:
             idx = idx.index_put((batch_idx, target), torch.cat(best, dim=1))
-        idx = idx[:, :N].view(B, hf, wf)
-        rows_grid = torch.arange(hf, device=f.device).view(1, hf, 1)
-        cols_grid = torch.arange(wf, device=f.device).view(1, 1, wf)
-        offsets = torch.stack([idx // wf - rows_grid, idx % wf - cols_grid], dim=1)  # (B, 2, hf, wf)
-        flow = flow_to_color(offsets, dtype=f.dtype).to(f.device)  # (B, 3, hf, wf)
-        if rate != 1:
-            flow = F.interpolate(flow, size=(H, W), mode="bilinear", align_corners=True)  # (B, 3, H, W)
+        offsets = offsets_of_index(idx[:, :N].view(B, hf, wf), wf)  # (B, 2, hf, wf)
+        flow = flow_picture(offsets, (H, W), rate, f.dtype)  # (B, 3, H, W)
     if stats is not None:
         stats.update(rows=counts.tolist(), chunks=-(-max_count // n), chunk_rows=n,
                      score_numel_max=score_numel_max)
