@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import torch
 import torch.nn as nn
-
 import torch.nn.functional as F
 
 from course_lib.attention import contextual_attention
@@ -158,7 +157,7 @@ class RefineNetwork(nn.Module):
         self.allconv16 = GenConv(c, c // 2, 3)
         self.allconv17 = GenConv(c // 2, 3, 3, activation="none")
 
-    # the layers after contextual attention, in order, up to the output
+    # the layers after contextual attention, in order, up to the output (forward and hole_reach run them)
     AFTER_ATTENTION = ("pmconv9", "pmconv10", "allconv11", "allconv12", "allconv13_upsample", "allconv14",
                        "allconv15_upsample", "allconv16", "allconv17")
 
@@ -235,12 +234,9 @@ class RefineNetwork(nn.Module):
             pm, flow = contextual_attention_fast(pm, pm, mask_s, need, 3, rate=2, max_bytes=max_bytes)
         else:
             pm, flow = contextual_attention(pm, pm, mask_s, 3, 1, rate=2)  # (B, 4c, H/4, W/4)
-        pm = self._run(pm, ("pmconv9", "pmconv10"))  # (B, 4c, H/4, W/4)
+        pm = self._run(pm, self.AFTER_ATTENTION[:2])  # pmconv9, pmconv10: (B, 4c, H/4, W/4)
         h = torch.cat([x_hallu, pm], dim=1)  # (B, 8c, H/4, W/4)
-        h = self._run(h, (
-            "allconv11", "allconv12", "allconv13_upsample", "allconv14",
-            "allconv15_upsample", "allconv16", "allconv17",
-        ))  # (B, 3, H, W)
+        h = self._run(h, self.AFTER_ATTENTION[2:])  # allconv11 .. allconv17: (B, 3, H, W)
         return h.clamp(-1.0, 1.0), flow
 
 
