@@ -23,6 +23,8 @@ from matplotlib.patches import Rectangle
 
 from course_lib.attention import attention_weights
 from course_lib.generator import compose_stages, stage_input
+from course_lib.painter import enlarged_uint8
+from course_lib.plots import to_display
 
 __all__ = ["CELL", "AttentionMaps", "attention_maps", "attention_at", "top_patches",
            "explorer_figure", "AttentionExplorer"]
@@ -101,10 +103,6 @@ def top_patches(weights: torch.Tensor, k: int = 3) -> list[tuple[int, int, float
     return [(int(l) // wc, int(l) % wc, float(v)) for v, l in zip(values, index)]
 
 
-def _image(x: torch.Tensor) -> np.ndarray:
-    return ((x.detach().float().clamp(-1, 1) + 1.0) / 2.0).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
-
-
 def explorer_figure(maps: AttentionMaps, row: int, col: int, top: int = 3) -> Figure:
     """Paper Figure 4 for one pixel: the completed image, and where pixel ``(row, col)`` copies from.
 
@@ -114,7 +112,7 @@ def explorer_figure(maps: AttentionMaps, row: int, col: int, top: int = 3) -> Fi
     least 0.01).
     """
     weights = attention_at(maps.weights, maps.grid, row, col, maps.cell)  # (Hc, Wc)
-    img = _image(maps.result[0])  # (H, W, 3)
+    img = to_display(maps.result[0])  # (H, W, 3) in [0, 1]
     H, W = img.shape[:2]
     heat = np.kron(weights.float().cpu().numpy(), np.ones((maps.cell, maps.cell)))[:H, :W]  # (H, W)
     hole = maps.mask[0, 0].float().cpu().numpy()  # (H, W)
@@ -178,9 +176,7 @@ class AttentionExplorer:
         return fig
 
     def _draw_canvas(self) -> None:
-        img = (_image(self.maps.result[0]) * 255).round().astype(np.uint8)  # (H, W, 3)
-        big = np.kron(img, np.ones((self.scale, self.scale, 1), dtype=np.uint8))  # (sH, sW, 3)
-        self._canvas.put_image_data(big, 0, 0)
+        self._canvas.put_image_data(enlarged_uint8(self.maps.result[0], self.scale), 0, 0)  # (sH, sW, 3)
         row, col = self.pixel
         self._canvas.stroke_style = "red"
         self._canvas.line_width = 2

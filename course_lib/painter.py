@@ -26,9 +26,11 @@ import torch.nn as nn
 from matplotlib.figure import Figure
 from PIL import Image
 
+from course_lib.images import to_uint8
 from course_lib.masks import strokes_to_mask
+from course_lib.plots import to_display
 
-__all__ = ["HandsOnModel", "hands_on_model", "PainterResult", "MaskPainter", "png_bytes"]
+__all__ = ["HandsOnModel", "hands_on_model", "PainterResult", "MaskPainter", "enlarged_uint8", "png_bytes"]
 
 Point = tuple[float, float]
 
@@ -68,14 +70,20 @@ class PainterResult(NamedTuple):
     seconds: float
 
 
+def enlarged_uint8(x: torch.Tensor, scale: int = 1) -> np.ndarray:
+    """A (3, H, W) image in [-1, 1] as a (scale*H, scale*W, 3) uint8 array, each pixel a ``scale`` x ``scale`` block.
+
+    Pixels as :func:`course_lib.images.to_uint8` (the release's mapping, rounded); for the
+    canvas (``put_image_data``) and :func:`png_bytes`.
+    """
+    arr = to_uint8(x.clamp(-1, 1)).permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
+    return arr.repeat(scale, axis=0).repeat(scale, axis=1) if scale > 1 else arr  # (sH, sW, 3)
+
+
 def png_bytes(x: torch.Tensor, scale: int = 1) -> bytes:
     """A (3, H, W) image in [-1, 1] as PNG bytes, enlarged ``scale`` times (nearest)."""
-    arr = ((x.detach().float().clamp(-1, 1) + 1.0) * 127.5).round().to(torch.uint8)  # (3, H, W)
-    arr = arr.permute(1, 2, 0).cpu().numpy()  # (H, W, 3)
-    if scale > 1:
-        arr = np.kron(arr, np.ones((scale, scale, 1), dtype=np.uint8))  # (sH, sW, 3)
     buffer = io.BytesIO()
-    Image.fromarray(arr).save(buffer, format="PNG")
+    Image.fromarray(enlarged_uint8(x, scale)).save(buffer, format="PNG")
     return buffer.getvalue()
 
 
@@ -152,7 +160,7 @@ class MaskPainter:
         fig = Figure(figsize=(9.0, 2.6))
         titles = ("your hole", "coarse (stage 1)", "refined (stage 2)", "attention flow")
         for ax, img, title in zip(fig.subplots(1, 4), result[:4], titles):
-            ax.imshow(((img.clamp(-1, 1) + 1) / 2).permute(1, 2, 0).numpy(), interpolation="nearest")
+            ax.imshow(to_display(img), interpolation="nearest")
             ax.set_title(title, fontsize=9)
             ax.set_xticks([])
             ax.set_yticks([])
@@ -194,9 +202,8 @@ class MaskPainter:
         m = self.mask[0]  # (1, H, W)
         red = torch.tensor([1.0, -1.0, -1.0]).view(3, 1, 1)
         tinted = torch.where(m.bool(), 0.4 * self.image + 0.6 * red, self.image)  # (3, H, W)
-        arr = ((tinted.clamp(-1, 1) + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).numpy()  # (H, W, 3)
         canvas = self._views["canvas"]
-        canvas.put_image_data(np.kron(arr, np.ones((self.scale, self.scale, 1), dtype=np.uint8)), 0, 0)
+        canvas.put_image_data(enlarged_uint8(tinted, self.scale), 0, 0)
         canvas.fill_style = canvas.stroke_style = "rgba(255, 0, 0, 0.6)"
         canvas.line_width = self.brush * self.scale
         canvas.line_cap = "round"

@@ -6,7 +6,7 @@ import torch
 
 from course_lib import Generator
 from course_lib.masks import strokes_to_mask
-from course_lib.painter import MaskPainter, hands_on_model, png_bytes
+from course_lib.painter import MaskPainter, enlarged_uint8, hands_on_model, png_bytes
 from course_lib.toy import toy_image
 
 
@@ -98,6 +98,14 @@ def test_bad_scale_and_brush_are_refused(model):
         MaskPainter(model.generator, _image(), scale=0)
     with pytest.raises(ValueError, match="brush"):
         MaskPainter(model.generator, _image(), brush=0)
+
+
+def test_enlarged_uint8_by_hand():
+    x = torch.tensor([[[-1.0, 1.0]], [[0.0, 2.0]], [[-3.0, 0.5]]])  # (3, 1, 2): out-of-range values saturate
+    got = enlarged_uint8(x, scale=2)
+    assert got.shape == (2, 4, 3) and got.dtype.name == "uint8"
+    assert got[:, :2].tolist() == [[[0, 128, 0]] * 2] * 2  # (0 + 1) * 127.5 = 127.5 rounds to 128
+    assert got[:, 2:].tolist() == [[[255, 255, 191]] * 2] * 2  # (0.5 + 1) * 127.5 = 191.25
 
 
 def test_png_bytes_enlarges():
