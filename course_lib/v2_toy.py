@@ -12,6 +12,7 @@ from typing import Union
 import torch
 import torch.nn as nn
 
+from course_lib.checkpoint import safe_torch_load
 from course_lib.data import make_dataset
 from course_lib.gated import GatedCoarseNetwork
 from course_lib.generator import CoarseNetwork
@@ -37,7 +38,7 @@ def v2_weights(kind: str) -> Path:
 
 def load_coarse(path: Union[Path, str]) -> nn.Module:
     """Build the coarse network a ``scripts/train_v2_toy.py`` file holds, in eval mode (loaded weights_only)."""
-    state = torch.load(path, map_location="cpu", weights_only=True)
+    state = safe_torch_load(path, "cpu")  # weights_only, with a clear error for a bad file
     if not isinstance(state, dict) or state.get("kind") not in ("v1", "gated"):
         raise ValueError(f"{path} is not a coarse network written by scripts/train_v2_toy.py")
     net = CoarseNetwork(state["cnum"]) if state["kind"] == "v1" else GatedCoarseNetwork(state["cnum"])
