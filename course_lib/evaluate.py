@@ -47,6 +47,7 @@ __all__ = [
     "write_csv",
     "load_generator_and_config",
     "psnr_by_kind",
+    "psnr_by_hole_size",
     "main",
 ]
 
@@ -197,6 +198,31 @@ def evaluate(generator: Optional[Callable[..., Any]], dataset: Any, n_images: in
     results.update(n_images=n_images, mask_kind=mask_kind, seed=seed, baseline_method=baseline,
                    image_size=list(size) if size else None)
     return results
+
+
+def psnr_by_hole_size(generator: Callable[..., Any], x: torch.Tensor, sides: Sequence[int],
+                      baseline: str = "diffusion") -> tuple[list[float], list[float]]:
+    """Mean hole PSNR (dB) of ``generator`` and of :func:`baseline_fill` for centred square holes of each side.
+
+    ``x`` (N, 3, S, S) in [-1, 1]; for each side one hole ``side x side`` at the centre
+    (top-left ``(S - side) // 2``), the same for every image. Returns ``(model, baseline)``,
+    one mean per side. Notebook 10's "large holes" failure case and lesson 10's figure.
+    """
+    from course_lib.masks import bbox_to_mask
+
+    size = x.shape[-1]
+    if x.dim() != 4 or x.shape[-2] != size:
+        raise ValueError(f"x must be square images (N, 3, S, S), got {tuple(x.shape)}")
+    model_db, baseline_db = [], []
+    for side in sides:
+        if not 0 < side < size:
+            raise ValueError(f"a hole side must be between 1 and {size - 1} px for {size} px images, got {side}")
+        top = (size - side) // 2
+        hole = bbox_to_mask((top, top, side, side), size, size, max_delta=0)  # (1, 1, S, S)
+        with torch.no_grad():
+            model_db.append(psnr(x, complete(generator, x, hole), hole).mean().item())
+        baseline_db.append(psnr(x, baseline_fill(x, hole, baseline), hole).mean().item())
+    return model_db, baseline_db
 
 
 def psnr_by_kind(x: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor,

@@ -8,12 +8,12 @@ from __future__ import annotations
 import torch
 from matplotlib.figure import Figure
 
-from course_lib.baselines import diffusion_fill
 from course_lib.blind_spot import equal_psnr_fills, sharpness
 from course_lib.data import make_dataset
+from course_lib.evaluate import psnr_by_hole_size
 from course_lib.explorer import attention_maps, explorer_figure
 from course_lib.inpaint_cli import load_generator
-from course_lib.metrics import psnr
+from course_lib.masks import bbox_to_mask
 from course_lib.plots import equal_psnr_figure, hole_size_figure
 from course_lib.samples import toy_weights
 from course_lib.seed import make_generator
@@ -22,25 +22,12 @@ from course_lib.toy import toy_image
 SIDES = (8, 16, 24, 32, 40, 48)
 
 
-def _centred_hole(side: int, size: int = 64) -> torch.Tensor:
-    hole = torch.zeros(1, 1, size, size)
-    top = (size - side) // 2
-    hole[..., top:top + side, top:top + side] = 1.0
-    return hole  # (1, 1, size, size)
-
-
 def hole_sizes() -> Figure:
     """Hole PSNR of the toy model and the diffusion fill on 48 held-out images, six hole sizes."""
     toy = load_generator(toy_weights())
     test = make_dataset("toy", split="test", size=64, seed=0, n=48)
     images = torch.stack([test[i] for i in range(48)])  # (48, 3, 64, 64)
-    model_db, smooth_db = [], []
-    for side in SIDES:
-        hole = _centred_hole(side)
-        with torch.no_grad():
-            _, x2, _ = toy(images * (1 - hole), hole)
-        model_db.append(psnr(images, x2 * hole + images * (1 - hole), hole).mean().item())
-        smooth_db.append(psnr(images, diffusion_fill(images, hole), hole).mean().item())
+    model_db, smooth_db = psnr_by_hole_size(toy, images, SIDES)
     return hole_size_figure(SIDES, model_db, smooth_db, trained=(24, 32))
 
 
@@ -48,7 +35,7 @@ def attention_map() -> Figure:
     """Figure 4 of the paper, for the toy model: where the centre of a box hole in a wall copies from."""
     toy = load_generator(toy_weights())
     x = toy_image("bricks", size=64, generator=make_generator(2))[None]  # (1, 3, 64, 64)
-    maps = attention_maps(toy, x, _centred_hole(24))
+    maps = attention_maps(toy, x, bbox_to_mask((20, 20, 24, 24), 64, 64, max_delta=0))  # a centred 24 px hole
     return explorer_figure(maps, 36, 30)
 
 

@@ -157,3 +157,21 @@ def test_psnr_by_kind_by_hand():
     assert scores["a"] == pytest.approx(40.0, abs=1e-3) and scores["b"] == pytest.approx(40.0, abs=1e-3)
     with pytest.raises(ValueError, match="one kind per image"):
         psnr_by_kind(x, filled, mask, ["a"])
+
+
+def test_psnr_by_hole_size_by_hand():
+    from course_lib.evaluate import psnr_by_hole_size
+
+    x = torch.full((2, 3, 16, 16), 0.5)  # 0.75 in [0, 1]
+
+    def zeros(x_in, mask):  # fills every hole with 0 (0.5 in [0, 1]): error 0.25 per pixel
+        z = torch.zeros_like(x_in)
+        return z, z, z
+
+    model, smooth = psnr_by_hole_size(zeros, x, [2, 8])
+    assert model == pytest.approx([10 * math.log10(16)] * 2, abs=1e-4)  # mse 0.0625 -> 12.04 dB
+    assert all(v > 60 for v in smooth)  # a smooth fill of a flat image is (nearly) exact
+    with pytest.raises(ValueError, match="between 1 and 15"):
+        psnr_by_hole_size(zeros, x, [16])
+    with pytest.raises(ValueError, match="square images"):
+        psnr_by_hole_size(zeros, torch.zeros(1, 3, 8, 16), [2])
