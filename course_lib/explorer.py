@@ -23,6 +23,7 @@ from matplotlib.patches import Rectangle
 
 from course_lib.attention import attention_weights
 from course_lib.generator import compose_stages, stage_input
+from course_lib.inpainting import hole_bbox
 from course_lib.painter import enlarged_uint8
 from course_lib.plots import to_display
 
@@ -153,10 +154,9 @@ class AttentionExplorer:
             raise ValueError(f"scale must be a positive int (canvas pixels per image pixel), got {scale!r}")
         self.maps, self.scale = maps, scale
         H, W = maps.result.shape[-2:]
-        if start is None:  # the centre of the hole's bounding box, or of the image
-            rows, cols = torch.nonzero(maps.mask[0, 0] > 0.5, as_tuple=True)
-            start = ((int(rows.min() + rows.max()) // 2, int(cols.min() + cols.max()) // 2)
-                     if rows.numel() else (H // 2, W // 2))
+        if start is None:  # the centre of the (first image's) hole's bounding box, or of the image
+            box = hole_bbox(maps.mask[:1])  # (top, left, height, width) or None
+            start = (box[0] + (box[2] - 1) // 2, box[1] + (box[3] - 1) // 2) if box else (H // 2, W // 2)
         self.pixel = start
         self._canvas: Any = None
         self._output: Any = None
