@@ -14,6 +14,7 @@ import torch.nn as nn
 
 from course_lib.checkpoint import safe_torch_load
 from course_lib.data import make_dataset
+from course_lib.evaluate import complete
 from course_lib.gated import GatedCoarseNetwork
 from course_lib.generator import CoarseNetwork
 from course_lib.masks import stroke_masks
@@ -72,6 +73,5 @@ def hole_scores(net: nn.Module, x: torch.Tensor, mask: torch.Tensor) -> tuple[to
 
     Completed = the network's pixels in the hole, the known ones elsewhere, (B, 3, H, W).
     """
-    out = net(x * (1 - mask), mask)  # (B, 3, H, W)
-    done = out * mask + x * (1 - mask)
+    done = complete(net, x, mask)  # (B, 3, H, W): the network's pixels in the hole, the known ones elsewhere
     return done, fill_scores(x, done, mask)
