@@ -293,7 +293,10 @@ def attention_offsets(attention: torch.Tensor, f_width: int) -> torch.Tensor:
 
 
 def offsets_of_index(idx: torch.Tensor, f_width: int) -> torch.Tensor:
-    """Step 9 from the best patch's index ``idx`` ``(B, Hf, Wf)``: ``(idx // f_width, idx % f_width)`` minus the position's own."""
+    """Step 9 from the best patch's index ``idx`` ``(B, Hf, Wf)``.
+
+    ``(idx // f_width, idx % f_width)`` minus the position's own (row, col): ``(B, 2, Hf, Wf)``.
+    """
     Hf, Wf = idx.shape[-2:]
     rows = torch.arange(Hf, device=idx.device).view(1, Hf, 1)  # (1, Hf, 1)
     cols = torch.arange(Wf, device=idx.device).view(1, 1, Wf)  # (1, 1, Wf)

@@ -384,8 +384,9 @@ def bench_generator(cnum: int, size: int, device: torch.device, repeats: int, wa
     """Generator inference at ``size`` (1/16-area hole): fast path, reference path (optional), ratio.
 
     Fast: :func:`course_lib.attention_fast.use_fast_attention` and
-    :func:`course_lib.ops.fold_same_padding` (what :func:`course_lib.inpaint` runs). Reference: :func:`course_lib.ops.use_reference_ops` and the dense layer. The ratio's
-    note gives the largest difference of the composites ``x2 * mask + x * (1 - mask)``.
+    :func:`course_lib.ops.fold_same_padding` (what :func:`course_lib.inpaint` runs). Reference:
+    :func:`course_lib.ops.use_reference_ops` and the dense layer. The ratio's note gives the
+    largest difference of the composites ``x2 * mask + x * (1 - mask)``.
     """
     torch.manual_seed(seed)
     generator = Generator(cnum).to(device).eval()

@@ -57,7 +57,8 @@ __all__ = ["inpaint", "InpaintResult", "pad_to_multiple", "hole_bbox", "SIZE_MUL
 
 SIZE_MULTIPLE = 8  # the generator's H, W must be multiples of 8 (two stride-2 convs + rate-2 attention)
 MODES = ("auto", "exact", "crop")
-DEFAULT_MEMORY_BUDGET = 6 * 2**30  # bytes: admits exact mode up to about 2048 x 2048 (cnum 32); "auto" also caps the side (crop_trigger)
+# bytes: admits exact mode up to about 2048 x 2048 (cnum 32); "auto" also caps the side (crop_trigger)
+DEFAULT_MEMORY_BUDGET = 6 * 2**30
 Window = tuple[int, int, int, int]  # (top, left, height, width) in image pixels
 
 ImageLike = Union[Image.Image, np.ndarray, torch.Tensor]

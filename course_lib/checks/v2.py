@@ -3,8 +3,8 @@
 Exercises: ``gated_conv2d`` (one 'SAME' conv to 2C channels, split into features and gate,
 ELU(features) * sigmoid(gate)), ``hinge_d_loss`` (the SN-PatchGAN critic's hinge loss) and
 ``hinge_g_loss`` (the generator's adversarial loss against it). Each check compares the
-student's function with :mod:`course_lib.gated` / :mod:`course_lib.sn_patchgan` on seeded inputs and names the planted mistake
-that gives the student's answer.
+student's function with :mod:`course_lib.gated` / :mod:`course_lib.sn_patchgan` on seeded
+inputs and names the planted mistake that gives the student's answer.
 """
 from __future__ import annotations
 
