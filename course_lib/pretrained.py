@@ -287,8 +287,9 @@ def download(name: str, directory: Optional[PathLike] = None, *, force: bool = F
     """Fetch official model ``name`` (places2, celeba, celebahq, imagenet), convert it once; its ``.pt`` path.
 
     Already converted and unchanged (sha256 as recorded): returned at once, nothing is
-    fetched (``force=True`` fetches and converts again, compared with the recorded
-    sha256s). Files already downloaded are kept; an interrupted file resumes. Raises
+    fetched. ``force=True`` checks every file against the recorded sha256, fetches again the
+    missing or damaged ones (a fetched file must match the recorded sha256 too) and converts
+    again. Files already downloaded are kept; an interrupted file resumes. Raises
     :class:`course_lib.fetch.FetchError` (one sentence with the manual steps) when Drive
     refuses, ``ImportError`` without gdown, :class:`course_lib.convert.ConversionError`
     when the files are not the official model. ``lister`` / ``expected`` replace the Drive
@@ -612,7 +613,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--dir", default=None,
                         help=f"cache folder (default: ${WEIGHTS_ENV}, else $XDG_CACHE_HOME/course_lib/weights, "
                              "i.e. ~/.cache/course_lib/weights)")
-    parser.add_argument("--force", action="store_true", help="fetch and convert again (compared with the recorded sha256)")
+    parser.add_argument("--force", action="store_true", help="check every file against the recorded sha256, fetch the missing or damaged ones, convert again")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
     try:
         path = download(args.name, args.dir, force=args.force)
