@@ -75,6 +75,8 @@ __all__ = [
     "load_converted",
     "load_pretrained",
     "load_pretrained_critics",
+    "build_generator",
+    "init_models",
 ]
 
 OFFICIAL_WEIGHTS_SOURCE = (
@@ -597,6 +599,54 @@ def load_pretrained_critics(path: PathLike, map_location: Any = "cpu") -> tuple[
         critics.append(critic.to(map_location).eval())
     _warn_colour(cfg, path)
     return critics[0], critics[1]  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- train --init
+
+def init_models(source: PathLike, config: Any, generator: torch.nn.Module, local_critic: torch.nn.Module,
+                global_critic: torch.nn.Module, fresh_critics: bool = False) -> str:
+    """Copy the weights of ``source`` into a new run's models (``train --init``); returns one line saying what.
+
+    ``source``: anything :func:`load_weights` reads (an official name, a converted or TF
+    checkpoint, a trainer checkpoint or run folder, an exported generator). The generator
+    gets the weights :func:`load_weights` chooses (a run's weight average when it kept one);
+    both critics get the file's critics when it has them, unless ``fresh_critics``. The
+    optimisers and the step are not touched here: the run starts at step 0 with fresh Adam
+    state. Raises ValueError, one sentence, on an architecture mismatch: another ``cnum``
+    or ``critic_cnum``, critics for other image or hole sizes, a DeepFill v2 network, or no
+    critics when the run trains them (``gan_loss_alpha > 0``) and ``fresh_critics`` is off.
+    """
+    weights = load_weights(source, "cpu")
+    if weights.cnum != int(config.cnum):
+        hint = "--config places2 (the release's sizes)" if weights.cnum == 32 else f"--set cnum={weights.cnum}"
+        raise ValueError(f"--init {source}: its generator has cnum {weights.cnum} but the run's config has cnum "
+                         f"{config.cnum}; use {hint}")
+    _load_into(generator, {k: v.float() for k, v in weights.generator.items()}, "generator", source)
+    what = f"generator from {weights.which}"
+    has_critics = weights.local_critic is not None and weights.global_critic is not None
+    needs_critics = float(config.gan_loss_alpha) > 0 and not bool(getattr(config, "coarse_only", False))
+    if fresh_critics or not has_critics:
+        if not has_critics and needs_critics and not fresh_critics:
+            raise ValueError(f"--init {source} holds no critics (an exported generator, or converted with "
+                             "--no-critics) but this run trains them (gan_loss_alpha > 0); pass --fresh-critics to "
+                             "start them from random weights, or --init a file with critics (a run folder, or an "
+                             "official model from python -m course_lib download)")
+        return what + "; critics from random weights"
+    for state, critic, short, size_key in ((weights.local_critic, local_critic, "local", "hole_size"),
+                                           (weights.global_critic, global_critic, "global", "image_size")):
+        width = int(state["conv1.weight"].shape[0]) if "conv1.weight" in state else -1  # (cnum, 3, 5, 5)
+        if width != int(config.critic_cnum):
+            raise ValueError(f"--init {source}: its {short} critic has cnum {width} but the run's config has "
+                             f"critic_cnum {config.critic_cnum}; use --set critic_cnum={width}, or --fresh-critics")
+        try:
+            critic.load_state_dict({k: v.float() for k, v in state.items()}, strict=True)
+        except RuntimeError:
+            size = weights.config.get(f"{short}_size") or weights.config.get(size_key)
+            raise ValueError(f"--init {source}: its {short} critic was trained on {size or 'other'}"
+                             f"{'x' + str(size) if size else ''} inputs but the run's {size_key} is "
+                             f"{getattr(config, size_key)}; use --set {size_key}={size or '...'}, or "
+                             "--fresh-critics") from None
+    return what + "; both critics from the same file"
 
 
 # ----------------------------------------------------------------------------- CLI
