@@ -77,6 +77,7 @@ __all__ = [
     "load_pretrained_critics",
     "build_generator",
     "init_models",
+    "official_or_toy",
 ]
 
 OFFICIAL_WEIGHTS_SOURCE = (
@@ -599,6 +600,48 @@ def load_pretrained_critics(path: PathLike, map_location: Any = "cpu") -> tuple[
         critics.append(critic.to(map_location).eval())
     _warn_colour(cfg, path)
     return critics[0], critics[1]  # type: ignore[return-value]
+
+
+# ----------------------------------------------------------------------------- notebooks and the demo
+
+TOY_NOTE = ("the bundled toy model (cnum 8, trained on a CPU on 64 px procedural textures, never on a photo)")
+
+
+def _on_colab() -> bool:
+    return "google.colab" in sys.modules
+
+
+def official_or_toy(name: str = "places2", download_now: Optional[bool] = None, quiet: bool = False) -> Any:
+    """The model a notebook uses: ``HandsOnModel(generator, size, name)`` (:mod:`course_lib.painter`).
+
+    The official ``name`` model when it is in the cache (:func:`weights_dir`) or in the
+    repository's ``data/weights/``; else, when ``download_now`` is True, or None and running on
+    Colab, :func:`download` fetches it first; otherwise the toy model, with a one-line note
+    saying which command gets the real weights. Under ``COURSE_LIB_CI=1`` (nbval) it is
+    always the toy model, so stored outputs never depend on a machine's cache.
+    """
+    from course_lib.painter import HandsOnModel
+    from course_lib.samples import toy_weights
+
+    key = _official_key(name)
+    label = OFFICIAL_WEIGHTS[key]["name"]
+    in_ci = os.environ.get("COURSE_LIB_CI", "") not in ("", "0")
+    if not in_ci:
+        found: Optional[Path] = cached_weights(key)
+        repo = Path(__file__).resolve().parents[1] / "data" / "weights"
+        for candidate in (repo / f"{key}.pt", repo / key):
+            if found is None and candidate.exists():
+                found = candidate
+        if found is None and (download_now or (download_now is None and _on_colab())):
+            try:
+                found = download(key, quiet=quiet)
+            except (FetchError, ImportError, ConversionError) as err:
+                print(f"note: the download failed ({err}); using the toy model instead")
+        if found is not None:
+            return HandsOnModel(load_pretrained(found).eval(), 256, f"the official {label} weights ({found.name})")
+    print(f"note: using {TOY_NOTE}; for the official {label} weights run python -m course_lib download {key} "
+          "(or set DOWNLOAD = True here)")
+    return HandsOnModel(load_pretrained(toy_weights()).eval(), 64, TOY_NOTE)
 
 
 # ----------------------------------------------------------------------------- train --init

@@ -365,3 +365,25 @@ def test_cli_download_inpaint_and_evaluate_by_name(drive, tmp_path, capsys):
     assert cli_main(["download", "celebahq"]) == 2
     err = capsys.readouterr().err
     assert "download: error: Google Drive did not send snap-0.index" in err and "Traceback" not in err
+
+
+def test_make_demo_labels_the_model_and_names_the_command_for_real_weights(tmp_path, monkeypatch, capsys):
+    import importlib.util
+    from PIL import Image
+    spec = importlib.util.spec_from_file_location("demo", Path(__file__).parents[1] / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    monkeypatch.setenv(P.WEIGHTS_ENV, str(tmp_path / "empty"))
+    assert demo.main(["--output", str(tmp_path / "toy.png"), "--toy", "1"]) == 0
+    out = capsys.readouterr().out
+    assert "This is the bundled toy model (cnum 8, trained on a CPU on 64 px procedural textures" in out
+    assert "python -m course_lib download places2" in out and "DeepFill v1 toy (64 px textures)" in out
+    from course_lib.convert import convert_checkpoint
+    convert_checkpoint(FIXTURE, tmp_path / "cache" / "places2.pt")  # the fixture stands in for Places2
+    monkeypatch.setenv(P.WEIGHTS_ENV, str(tmp_path / "cache"))
+    assert demo.main(["--output", str(tmp_path / "official.png"), "--size", "64"]) == 0
+    out = capsys.readouterr().out
+    assert "columns: input (hole white) | DeepFill v1, official Places2 | diffusion" in out
+    assert "toy" not in out
+    grid = Image.open(tmp_path / "official.png")
+    assert grid.width == 4 * (64 * 3 + 2) + 2 and grid.height == 5 * (64 * 3 + 2) + 2 + 14  # 5 photos, a label strip
