@@ -195,6 +195,11 @@ def fetch(url: str, dest: PathLike, *, sha256: Optional[str] = None, size: Optio
                     f"confirmation page) from {url}; nothing was saved.{tail}", page=page, url=url)
             if status == 206 and _content_range_start(headers.get("Content-Range")) == start:
                 mode = "ab"
+            elif status == 206:  # bytes from another offset: appending them would corrupt the part
+                part.unlink(missing_ok=True)
+                raise FetchError(f"the server answered the resume request for {what} with another byte range "
+                                 f"({headers.get('Content-Range')}); the partial file was deleted, run the same "
+                                 "command again to start it over.")
             else:  # 200 (range ignored or no part yet): the body is the whole file
                 mode, start = "wb", 0
             total = _total_from_headers(headers, start)

@@ -39,7 +39,7 @@ QUOTA_PAGE = (b"<!DOCTYPE html><html><head><title>Google Drive - Quota exceeded<
 
 class FileServer:
     """``/file/<id>`` from ``files`` (with Range: 206 + Content-Range), each id in a ``modes`` behaviour:
-    ok | no-range (ignores Range, 200) | truncated (full Content-Length, half the bytes) | quota
+    ok | no-range (ignores Range, 200) | wrong-range (206 with a Content-Range at another offset) | truncated (full Content-Length, half the bytes) | quota
     (Drive-like HTML page, 200) | confirm (an HTML form pointing at ``<id>-confirmed``) | forbidden (403).
     ``requests`` records (path, Range header) of every request."""
 
@@ -91,7 +91,8 @@ class FileServer:
                 self.send_header("Content-Type", "application/octet-stream")
                 self.send_header("Content-Length", str(len(body)))
                 if start:
-                    self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+                    first = 0 if mode == "wrong-range" else start  # wrong-range: claims another offset
+                    self.send_header("Content-Range", f"bytes {first}-{len(data) - 1}/{len(data)}")
                 self.end_headers()
                 if mode == "truncated":
                     self.wfile.write(body[: len(body) // 2])
@@ -166,6 +167,18 @@ def test_a_server_that_ignores_range_restarts_the_part_instead_of_appending(serv
     F.part_path(dest).write_bytes(BLOB[:1000])
     F.fetch(server.url("a"), dest, sha256=_sha(BLOB))
     assert server.requests[-1][1] == "bytes=1000-"  # asked, got a 200 with the whole file
+    assert dest.read_bytes() == BLOB
+
+
+def test_a_206_for_another_range_deletes_the_part_instead_of_appending(server, tmp_path):
+    server.files["a"], server.modes["a"] = BLOB, "wrong-range"
+    dest = tmp_path / "a.bin"
+    F.part_path(dest).write_bytes(BLOB[:1000])
+    with pytest.raises(F.FetchError, match=r"another byte range .*start it over"):
+        F.fetch(server.url("a"), dest, sha256=_sha(BLOB))
+    assert not dest.exists() and not F.part_path(dest).exists()
+    server.modes["a"] = "ok"
+    F.fetch(server.url("a"), dest, sha256=_sha(BLOB))
     assert dest.read_bytes() == BLOB
 
 
