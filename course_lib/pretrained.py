@@ -275,6 +275,42 @@ def _fetch_drive_file(file_id: str, dest: Path, sha256: Optional[str], opener: u
         raise type(err)(f"{err} {manual}") from None
 
 
+def _local_checkpoint_files(tf_dir: Path) -> list[str]:
+    """The names of a complete TF checkpoint in ``tf_dir`` (checkpoint, index, data), or [] if incomplete."""
+    index = sorted(p.name for p in tf_dir.glob("*.index"))
+    data = sorted(p.name for p in tf_dir.glob("*.data-*") if not p.name.endswith(".part"))
+    if not (tf_dir / "checkpoint").is_file() or not index or not data:
+        return []
+    return ["checkpoint", *index, *data]
+
+
+def _matches(path: Path, entry: Optional[dict[str, Any]]) -> bool:
+    """True when ``path`` has the sha256 recorded in ``entry`` (or nothing was recorded yet)."""
+    return not entry or not entry.get("sha256") or sha256_file(path) == entry["sha256"]
+
+
+def _fetch_listed(key: str, tf_dir: Path, recorded: dict[str, Any], lister: Optional[Callable[[str], list[tuple[str, str]]]],
+                  manual: str, quiet: bool, say: Callable[[str], None]) -> dict[str, Any]:
+    """List the model's Drive folder and fetch each checkpoint file; returns what to record per file."""
+    try:
+        listing = (lister or list_drive_folder)(OFFICIAL_WEIGHTS[key]["drive_folder"])
+    except SourceRefused as err:
+        raise SourceRefused(f"{err}. {manual}") from None
+    files = [(fid, "checkpoint" if fname == "checkpoint.txt" else fname) for fid, fname in listing
+             if fname in _WANTED or ".index" in fname or ".data-" in fname]
+    if not any(n == "checkpoint" for _, n in files) or not any(n.endswith(".index") for _, n in files):
+        raise SourceRefused(f"the Drive folder of {key} does not list a TF checkpoint (checkpoint, *.index, "
+                            f"*.data-*), only: {', '.join(n for _, n in listing) or 'nothing'}. {manual}")
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
+    record: dict[str, Any] = {}
+    for file_id, fname in files:
+        dest = tf_dir / fname
+        say(f"fetching {fname}")
+        _fetch_drive_file(file_id, dest, recorded.get(fname, {}).get("sha256"), opener, manual, quiet)
+        record[fname] = {"sha256": sha256_file(dest), "size": dest.stat().st_size, "drive_id": file_id}
+    return record
+
+
 def _check_architecture(converted: dict, key: str, expected: dict[str, int]) -> None:
     """Every official model converts to the release's sizes; anything else is not the official file."""
     cfg = converted.get("config", {})
@@ -315,23 +351,15 @@ def download(name: str, directory: Optional[PathLike] = None, *, force: bool = F
     tf_dir.mkdir(parents=True, exist_ok=True)
     manifest = _read_manifest(root, key)
     recorded = manifest.get("files", {})
-    try:
-        listing = (lister or list_drive_folder)(entry["drive_folder"])
-    except SourceRefused as err:
-        raise SourceRefused(f"{err}. {manual}") from None
-    files = [(fid, "checkpoint" if fname == "checkpoint.txt" else fname) for fid, fname in listing
-             if fname in _WANTED or ".index" in fname or ".data-" in fname]
-    if not any(n == "checkpoint" for _, n in files) or not any(n.endswith(".index") for _, n in files):
-        raise SourceRefused(f"the Drive folder of {key} does not list a TF checkpoint (checkpoint, *.index, "
-                            f"*.data-*), only: {', '.join(n for _, n in listing) or 'nothing'}. {manual}")
-    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(CookieJar()))
-    record: dict[str, Any] = {}
-    for file_id, fname in files:
-        dest = tf_dir / fname
-        sha = recorded.get(fname, {}).get("sha256")
-        say(f"fetching {fname}")
-        _fetch_drive_file(file_id, dest, sha, opener, manual, quiet)
-        record[fname] = {"sha256": sha256_file(dest), "size": dest.stat().st_size, "drive_id": file_id}
+    if (tf_dir / "checkpoint.txt").is_file() and not (tf_dir / "checkpoint").exists():
+        os.replace(tf_dir / "checkpoint.txt", tf_dir / "checkpoint")  # copied by hand from Drive
+    local = _local_checkpoint_files(tf_dir)
+    if local and not force and all(_matches(tf_dir / n, recorded.get(n)) for n in local):
+        say(f"converting the files already in {tf_dir}")  # e.g. downloaded by hand: no listing needed
+        record = {n: {**recorded.get(n, {}), "sha256": sha256_file(tf_dir / n),
+                      "size": (tf_dir / n).stat().st_size} for n in local}
+    else:
+        record = _fetch_listed(key, tf_dir, recorded, lister, manual, quiet, say)
     converted = convert_checkpoint(tf_dir)  # every variable name and shape, or ConversionError
     _check_architecture(converted, key, OFFICIAL_ARCHITECTURE if expected is None else expected)
     converted["config"]["source"] = f"{entry['name']} (official DeepFill v1, {OFFICIAL_WEIGHTS_LICENSE})"

@@ -284,6 +284,24 @@ def test_download_fetches_renames_converts_records_and_reuses(drive, tmp_path, c
     assert "already downloaded" in capsys.readouterr().out
 
 
+def test_files_copied_by_hand_into_the_cache_are_converted_without_drive(drive, tmp_path, monkeypatch):
+    import shutil
+    folder = tmp_path / "cache" / "celeba"
+    folder.mkdir(parents=True)
+    shutil.copy(FIXTURE / "checkpoint", folder / "checkpoint.txt")  # as a browser saves it from Drive
+    for name in ("snap-0.index", "snap-0.data-00000-of-00001"):
+        shutil.copy(FIXTURE / name, folder / name)
+
+    def no_drive(folder_id):
+        raise AssertionError("the folder was listed although every file was there")
+    monkeypatch.setattr(P, "list_drive_folder", no_drive)
+    pt = P.download("celeba", quiet=True)
+    assert (folder / "checkpoint").is_file() and not (folder / "checkpoint.txt").exists()
+    assert drive.requests == [] and P.cached_weights("celeba") == pt
+    assert json.loads((tmp_path / "cache" / "celeba.json").read_text())["files"]["checkpoint"]["sha256"] == \
+        _sha((FIXTURE / "checkpoint").read_bytes())
+
+
 def test_download_checks_the_official_architecture(drive, monkeypatch):
     monkeypatch.setattr(P, "OFFICIAL_ARCHITECTURE", {"cnum": 32, "local_cnum": 64, "local_size": 128,
                                                     "global_cnum": 64, "global_size": 256})
