@@ -418,3 +418,12 @@ def test_make_demo_labels_the_model_and_names_the_command_for_real_weights(tmp_p
     assert "toy" not in out
     grid = Image.open(tmp_path / "official.png")
     assert grid.width == 4 * (64 * 3 + 2) + 2 and grid.height == 5 * (64 * 3 + 2) + 2 + 14  # 5 photos, a label strip
+
+
+def test_the_architecture_check_reads_the_critics_only_when_the_checkpoint_has_them():
+    official = {"cnum": 32, "local_cnum": 64, "local_size": 128, "global_cnum": 64, "global_size": 256}
+    P._check_architecture({"config": {"cnum": 32}, "generator": {}}, "places2", official)  # generator only: fine
+    with pytest.raises(ConversionError, match=r"local_size 64 \(expected 128\)"):
+        P._check_architecture({"config": {**official, "local_size": 64}, "local_critic": {}}, "places2", official)
+    with pytest.raises(ConversionError, match=r"cnum 16 \(expected 32\)"):
+        P._check_architecture({"config": {"cnum": 16}}, "places2", official)
