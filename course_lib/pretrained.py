@@ -671,7 +671,7 @@ def official_or_toy(name: str = "places2", download_now: Optional[bool] = None, 
             return HandsOnModel(load_pretrained(found).eval(), 256, f"the official {label} weights ({found.name})")
     print(f"note: using {TOY_NOTE}; for the official {label} weights run python -m course_lib download {key} "
           "(or set DOWNLOAD = True here)")
-    return HandsOnModel(load_pretrained(toy_weights()).eval(), 64, TOY_NOTE)
+    return HandsOnModel(load_pretrained(toy_weights()).eval(), 64, "the bundled toy model (cnum 8, 64x64 toy images)")
 
 
 # ----------------------------------------------------------------------------- train --init

@@ -427,3 +427,27 @@ def test_the_architecture_check_reads_the_critics_only_when_the_checkpoint_has_t
         P._check_architecture({"config": {**official, "local_size": 64}, "local_critic": {}}, "places2", official)
     with pytest.raises(ConversionError, match=r"cnum 16 \(expected 32\)"):
         P._check_architecture({"config": {"cnum": 16}}, "places2", official)
+
+
+def test_notebook_model_uses_the_cache_downloads_when_asked_and_otherwise_notes_the_toy_model(drive, tmp_path,
+                                                                                               monkeypatch, capsys):
+    repo_weights = Path(__file__).parents[1] / "data" / "weights"
+    if any((repo_weights / n).exists() for n in ("places2.pt", "places2", "celeba.pt", "celeba")):
+        pytest.skip("official weights in this checkout's data/weights/ (found before the cache)")
+    toy = P.official_or_toy("places2")  # nothing cached, not on Colab: the toy model and one note
+    out = capsys.readouterr().out
+    assert toy.size == 64 and drive.requests == []
+    assert out.count("\n") == 1 and "python -m course_lib download places2" in out
+    fetched = P.official_or_toy("places2", download_now=True, quiet=True)  # asked: downloads
+    assert fetched.size == 256 and "official Places2" in fetched.name and drive.requests
+    capsys.readouterr()
+    n = len(drive.requests)
+    assert P.official_or_toy("places2").size == 256 and len(drive.requests) == n  # cached: reused
+    monkeypatch.setenv("COURSE_LIB_CI", "1")  # nbval: never the cache, so outputs do not depend on a machine
+    assert P.official_or_toy("places2").size == 64
+    monkeypatch.delenv("COURSE_LIB_CI")
+    drive.modes["id-data"] = "quota"
+    monkeypatch.setenv(P.WEIGHTS_ENV, str(tmp_path / "fresh"))
+    assert P.official_or_toy("celeba", download_now=True, quiet=True).size == 64  # refused: the toy model
+    out = capsys.readouterr().out
+    assert "the download failed (Google Drive did not send" in out and "using the toy model" in out
