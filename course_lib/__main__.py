@@ -19,6 +19,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "evaluate": ("course_lib.evaluate", "Table 1 metrics (L1, L2, PSNR, TV, SSIM) on a data set"),
     "make-flist": ("course_lib.data", "write an flist file (one image path per line) for a folder"),
     "download": ("course_lib.pretrained", "fetch an official model (places2, celeba, celebahq, imagenet) into the cache"),
+    "download-data": ("course_lib.datasets_download", "fetch a data set (celeba, places2-val, places2): resumable, md5-checked, unpacked once"),
 }
 
 

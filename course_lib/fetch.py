@@ -67,9 +67,9 @@ class _Progress:
     last: float = 0.0
 
 
-def sha256_file(path: PathLike, chunk: int = CHUNK) -> str:
-    """The hex sha256 of a file, read in chunks (constant memory)."""
-    digest = hashlib.sha256()
+def sha256_file(path: PathLike, chunk: int = CHUNK, algorithm: str = "sha256") -> str:
+    """The hex digest (sha256, or ``algorithm``: e.g. md5) of a file, read in chunks (constant memory)."""
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(chunk), b""):
             digest.update(block)
@@ -88,11 +88,15 @@ def looks_like_html(head: bytes) -> bool:
     return any(text.startswith(s) for s in _HTML_STARTS)
 
 
-def _verify(path: Path, sha256: Optional[str], size: Optional[int]) -> Optional[str]:
+def _verify(path: Path, sha256: Optional[str], size: Optional[int], md5: Optional[str] = None) -> Optional[str]:
     """None when ``path`` is the expected file, else what is wrong (a phrase)."""
     actual_size = path.stat().st_size
     if size is not None and actual_size != size:
         return f"is {actual_size} bytes, expected {size}"
+    if md5 is not None:  # the checksum data set sites publish (CelebA, Places365)
+        actual = sha256_file(path, algorithm="md5")
+        if actual.lower() != md5.lower():
+            return f"has md5 {actual}, expected {md5.lower()}"
     if sha256 is not None:
         actual = sha256_file(path)
         if actual.lower() != sha256.lower():
@@ -135,10 +139,11 @@ def _say_progress(state: _Progress, name: str, quiet: bool) -> None:
 def fetch(url: str, dest: PathLike, *, sha256: Optional[str] = None, size: Optional[int] = None,
           what: str = "", manual: str = "", timeout: float = 60.0, resume: bool = True,
           opener: Optional[urllib.request.OpenerDirector] = None, quiet: bool = True,
-          on_response: Optional[Callable[[int, dict], None]] = None) -> Path:
+          on_response: Optional[Callable[[int, dict], None]] = None, md5: Optional[str] = None) -> Path:
     """Download ``url`` to ``dest`` (see the module docstring); returns ``dest``.
 
-    ``sha256`` / ``size``: what the file must be (either may be None: unchecked). When
+    ``sha256`` / ``size`` / ``md5``: what the file must be (each may be None: unchecked; md5
+    for the data sets whose sites publish only md5). When
     ``dest`` already exists and matches them it is returned without any request (with
     neither given, an existing ``dest`` is trusted). ``what`` names the file in messages
     (default: its file name); ``manual`` is appended to a refusal message (how to get the
@@ -148,7 +153,7 @@ def fetch(url: str, dest: PathLike, *, sha256: Optional[str] = None, size: Optio
     dest = Path(dest)
     what = what or dest.name
     tail = f" {manual}" if manual else ""
-    if dest.is_file() and _verify(dest, sha256, size) is None:
+    if dest.is_file() and _verify(dest, sha256, size, md5) is None:
         return dest
     dest.parent.mkdir(parents=True, exist_ok=True)
     part = part_path(dest)
@@ -225,7 +230,7 @@ def fetch(url: str, dest: PathLike, *, sha256: Optional[str] = None, size: Optio
             if total is not None and state.done < total:
                 raise FetchError(f"the download of {what} stopped at {state.done} of {total} bytes; run the same "
                                  "command again: it resumes from there.")
-    problem = _verify(part, sha256, size)
+    problem = _verify(part, sha256, size, md5)
     if problem is not None:
         part.unlink()
         raise ChecksumMismatch(f"the downloaded {what} {problem} (a different or corrupted file); it was "
