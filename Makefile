@@ -19,7 +19,7 @@ SOLUTION_NOTEBOOKS := $(wildcard notebooks/solutions/*.ipynb)
 STUDENT_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 NBVAL := $(PY) -m pytest -q -p no:python -p no:cacheprovider --nbval-lax --nbval-current-env
 
-.PHONY: install test test-lib test-browser test-notebooks test-notebooks-as lab editions check-editions figures demo learning-check bench clean
+.PHONY: install test test-lib test-browser test-notebooks test-notebooks-as lab editions check-editions figures demo learning-check bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -68,6 +68,9 @@ learning-check: install  ## train toy_cpu for a few minutes and compare hole PSN
 
 bench: install  ## speed and memory figures (ratios against references in the same run); JSON=out.json saves them
 	$(PY) scripts/benchmark.py --quick $(if $(JSON),--json $(JSON))
+
+gpu-check:  ## on a GPU machine (no install: the image's torch): the README's GPU claims in <= 8 min; JSON=out.json, DRY=1 for a CPU dry run
+	PYTHONPATH=. $(PYTHON) scripts/gpu_check.py $(if $(JSON),--json $(JSON)) $(if $(DRY),--dry-run)
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks/

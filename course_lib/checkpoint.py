@@ -37,6 +37,7 @@ __all__ = [
     "CHECKPOINT_KIND",
     "strip_prefixes",
     "atomic_save",
+    "to_cpu",
     "remove_stale_temporaries",
     "checkpoint_path",
     "list_checkpoints",
@@ -71,6 +72,22 @@ def strip_prefixes(state_dict: Mapping[str, Any]) -> dict[str, Any]:
                     key, changed = key[len(prefix):], True
         clean[key] = value
     return clean
+
+
+def to_cpu(obj: Any) -> Any:
+    """``obj`` with every tensor inside dicts, lists and tuples moved to the CPU (CPU tensors are kept as they are).
+
+    Trainer checkpoints are saved through it, so ``torch.load`` of a checkpoint written on a
+    GPU works on a machine without one (optimizers move their state back on ``load_state_dict``).
+    """
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu() if obj.device.type != "cpu" else obj
+    if isinstance(obj, dict):
+        moved = {k: to_cpu(v) for k, v in obj.items()}
+        return moved if type(obj) is dict else type(obj)(moved)  # OrderedDict stays an OrderedDict
+    if isinstance(obj, (list, tuple)) and not hasattr(obj, "_fields"):
+        return type(obj)(to_cpu(v) for v in obj)
+    return obj
 
 
 def atomic_save(obj: Any, path: PathLike) -> Path:

@@ -35,7 +35,7 @@ __all__ = [
     "DATA_NAMES",
 ]
 
-AMP_MODES = ("off", "bf16", "fp16")
+AMP_MODES = ("off", "bf16", "fp16", "auto")  # auto: course_lib.precision.choose_amp
 # Data sets the trainer knows (see course_lib.data): a procedural toy set, the release's
 # flist files, a plain image folder, and the three official training sets.
 DATA_NAMES = ("toy", "flist", "folder", "celeba", "celebahq", "places2")
@@ -86,6 +86,8 @@ class TrainConfig:
     global_wgan_loss_alpha: float = 1.0  # GLOBAL_WGAN_LOSS_ALPHA
     # --- bookkeeping ---
     snapshot_every: int = 10_000      # checkpoint interval in generator steps (release 10k)
+    snapshot_minutes: float = 0.0     # also a checkpoint every N minutes of wall time (0 = off): a
+                                      # Colab VM is killed without a signal, so steps alone can lose hours
     keep_last: int = 3                # checkpoints kept on disk
     log_every: int = 100              # printed summary interval (non-TTY / CI)
     image_every: int = 1000           # image grid interval (input, coarse, refined, flow)
@@ -94,7 +96,8 @@ class TrainConfig:
     tensorboard: bool = True          # write TensorBoard events when tensorboard is importable
     # --- hardware ---
     device: str = "auto"              # "auto" (cuda if available), "cpu", "cuda", "cuda:1", ...
-    amp: str = "off"                  # "off" | "bf16" | "fp16" (fp16 uses a GradScaler)
+    amp: str = "off"                  # "off" | "bf16" | "fp16" (fp16 uses a GradScaler) | "auto"
+                                      # (bf16 from sm_80, fp16 below, off on CPU: course_lib.precision)
     channels_last: bool = False       # NHWC memory format on GPU (faster convs with AMP)
     cudnn_benchmark: bool = True      # let cuDNN pick the fastest conv algorithms
     seed: int = 0                     # seeds python, numpy, torch and the data order
@@ -135,6 +138,9 @@ class TrainConfig:
                              "nothing; use max_delta <= hole_size // 4 (release: 32 for 128)")
         if self.lr <= 0 or not all(0.0 <= b < 1.0 for b in self.betas):
             raise ValueError(f"lr must be > 0 and betas in [0, 1), got lr={self.lr}, betas={self.betas}")
+        if self.snapshot_minutes < 0:
+            raise ValueError(f"snapshot_minutes must be >= 0 (0 turns time-based checkpoints off), got "
+                             f"{self.snapshot_minutes}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 turns the weight average off; 0.995 averages "
                              f"about the last 200 steps), got {self.ema_decay}")

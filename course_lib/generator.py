@@ -30,6 +30,8 @@ image.
 """
 from __future__ import annotations
 
+import contextlib
+
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -51,6 +53,16 @@ __all__ = [
 
 SIZE_MULTIPLE = 8  # two stride-2 convs, then the x1/2 downsampling inside contextual attention
 PARAMS_AT_CNUM_32 = 3_601_542  # parameters of the official generator (cnum = 32)
+
+
+def _autocast_on(device_type: str) -> bool:
+    """True inside ``torch.autocast`` for ``device_type`` (the per-device query of torch >= 2.4, else the old ones)."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4
+        return bool(torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled())
+    except RuntimeError:  # a device without autocast (e.g. "meta", used to count FLOPs)
+        return False
 
 
 def stage_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -229,11 +241,17 @@ class RefineNetwork(nn.Module):
         ))  # (B, 4c, H/4, W/4)
         pm, mask_s = self.attention_inputs(h_in, mask)  # (B, 4c, H/4, W/4), (B or 1, 1, H/4, W/4)
         fast, max_bytes = fast_attention_settings()
-        if fast:  # right only where the hole can see it (course_lib.attention_fast.use_fast_attention)
-            need = self.hole_reach(mask, tuple(pm.shape[-2:]))  # (B or 1, 1, H/4, W/4)
-            pm, flow = contextual_attention_fast(pm, pm, mask_s, need, 3, rate=2, max_bytes=max_bytes)
-        else:
-            pm, flow = contextual_attention(pm, pm, mask_s, 3, 1, rate=2)  # (B, 4c, H/4, W/4)
+        # Under autocast the attention runs in float32 (about 5 % of the FLOPs): its logits
+        # (scores * scale) rounded to bf16 change the chosen patch, and in fp16 they can overflow.
+        amp = _autocast_on(pm.device.type)
+        with torch.autocast(device_type=pm.device.type, enabled=False) if amp else contextlib.nullcontext():
+            if amp:
+                pm, mask_s = pm.float(), mask_s.float()
+            if fast:  # right only where the hole can see it (course_lib.attention_fast.use_fast_attention)
+                need = self.hole_reach(mask, tuple(pm.shape[-2:]))  # (B or 1, 1, H/4, W/4)
+                pm, flow = contextual_attention_fast(pm, pm, mask_s, need, 3, rate=2, max_bytes=max_bytes)
+            else:
+                pm, flow = contextual_attention(pm, pm, mask_s, 3, 1, rate=2)  # (B, 4c, H/4, W/4)
         pm = self._run(pm, self.AFTER_ATTENTION[:2])  # pmconv9, pmconv10: (B, 4c, H/4, W/4)
         h = torch.cat([x_hallu, pm], dim=1)  # (B, 8c, H/4, W/4)
         h = self._run(h, self.AFTER_ATTENTION[2:])  # allconv11 .. allconv17: (B, 3, H, W)

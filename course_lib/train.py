@@ -64,6 +64,7 @@ from course_lib.ema import WeightEMA
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
 from course_lib.masks import random_box_mask
+from course_lib.precision import resolve_amp
 from course_lib.runlock import RunLock
 from course_lib.seed import make_generator, seed_everything
 
@@ -282,10 +283,11 @@ class Trainer:
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(list(self.local_critic.parameters())
                                       + list(self.global_critic.parameters()), lr=config.lr, betas=betas)
-        fp16 = config.amp == "fp16"
+        self.amp = resolve_amp(config.amp, self.device)  # "auto": bf16 from sm_80, fp16 below, off on CPU
+        fp16 = self.amp == "fp16"
         self.scaler_g = torch.amp.GradScaler(self.device.type, enabled=fp16)
         self.scaler_d = torch.amp.GradScaler(self.device.type, enabled=fp16)
-        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(config.amp)
+        self.amp_dtype = {"bf16": torch.bfloat16, "fp16": torch.float16}.get(self.amp)
         self.weights = loss_weights(config)
         # Not in the release: an average of the generator's weights, read only for
         # validation and export (course_lib.ema); None when ema_decay = 0.
@@ -553,7 +555,7 @@ class Trainer:
         Refuses (NonFiniteLossError) to write weights that contain NaN/Inf, so the last
         good checkpoint always survives.
         """
-        state = self.state_dict(gather_rng=gather_rng)
+        state = ckpt_io.to_cpu(self.state_dict(gather_rng=gather_rng))  # a CPU machine can torch.load it
         self._saved_step = self.step  # on every rank, so all ranks take the same save decisions
         if not self.dist.is_main:
             return None
@@ -761,6 +763,7 @@ class Trainer:
         status, row = "finished", {}
         t_last, steps_since = time.perf_counter(), 0
         deadline = None if max_minutes is None else time.perf_counter() + 60.0 * max_minutes
+        last_snapshot = time.perf_counter()  # snapshot_minutes: a checkpoint every N minutes too
         try:
             while self.step < total:
                 t0 = time.perf_counter()
@@ -784,8 +787,11 @@ class Trainer:
                     self._log_validation()
                 out_of_time = deadline is not None and time.perf_counter() > deadline
                 stop = all_reduce_flag(self._stop_requested or out_of_time, self.dist)
-                if self.step % c.snapshot_every == 0 or self.step == total or stop:
+                timed = c.snapshot_minutes > 0 and all_reduce_flag(
+                    time.perf_counter() - last_snapshot >= 60.0 * c.snapshot_minutes, self.dist)
+                if self.step % c.snapshot_every == 0 or self.step == total or stop or timed:
                     self.save_checkpoint()
+                    last_snapshot = time.perf_counter()
                     if self.dist.distributed:
                         diff = max_replica_difference(self.generator, self.dist)
                         if diff > 0:

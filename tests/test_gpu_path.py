@@ -1,0 +1,209 @@
+"""The GPU path's CPU-side pieces (issue 27): amp choice, time-based checkpoints, CPU checkpoints,
+float32 attention under autocast, the FLOP count and the schedule estimates, the prepared GPU check."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from collections import OrderedDict
+from pathlib import Path
+
+import pytest
+import torch
+import torch.nn as nn
+
+from course_lib import checkpoint as ckpt_io
+from course_lib import generator as G
+from course_lib.config import TrainConfig, load_config
+from course_lib.critics import LocalCritic
+from course_lib.precision import choose_amp, resolve_amp
+from course_lib.schedule import CARDS, Card, _FlopCount, _meta_values, count_iteration_flops, estimate_minutes
+from course_lib.train import Trainer
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# ----------------------------------------------------------------------------- amp by compute capability
+
+@pytest.mark.parametrize("capability, expected", [((7, 5), "fp16"), ((6, 0), "fp16"), ((8, 0), "bf16"),
+                                                  ((8, 9), "bf16"), ((9, 0), "bf16")])
+def test_amp_is_chosen_by_compute_capability(capability, expected):
+    assert choose_amp("cuda", capability=capability) == expected
+
+
+def test_amp_is_off_on_the_cpu_and_auto_resolves():
+    assert choose_amp("cpu") == "off"
+    assert resolve_amp("auto", "cpu") == "off"
+    assert resolve_amp("fp16", "cpu") == "fp16"  # an explicit choice is kept
+
+
+def test_a_bad_capability_is_one_sentence():
+    with pytest.raises(ValueError, match=r"capability must be a \(major, minor\) pair of ints such as \(7, 5\)"):
+        choose_amp("cuda", capability=(8,))
+
+
+def _toy(**extra) -> TrainConfig:
+    values = dict(progress="none", tensorboard=False, toy_size=8, batch_size=2, val_images=2,
+                  image_every=10**6, val_every=10**6, log_every=10**6, snapshot_every=10**6, device="cpu")
+    values.update(extra)
+    return load_config("toy_cpu", overrides=values)
+
+
+def test_a_trainer_with_amp_auto_on_the_cpu_trains_in_float32(tmp_path):
+    trainer = Trainer(_toy(amp="auto"), tmp_path / "run")
+    assert trainer.amp == "off" and trainer.amp_dtype is None and not trainer.scaler_g.is_enabled()
+
+
+# ----------------------------------------------------------------------------- time-based checkpoints
+
+def test_snapshot_minutes_writes_checkpoints_by_time_beside_steps(tmp_path):
+    # 1e-7 min = 6 microseconds: every step takes longer, so every step is checkpointed (keep_last 10).
+    timed = Trainer(_toy(snapshot_minutes=1e-7, keep_last=10), tmp_path / "timed")
+    timed.fit(max_iters=3)
+    assert len(ckpt_io.list_checkpoints(timed.checkpoint_dir)) == 3
+    off = Trainer(_toy(keep_last=10), tmp_path / "off")  # snapshot_minutes 0: only the final one
+    off.fit(max_iters=3)
+    assert len(ckpt_io.list_checkpoints(off.checkpoint_dir)) == 1
+
+
+def test_snapshot_minutes_must_not_be_negative():
+    with pytest.raises(ValueError, match="snapshot_minutes must be >= 0"):
+        TrainConfig(snapshot_minutes=-1)
+
+
+# ----------------------------------------------------------------------------- checkpoints on the CPU
+
+def test_to_cpu_keeps_the_structure_and_cpu_tensors():
+    t = torch.arange(3.0)
+    obj = {"a": OrderedDict(w=t), "b": [t, (t, 1)], "c": "x", "d": 2.5}
+    out = ckpt_io.to_cpu(obj)
+    assert isinstance(out["a"], OrderedDict) and out["a"]["w"] is t
+    assert isinstance(out["b"], list) and isinstance(out["b"][1], tuple) and out["b"][1][1] == 1
+    assert out["c"] == "x" and out["d"] == 2.5
+
+
+def test_to_cpu_moves_a_tensor_of_another_device(monkeypatch):
+    moved = []
+
+    class Fake(torch.Tensor):  # a CPU tensor that says it lives elsewhere
+        @property
+        def device(self):  # type: ignore[override]
+            return torch.device("meta")
+
+        def cpu(self, *a, **k):  # type: ignore[override]
+            moved.append(True)
+            return torch.Tensor(self.as_subclass(torch.Tensor)).clone()
+
+    fake = torch.ones(2).as_subclass(Fake)
+    out = ckpt_io.to_cpu({"w": fake})
+    assert moved and type(out["w"]) is torch.Tensor
+
+
+# ----------------------------------------------------------------------------- attention in float32
+
+def test_contextual_attention_runs_in_float32_with_autocast_off_under_bf16(monkeypatch):
+    seen = []
+    real = G.contextual_attention
+
+    def spy(f, b, mask, *args, **kwargs):
+        seen.append((f.dtype, mask.dtype, G._autocast_on(f.device.type)))
+        return real(f, b, mask, *args, **kwargs)
+
+    monkeypatch.setattr(G, "contextual_attention", spy)
+    torch.manual_seed(0)
+    gen = G.Generator(4).eval()
+    x = torch.rand(1, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:24, 8:24] = 1
+    with torch.no_grad(), torch.autocast("cpu", dtype=torch.bfloat16):
+        gen(x * (1 - mask), mask)
+    with torch.no_grad():
+        gen.double()(x.double() * (1 - mask.double()), mask.double())  # no autocast: the dtype is kept
+    assert seen == [(torch.float32, torch.float32, False), (torch.float64, torch.float64, False)]
+
+
+# ----------------------------------------------------------------------------- FLOPs and estimates
+
+def test_the_flop_count_of_a_critic_matches_a_hand_count():
+    critic = LocalCritic(4, size=32).to("meta")
+    x = torch.empty(3, 3, 32, 32, device="meta")
+    with _meta_values(), _FlopCount() as counter:
+        critic(x)
+    expected = 0
+    h = 32
+    for m in critic.modules():  # by hand: 2 * Cin * Cout * k * k * Hout * Wout per conv, 2 * in * out per linear
+        if isinstance(m, nn.Conv2d):
+            h = -(-h // m.stride[0])  # 'SAME' padding: ceil(h / stride)
+            expected += 2 * m.in_channels * m.out_channels * m.kernel_size[0] * m.kernel_size[1] * h * h * 3
+        elif isinstance(m, nn.Linear):
+            expected += 2 * m.in_features * m.out_features * 3
+    assert counter.total == expected
+
+
+def test_an_iteration_counts_linearly_in_the_batch_and_the_penalty_is_inside():
+    one = count_iteration_flops(cnum=4, critic_cnum=4, size=32, batch=1)
+    two = count_iteration_flops(cnum=4, critic_cnum=4, size=32, batch=2)
+    for key in ("critic_step", "gradient_penalty"):
+        assert two[key] == pytest.approx(2 * one[key], rel=1e-9), key
+    # the generator step holds a few ops on the batch-shared (1, 1, H, W) mask: nearly linear
+    assert two["generator_step"] == pytest.approx(2 * one["generator_step"], rel=0.01)
+    assert one["total"] == pytest.approx(5 * one["critic_step"] + one["generator_step"])
+    assert 0 < one["gradient_penalty"] < 5 * one["critic_step"]
+
+
+def test_estimate_minutes_by_hand():
+    flops = {"total": 6e12, "gradient_penalty": 1e12, "attention": 1e12}
+    card = Card("bf16", 100.0, 50.0, True)
+    fast, slow = estimate_minutes(flops, card)
+    # 4e12 at 100e12 x 0.15 plus 2e12 at 50e12 x 0.15 seconds per iteration, x 1000 / 60
+    assert fast == pytest.approx(1000 * (4 / 15 + 2 / 7.5) / 60)
+    assert slow == pytest.approx(1000 * (4 / 10 + 2 / 5) / 60)
+    assert set(CARDS) == {"T4", "L4", "A100"} and CARDS["T4"].amp == choose_amp("cuda", capability=(7, 5))
+
+
+def test_the_colab_configs_load_and_label_their_times_as_estimates():
+    for name, size in (("celeba_128_session", 128), ("celeba_256_instructor", 256)):
+        config = load_config(name)
+        assert config.image_size == size and config.hole_size == size // 2 and config.amp == "auto"
+        assert config.snapshot_minutes > 0 and config.critic_steps == 5 and config.batch_size == 16
+        comment = json.loads((ROOT / "course_lib" / "configs" / f"{name}.json").read_text())["_comment"]
+        assert "ESTIMATES" in comment and "T4" in comment and "L4" in comment and "A100" in comment
+
+
+# ----------------------------------------------------------------------------- the prepared GPU check
+
+def _gpu_check_module():
+    spec = importlib.util.spec_from_file_location("gpu_check", ROOT / "scripts" / "gpu_check.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gpu_check_imports_only_what_a_bare_gpu_image_has():
+    import ast
+    tree = ast.parse((ROOT / "scripts" / "gpu_check.py").read_text())
+    roots = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            roots |= {a.name.split(".")[0] for a in node.names}
+        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            roots.add(node.module.split(".")[0])
+    third_party = {r for r in roots if r not in sys.stdlib_module_names and r != "__future__"}
+    assert third_party <= {"torch", "numpy", "PIL", "matplotlib", "tqdm", "course_lib"}, third_party
+
+
+@pytest.mark.slow
+def test_gpu_check_dry_run_runs_every_section_on_the_cpu(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("PYTHONPATH", str(ROOT))
+    module = _gpu_check_module()
+    out = tmp_path / "gpu_check.json"
+    assert module.main(["--dry-run", "--json", str(out)]) == 0
+    result = json.loads(out.read_text())
+    assert result["dry_run"] and result["device"] == "cpu" and result["ran_every_section"]
+    assert set(result["sections"]) == {"parity", "precisions", "throughput", "resume", "inference", "toy_training"}
+    assert [(r["amp"], r["channels_last"]) for r in result["sections"]["precisions"]["rows"]] == [
+        (a, c) for a in ("off", "bf16", "fp16") for c in (False, True)]
+    resume = result["sections"]["resume"]
+    assert resume["max_weight_difference"] == 0.0 and resume["checkpoint_tensor_devices"] == ["cpu"]
+    assert result["sections"]["throughput"]["flops_per_iteration"]["tflop"] > 0
+    assert "wrote" in capsys.readouterr().out
