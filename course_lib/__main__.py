@@ -14,7 +14,7 @@ from typing import Callable, Optional
 # command -> (module, one-line help)
 COMMANDS: dict[str, tuple[str, str]] = {
     "convert": ("course_lib.convert", "convert an official TF checkpoint to a course_lib .pt file"),
-    "train": ("course_lib.train", "train DeepFill v1 (configs: toy_cpu, celeba, celebahq, places2)"),
+    "train": ("course_lib.train", "train DeepFill v1 (configs: toy_cpu, celeba, celebahq, places2, celeba_128_session, celeba_256_instructor)"),
     "inpaint": ("course_lib.inpaint_cli", "inpaint one image or a folder of images"),
     "evaluate": ("course_lib.evaluate", "Table 1 metrics (L1, L2, PSNR, TV, SSIM) on a data set"),
     "make-flist": ("course_lib.data", "write an flist file (one image path per line) for a folder"),

@@ -68,9 +68,9 @@ def _md5(data: bytes) -> str:
 
 
 def _use_md5_of(monkeypatch: pytest.MonkeyPatch, name: str, files: dict[str, bytes]) -> None:
-    """Point the md5 table of ``name`` at the test's archives (same names, same URLs and ids)."""
+    """Point the md5 table of ``name`` at the test's archives (same names, URLs and ids; sizes ~0 for the disk check)."""
     source = D.DATA_SOURCES[name]
-    fixed = tuple(dataclasses.replace(f, md5=_md5(files[f.name])) for f in source.files)
+    fixed = tuple(dataclasses.replace(f, md5=_md5(files[f.name]), approx_gb=1e-6) for f in source.files)
     monkeypatch.setitem(D.DATA_SOURCES, name, dataclasses.replace(source, files=fixed))
 
 
@@ -235,3 +235,14 @@ def test_bad_names_and_the_command_line(server, tmp_path, monkeypatch, capsys):
     assert cli_main(["download-data", "celeba", "--root", str(root), "--base-url", _base(server), "--quiet"]) == 2
     err = capsys.readouterr().err
     assert err.startswith("download-data: error: the server refused access (403") and err.count("\n") == 1
+
+
+def test_too_little_free_disk_is_refused_before_any_download(server, tmp_path, monkeypatch):
+    server.files.update(CELEBA)
+    _use_md5_of(monkeypatch, "celeba", CELEBA)
+    source = D.DATA_SOURCES["celeba"]
+    huge = tuple(dataclasses.replace(f, approx_gb=1e9) for f in source.files)  # an exabyte
+    monkeypatch.setitem(D.DATA_SOURCES, "celeba", dataclasses.replace(source, files=huge))
+    with pytest.raises(FetchError, match=r"needs about .* GB free under .* free some space"):
+        D.download_data("celeba", tmp_path / "c", base_url=_base(server), quiet=True)
+    assert server.requests == []
