@@ -89,6 +89,9 @@ GENERATOR_KEYS = ("g_loss", "g_loss_local", "g_loss_global", "l1_loss", "ae_loss
 LOG_COLUMNS = ("step", "epoch", *CRITIC_KEYS, *GENERATOR_KEYS, "lr", "seconds")
 
 
+FP16_SKIP_LIMIT = 5  # fp16: non-finite updates in a row (skipped by the scaler) before the run stops
+
+
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or Inf; training stopped and nothing was written for that step."""
 
@@ -295,6 +298,9 @@ class Trainer:
         # Holes and gradient-penalty alphas come from their own generator (one per rank).
         self.mask_rng = make_generator(config.seed + 1_000_003 * (self.dist.rank + 1))
         self.step = 0
+        self.skipped_updates = 0  # fp16 updates the scaler skipped (non-finite loss), this process
+        self._nonfinite_in_a_row = {"critic": 0, "generator": 0}  # per phase: a good generator update
+        # does not hide critics that never recover
 
         self.dataset = dataset if dataset is not None else self._make_dataset(config.split, config.toy_size)
         self.stream = BatchStream(self.dataset, config.batch_size, seed=config.seed, rank=self.dist.rank,
@@ -444,13 +450,21 @@ class Trainer:
     def _check(self, values: dict[str, torch.Tensor], phase: str) -> dict[str, float]:
         ok, floats = _finite(values)
         if all_reduce_flag(not ok, self.dist):
+            # fp16: the scaler skips an update whose gradients are not finite and lowers its scale;
+            # count it (skipped_updates) and stop only after FP16_SKIP_LIMIT in a row.
+            if self.amp == "fp16" and self._nonfinite_in_a_row[phase] + 1 < FP16_SKIP_LIMIT:
+                self._nonfinite_in_a_row[phase] += 1
+                self.skipped_updates += 1
+                return floats
             bad = ", ".join(f"{k}={v}" for k, v in floats.items() if not math.isfinite(v)) or "on another rank"
             where = (f"the last good checkpoint is {self.last_checkpoint} (resume with --resume)"
                      if self.last_checkpoint else "no checkpoint was written yet")
             raise NonFiniteLossError(
                 f"non-finite {phase} loss at step {self.step + 1}: {bad}. Training stopped without "
                 f"writing this step; {where}. Try a lower lr (--set lr=...), amp=off, or check the "
-                "data for broken images")
+                "data for broken images" + (f" ({FP16_SKIP_LIMIT} non-finite {phase} updates in a row under fp16)"
+                                            if self.amp == "fp16" else ""))
+        self._nonfinite_in_a_row[phase] = 0
         return floats
 
     def _set_critics_trainable(self, flag: bool) -> None:

@@ -148,6 +148,7 @@ def check_precisions(device: torch.device, s: dict, work: Path) -> dict:
                 _sync(device)
                 row["seconds"] = time.perf_counter() - t0
                 row["losses"] = losses
+                row["skipped_updates"] = trainer.skipped_updates  # fp16: updates the scaler skipped
                 finite_w = all(bool(torch.isfinite(p).all()) for m in trainer.models for p in m.parameters())
                 row["passed"] = finite_w and all(v == v and abs(v) != float("inf") for v in losses.values())
             except Exception as err:  # recorded, the other modes still run

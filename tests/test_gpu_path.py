@@ -207,3 +207,44 @@ def test_gpu_check_dry_run_runs_every_section_on_the_cpu(tmp_path, monkeypatch, 
     assert resume["max_weight_difference"] == 0.0 and resume["checkpoint_tensor_devices"] == ["cpu"]
     assert result["sections"]["throughput"]["flops_per_iteration"]["tflop"] > 0
     assert "wrote" in capsys.readouterr().out
+
+
+# ----------------------------------------------------------------------------- fp16: skip, count, then stop
+
+def test_fp16_skips_a_non_finite_update_and_stops_only_after_several_in_a_row(tmp_path, monkeypatch):
+    from course_lib import train as T
+
+    trainer = Trainer(_toy(amp="fp16", critic_steps=1), tmp_path / "run")
+    real = trainer._critic_losses
+    bad = {"n": 1}
+
+    def poisoned(*args, **kwargs):
+        out = real(*args, **kwargs)
+        if bad["n"] > 0:
+            bad["n"] -= 1
+            out["d_total"] = out["d_total"] * float("inf")  # an fp16 overflow
+            out["d_loss"] = out["d_total"]
+        return out
+
+    monkeypatch.setattr(trainer, "_critic_losses", poisoned)
+    before = [p.detach().clone() for p in trainer.local_critic.parameters()]
+    trainer.train_step()  # the critic update is skipped by the scaler, the generator one runs
+    assert trainer.skipped_updates == 1 and trainer.step == 1
+    assert all(torch.equal(a, p) for a, p in zip(before, trainer.local_critic.parameters()))
+    bad["n"] = 10**6  # from now on every critic loss is infinite: the run stops after the limit
+    with pytest.raises(T.NonFiniteLossError, match="non-finite critic updates in a row under fp16"):
+        for _ in range(T.FP16_SKIP_LIMIT):
+            trainer.train_step()
+    assert trainer.skipped_updates == T.FP16_SKIP_LIMIT - 1  # the limit-th non-finite update in a row stops the run
+
+
+def test_float32_still_stops_at_the_first_non_finite_loss(tmp_path, monkeypatch):
+    from course_lib import train as T
+
+    trainer = Trainer(_toy(critic_steps=1), tmp_path / "run")
+    real = trainer._critic_losses
+    monkeypatch.setattr(trainer, "_critic_losses",
+                        lambda *a, **k: {**(out := real(*a, **k)), "d_total": out["d_total"] * float("nan")})
+    with pytest.raises(T.NonFiniteLossError):
+        trainer.train_step()
+    assert trainer.skipped_updates == 0
