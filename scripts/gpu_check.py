@@ -16,8 +16,9 @@ lands in the JSON; one failing section does not stop the others):
    (:func:`course_lib.schedule.count_iteration_flops`) and the achieved TFLOP/s (what the schedule estimates in README.md should be replaced by).
 4. ``resume``: a training run killed with SIGKILL (a child process) after its step-2
    checkpoint, resumed to step 4, against the same run uninterrupted (twice: the second
-   uninterrupted run gives the noise floor of the device); tolerance ``RESUME_TOL`` on the
-   generator's weights.
+   uninterrupted run gives the noise floor of the device); it passes within ``RESUME_TOL`` on
+   the generator's weights or within twice the noise floor, and when the checkpoint holds
+   only CPU tensors.
 5. ``inference``: :func:`course_lib.bench.bench_generator` (the fast exact path against the
    reference ops with the release's per-image attention, in the same run; the reference is
    skipped at 2048 where its dense score matrix alone is 16 GiB) and
@@ -213,6 +214,8 @@ def _train_to(cfg: Any, out: Path, steps: int, resume: Optional[Path] = None) ->
 
 def _child_train(out: str, device: str, dry: bool) -> None:
     """The process that is killed: trains with a checkpoint every 2 steps until it is killed."""
+    if device == "cuda":
+        torch.backends.cudnn.deterministic = True  # as in the parent's runs
     cfg = _resume_config(DRY if dry else FULL, device)
     cfg.snapshot_every = 2
     Trainer(cfg, out).fit(max_iters=10**6)
@@ -249,7 +252,8 @@ def check_resume(device: torch.device, s: dict, work: Path, dry: bool) -> dict:
     devices = {t.device.type for t in _tensors(loaded)}
     return {"tolerance": RESUME_TOL, "max_weight_difference": diff, "noise_floor_two_straight_runs": floor,
             "checkpoint_tensor_devices": sorted(devices), "killed_with": "SIGKILL",
-            "passed": diff <= RESUME_TOL and devices == {"cpu"}}
+            # within the tolerance, or within twice what two uninterrupted runs differ by on this device
+            "passed": (diff <= RESUME_TOL or diff <= 2 * floor) and devices == {"cpu"}}
 
 
 def _tensors(obj: Any) -> list[torch.Tensor]:
