@@ -362,8 +362,9 @@ def run(args: argparse.Namespace) -> dict:
 def summary(result: dict) -> str:
     """A few lines for the console: the throughput table and the headline numbers."""
     lines = [f"gpu check on {result['device']} ({(result['gpu'] or {}).get('name', 'CPU')}), "
-             f"{'DRY RUN' if result['dry_run'] else 'full'}: {'PASSED' if result['passed'] else 'FAILED'} "
-             f"in {result['seconds']} s"]
+             + (f"DRY RUN (pass flags not meaningful at tiny sizes): {'every section ran' if result['ran_every_section'] else 'a section FAILED to run'} "
+                if result["dry_run"] else f"full: {'PASSED' if result['passed'] else 'FAILED'} ")
+             + f"in {result['seconds']} s"]
     tp = result["sections"].get("throughput", {})
     for row in tp.get("rows", []):
         if row.get("oom"):
