@@ -1379,7 +1379,7 @@ WRONG: dict[str, list[tuple[str, object]]] = {
     "spatial_discount": [
         ("float64", _discount_float64), ("gamma you are given", _discount_fixed_gamma),
         ("default gamma is the release's 0.9", _discount_paper_default), ("list", _discount_nested_list),
-        ("max of", _discount_product), ("off-by-one", _discount_symmetric_mine),
+        ("not their product", _discount_product), ("off-by-one", _discount_symmetric_mine),
         ("wrong axis", _discount_transposed), ("NumPy", as_numpy("spatial_discount")),
         ("is None", forgets_return("spatial_discount")), ("generator", as_generator("spatial_discount"))],
     "extract_patches": [

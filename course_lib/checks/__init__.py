@@ -58,6 +58,7 @@ __all__ = [
     "compare_gradients",
     "compare_cases",
     "smallest_difference",
+    "consistent_variants",
     "exception_hint",
     "Case",
     "diagnose",
@@ -599,13 +600,58 @@ def compare_cases(name: str, fn: Callable[..., Any], reference: Callable[..., An
         problem = _type_problem(picked, case.what)
         if problem:
             fail(name, *problem)
-        known = variants(case) if variants else None
+        known = consistent_variants(fn, case, cases, variants, picked, select, atol, rtol) if variants else None
         show = "" if (known and diagnose(picked, known, atol, rtol)) else \
             smallest_difference(fn, reference, cases, select, atol, rtol)
         expect_close(name, picked, expected, case.what, hint, variants=known, atol=atol, rtol=rtol,
                      shape_hint=shape_hint, show=show)
         outs.append(out)
     return outs
+
+
+def _same_output(a: Any, b: Any, atol: float, rtol: float) -> bool:
+    """Whether two outputs agree (tensors within tolerance, NaN equal to NaN; None with None)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, tuple) and a and isinstance(a[0], torch.Tensor):
+        a = a[0]
+    if isinstance(b, tuple) and b and isinstance(b[0], torch.Tensor):
+        b = b[0]
+    try:
+        a, b = torch.as_tensor(a).detach(), torch.as_tensor(b).detach()
+        if a.shape != b.shape:
+            return False
+        return bool(torch.allclose(a.to(torch.float64), b.to(torch.float64), atol=atol, rtol=rtol,
+                                   equal_nan=True))
+    except Exception:
+        return False
+
+
+def consistent_variants(fn: Callable[..., Any], case: Case, cases: Sequence[Case],
+                        variants: Callable[[Case], Mapping[str, Any]], picked: Any,
+                        select: Callable[[Any], Any] = lambda out: out, atol: float = 1e-5,
+                        rtol: float = 1e-4) -> dict[str, Any]:
+    """The planted mistakes of ``variants(case)`` that explain ``fn`` on EVERY case, not only on ``case``.
+
+    A mistake whose output happens to equal the student's on one input (a hinge that is
+    inactive there, a transpose of a symmetric box) must not be named: it is kept only
+    when it gives the student's output on each of ``cases`` (both failing alike counts as
+    agreeing). Returns ``{hint: output on case}`` for the mistakes kept.
+    """
+    here = {hint: out for hint, out in variants(case).items() if _same_output(picked, out, atol, rtol)}
+    if not here:
+        return {}
+    for other in cases:
+        if other is case or not here:
+            continue
+        try:
+            mine = fn(*_clone_args(other.args), **_clone_args(other.kwargs))
+            mine = select(mine) if isinstance(mine, tuple) else mine
+        except BaseException:  # noqa: BLE001 - a crash is compared like an output
+            mine = None
+        theirs = variants(other)
+        here = {hint: out for hint, out in here.items() if _same_output(mine, theirs.get(hint), atol, rtol)}
+    return here
 
 
 def _weight_like(out: torch.Tensor) -> torch.Tensor:
