@@ -1204,12 +1204,12 @@ def _alt_softmax(scores, mm, softmax_scale=10.0):
 
 def _alt_fuse(scores, fuse_k=3):
     B, L, H, W = scores.shape
-    r = fuse_k // 2
+    lo, hi = (fuse_k - 1) // 2, fuse_k // 2  # TF 'SAME': the extra offset goes down/right
 
     def diagonal_sum(m):  # m (B, P, Q): out[p, q] = sum_d m[p + d, q + d], zero outside
         P, Q = m.shape[-2:]
-        mp = F.pad(m, (r, r, r, r))
-        return sum(mp[:, r + d:r + d + P, r + d:r + d + Q] for d in range(-r, r + 1))
+        mp = F.pad(m, (lo, hi, lo, hi))
+        return sum(mp[:, lo + d:lo + d + P, lo + d:lo + d + Q] for d in range(-lo, hi + 1))
 
     m = diagonal_sum(scores.permute(0, 2, 3, 1).reshape(B, H * W, L))  # row-major
     m = m.view(B, H, W, H, W).transpose(1, 2).transpose(3, 4).reshape(B, W * H, W * H)
@@ -1432,7 +1432,7 @@ WRONG: dict[str, list[tuple[str, object]]] = {
         ("softmax_scale", _layer_switch(scale=10.0)), ("mask=None means there is no hole", _layer_switch(none_hole=True)),
         ("mask=None", _layer_crashes_without_mask), ("smallest input", _layer_no_fuse_k),
         ("expected a pair", _layer_y_only), (NO_GRAD, _layer_no_grad), ("smallest input", _layer_switch(k_fixed=3)),
-        ("pass every argument (stride", _layer_ignores_stride), ("same ksize and stride", _layer_mask_without_stride)],
+        ("pass the stride argument", _layer_ignores_stride), ("same ksize and stride", _layer_mask_without_stride)],
     "stage_input": [
         ("ones channel", _input_mask_only), ("the order is", _input_ones_last), ("1 = hole", _input_known_is_one),
         ("shared mask", _input_cat_mask), ("float64", _input_double_ones), ("as it comes", _input_blanked),

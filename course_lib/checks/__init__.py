@@ -635,13 +635,13 @@ def consistent_variants(fn: Callable[..., Any], case: Case, cases: Sequence[Case
 
     A mistake whose output happens to equal the student's on one input (a hinge that is
     inactive there, a transpose of a symmetric box) must not be named: it is kept only
-    when it gives the student's output on each of ``cases`` (both failing alike counts as
-    agreeing). Returns ``{hint: output on case}`` for the mistakes kept.
+    when it gives the student's output on each of ``cases`` (a case on which either of them
+    raises is no evidence). Returns ``{hint: output on case}`` for the mistakes kept.
     """
     here = {hint: out for hint, out in variants(case).items() if _same_output(picked, out, atol, rtol)}
     if not here:
         return {}
-    for other in cases:
+    for other in sorted(cases, key=_size):  # the small cases first: a mismatch is found cheaply
         if other is case or not here:
             continue
         try:
@@ -649,8 +649,12 @@ def consistent_variants(fn: Callable[..., Any], case: Case, cases: Sequence[Case
             mine = select(mine) if isinstance(mine, tuple) else mine
         except BaseException:  # noqa: BLE001 - a crash is compared like an output
             mine = None
-        theirs = variants(other)
-        here = {hint: out for hint, out in here.items() if _same_output(mine, theirs.get(hint), atol, rtol)}
+        subset = getattr(variants, "only", None)
+        theirs = subset(other, set(here)) if subset is not None else variants(other)
+        if mine is None:
+            continue  # a crash on another case is no evidence either way (it is reported on its own)
+        here = {hint: out for hint, out in here.items()
+                if theirs.get(hint) is None or _same_output(mine, theirs.get(hint), atol, rtol)}
     return here
 
 
