@@ -669,7 +669,7 @@ def _grads(tensors: Sequence[torch.Tensor]) -> list[Optional[torch.Tensor]]:
 
 def compare_gradients(name: str, what: str, got: Sequence[Optional[torch.Tensor]],
                       want: Sequence[Optional[torch.Tensor]], labels: Sequence[str],
-                      atol: float = 1e-5, rtol: float = 1e-4, hint: str = "") -> None:
+                      atol: float = 1e-5, rtol: float = 1e-4, hint: str = "", nan_hint: str = "") -> None:
     """Fail with the gradient hints unless every ``got`` matches ``want`` (None counts as zeros)."""
     for g, w, label in zip(got, want, labels):
         if w is None or not bool((w != 0).any()):
@@ -677,7 +677,8 @@ def compare_gradients(name: str, what: str, got: Sequence[Optional[torch.Tensor]
         if g is None or not bool((g != 0).any()):
             fail(name, f"{what}: no gradient reaches {label}", NO_GRADIENT_HINT)
         if not torch.isfinite(g).all() and torch.isfinite(w).all():
-            fail(name, f"{what}: the gradient with respect to {label} contains NaN or inf", NAN_GRADIENT_HINT)
+            fail(name, f"{what}: the gradient with respect to {label} contains NaN or inf",
+                 nan_hint or NAN_GRADIENT_HINT)
         if not torch.allclose(g.to(w.dtype), w, atol=atol, rtol=rtol, equal_nan=True):
             diff = torch.nan_to_num((g.to(w.dtype) - w).abs(), nan=float("inf")).max().item()
             fail(name, f"{what}: the gradient with respect to {label} differs from course_lib's by up "
@@ -686,7 +687,7 @@ def compare_gradients(name: str, what: str, got: Sequence[Optional[torch.Tensor]
 
 def expect_gradient(name: str, fn: Callable[..., Any], reference: Callable[..., Any], case: Case,
                     wrt: Sequence[Any], select: Callable[[Any], Any] = lambda out: out,
-                    atol: float = 1e-5, rtol: float = 1e-4, hint: str = "") -> None:
+                    atol: float = 1e-5, rtol: float = 1e-4, hint: str = "", nan_hint: str = "") -> None:
     """Compare the gradient of a fixed random weighted sum of the output with the reference's.
 
     ``wrt`` lists the positions (ints) or keyword names of the tensor inputs to differentiate
@@ -730,7 +731,8 @@ def expect_gradient(name: str, fn: Callable[..., Any], reference: Callable[..., 
         except Exception as err:
             fail(name, f"{case.what}: backward through your result raised {type(err).__name__}: "
                        f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}", exception_hint(err))
-    compare_gradients(name, case.what, _grads(leaves), want, labels, atol=atol, rtol=rtol, hint=hint)
+    compare_gradients(name, case.what, _grads(leaves), want, labels, atol=atol, rtol=rtol, hint=hint,
+                      nan_hint=nan_hint)
     for leaf in leaves:
         leaf.grad = None
 

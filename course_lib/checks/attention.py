@@ -239,9 +239,19 @@ def _check_normalize_patches(fn: Callable[..., Any]) -> None:
              Case((w[1:, 3:4, :1, :2, :2] * 1e3,), {}, "normalize_patches on one 1x2x2 patch")]
     _run(name, fn, A.normalize_patches, cases, _NORMALIZE_MISTAKES, generic, atol=1e-6)
     smooth = w.clone()
-    smooth[0, 1] = 1e-3 * _randn(gen, 3, 3, 3)  # no exact zero: course_lib's gradient is finite
+    smooth[0, 1] = 1e-3 * _randn(gen, 3, 3, 3)  # no exact zero
     expect_gradient(name, fn, A.normalize_patches, Case((smooth,), {}, "normalize_patches(w)"), wrt=(0,),
                     atol=1e-4, rtol=1e-4)
+    # w itself holds an all-zero patch (zero padding, a blanked hole): course_lib's gradient is finite
+    # there (zero), and one NaN would spread to every weight through the batch's shared conv weights.
+    expect_gradient(name, fn, A.normalize_patches, Case((w,), {}, "normalize_patches(w) with an all-zero patch"),
+                    wrt=(0,), atol=1e-4, rtol=1e-4,
+                    hint="the gradient differs on the patches whose norm is at or below eps: divide by "
+                         "norm.clamp(min=eps), so that such a patch's gradient is 1 / eps",
+                    nan_hint="the gradient is NaN on an all-zero patch: sqrt(sum(w ** 2)) has an infinite "
+                             "derivative at 0, and 0 * inf = NaN. Use w.flatten(2).norm(dim=2) (or "
+                             "torch.linalg.vector_norm), whose gradient at 0 is 0, or take the root only "
+                             "where the sum is positive (torch.where)")
 
 
 # ---------------------------------------------------------------- matching_scores

@@ -303,7 +303,16 @@ def _coarse_sorted(net, x, mask):
     return h.clamp(-1, 1)
 
 
+def _coarse_reblanked(net, x, mask):
+    h = G.stage_input(x * (1.0 - mask), mask)  # the hole blanked once more
+    for name in net.LAYERS:
+        h = getattr(net, name)(h)
+    return h.clamp(-1, 1)
+
+
 _COARSE_HINTS = {
+    "as it comes": "pass x on as it comes: stage_input(x, mask) does not blank the hole again (x * (1 - mask)); "
+                   "the caller blanks it, and blanking it twice hides the hole's pixels from the gradient",
     "clip": "the output conv17 has no activation and the release clips it to [-1, 1] "
             "(h.clamp(-1, 1)); without the clip values leave the image range",
     "tanh": "the release clips (h.clamp(-1, 1)) instead of a tanh: tanh squashes values that "
@@ -312,7 +321,7 @@ _COARSE_HINTS = {
                  "CoarseNetwork.LAYERS order (not sorted: 'conv10' sorts before 'conv2')",
 }
 _COARSE_MISTAKES = {"clip": _coarse_no_clip, "tanh": _coarse_tanh, "5-channel": _coarse_raw_input,
-                    "LAYERS order": _coarse_sorted}
+                    "LAYERS order": _coarse_sorted, "as it comes": _coarse_reblanked}
 _COARSE_HINTS["LAYERS order"] = _COARSE_HINTS["5-channel"]
 
 
@@ -334,7 +343,7 @@ def _check_coarse_stage(fn: Callable[..., Any]) -> None:
     x = torch.rand(2, 3, 16, 24, generator=gen) * 2 - 1  # (2, 3, 16, 24)
     mask = torch.zeros(1, 1, 16, 24)  # (1, 1, 16, 24)
     mask[..., 4:12, 6:18] = 1.0
-    x = x * (1.0 - mask)
+    # x is NOT blanked here: coarse_stage must pass it on as it comes (stage_input does not blank)
     with torch.no_grad():
         expected = net(x, mask)  # (2, 3, 16, 24)
         try:
