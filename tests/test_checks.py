@@ -1285,6 +1285,7 @@ def _alt_gp(critic, real, fake, mask, alpha):
 
 def _alt_save(obj, path):
     path = Path(path)
+    os.makedirs(path.parent, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".ckpt-", delete=False)
     try:
         with handle:
