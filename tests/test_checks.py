@@ -1385,7 +1385,7 @@ WRONG: dict[str, list[tuple[str, object]]] = {
         ("is None", forgets_return("spatial_discount")), ("generator", as_generator("spatial_discount"))],
     "extract_patches": [
         ("'SAME' padding", _patches_loop_no_pad), ("use the stride argument", _patches_unit_stride),
-        ("not with copies of the border pixels", _patches_reflect), ("no 'SAME' padding", _patches_centre_pad),
+        ("not with copies of the border pixels", _patches_reflect), ("k - 1) // 2 gives", _patches_centre_pad),
         ("(k, k, C) order", _patches_hwc), ("in place", _patches_in_place_pad),
         ("float64", as_float64("extract_patches")), (NO_GRAD, under_no_grad("extract_patches")),
         (NO_GRAD, through_numpy("extract_patches")), ("list", lambda x, k, s=1: list(A.extract_patches(x, k, s))),

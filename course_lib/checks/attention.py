@@ -118,7 +118,17 @@ def _patches_replicate_padding(x: torch.Tensor, kernel: int, stride: int = 1) ->
     return cols.view(B, C, kernel, kernel, -1).permute(0, 4, 1, 2, 3)
 
 
+def _patches_half_padding(x: torch.Tensor, kernel: int, stride: int = 1) -> torch.Tensor:
+    B, C = x.shape[:2]
+    cols = F.unfold(x, kernel, stride=stride, padding=(kernel - 1) // 2)  # symmetric, rounded down
+    return cols.view(B, C, kernel, kernel, -1).permute(0, 4, 1, 2, 3)
+
+
 _hints("extract_patches", {
+    "k - 1 in total": "for an even kernel (or a stride that does not divide the size) TF 'SAME' pads more "
+                      "than a symmetric padding=(k - 1) // 2 gives (k - 1 in total for stride 1, "
+                      "(out - 1) * stride + k - H in general), half (rounded down) at the top/left, the rest "
+                      "at the bottom/right. Use course_lib.ops.pad_same(x, kernel, stride)",
     "'SAME' padding": "no 'SAME' padding: without padding you get fewer patches than positions. "
                       "Pad first with course_lib.ops.pad_same(x, kernel, stride), then unfold",
     "off-by-one padding": "off-by-one padding: PyTorch's symmetric padding=kernel//2 is not TF "
@@ -141,14 +151,16 @@ _hints("extract_patches", {
                     "off-by-one padding": _patches_symmetric_padding,
                     "permute": _patches_view_not_permute,
                     "(C, k, k) order": _patches_channels_last,
-                    "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding})
+                    "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding,
+                    "k - 1 in total": _patches_half_padding})
 def _check_extract_patches(fn: Callable[..., Any]) -> None:
     """extract_patches(x, kernel, stride) -> (B, L, C, k, k), TF 'SAME' zero padding."""
     name = "extract_patches"
     gen = make_generator(3)
     mistakes = {"'SAME' padding": _patches_valid_padding, "off-by-one padding": _patches_symmetric_padding,
                 "permute": _patches_view_not_permute, "(C, k, k) order": _patches_channels_last,
-                "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding}
+                "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding,
+                "k - 1 in total": _patches_half_padding}
     x = torch.arange(2 * 6 * 8, dtype=torch.float32).view(1, 2, 6, 8) + 1.0  # (1, 2, 6, 8)
     ramp = Case((x, 3, 1), {}, "extract_patches(x, 3, 1) on a 1x2x6x8 ramp")
     out = _run(name, fn, A.extract_patches, [ramp], mistakes,
@@ -761,7 +773,8 @@ def _check_reconstruct(fn: Callable[..., Any]) -> None:
     # 2. soft attention, several images, non-square, another rate
     cases = []
     for shape, rate in (((2, 3, 8, 6), 2), ((1, 2, 6, 8), 2), ((1, 2, 9, 6), 3), ((2, 1, 4, 2), 2),
-                        ((1, 2, 10, 7), 3)):  # sizes that rate 3 does not divide: the crop differs per axis
+                        ((1, 2, 10, 7), 3), ((1, 1, 7, 9), 3)):
+        # sizes that rate 3 does not divide: for 7 x 9 the crop drops 2 rows at the top but 1 column at the left
         b = _randn(gen, *shape)
         raw = A.extract_patches(b, 2 * rate, rate)  # (B, L, C, 2r, 2r)
         L, h, w = raw.shape[1], -(-shape[2] // rate), -(-shape[3] // rate)

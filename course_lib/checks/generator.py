@@ -54,7 +54,14 @@ def _input_hole_zeroed(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([x * (1.0 - mask), ones, ones * mask], dim=1)  # x is changed
 
 
+def _input_zeros_channel(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, torch.zeros_like(ones), ones * mask], dim=1)  # zeros where the ones go
+
+
 _STAGE_INPUT_HINTS = {
+    "all ones": "channel 3 must be all ones (torch.ones_like(x[:, :1])), not zeros: it marks the image "
+                "inside the zero padding of every conv",
     "ones channel": "channel 3 is the ones channel: all ones, torch.ones_like(x[:, :1]); it marks "
                     "the image after zero padding (the release's stand-in for mirror padding)",
     "order": "the order is [x, ones, ones * mask]: 3 image channels, then the ones channel, then the mask",
@@ -66,7 +73,7 @@ _STAGE_INPUT_HINTS = {
 }
 _STAGE_INPUT_MISTAKES = {"ones channel": _input_no_ones, "order": _input_swapped,
                          "1 = hole": _input_inverted, "shared mask": _input_unbroadcast,
-                         "as it comes": _input_hole_zeroed}
+                         "as it comes": _input_hole_zeroed, "all ones": _input_zeros_channel}
 
 
 
