@@ -293,7 +293,15 @@ def _scores_symmetric(f: torch.Tensor, w_normed: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.conv2d(f[i:i + 1], w_normed[i], padding=k // 2) for i in range(f.shape[0])])
 
 
+def _scores_transposed_conv(f: torch.Tensor, w_normed: torch.Tensor) -> torch.Tensor:
+    k = w_normed.shape[-1]
+    return torch.cat([F.conv_transpose2d(f[i:i + 1], w_normed[i].transpose(0, 1), padding=k // 2)
+                      for i in range(f.shape[0])])
+
+
 _hints("matching_scores", {
+    "transposed convolution": "a transposed convolution flips the patches (and pads symmetrically): use "
+                              "F.conv2d, a cross-correlation, and do not flip; pad with pad_same(f, k)",
     "'SAME'": "the score map must keep the foreground size: 'SAME' zero padding "
               "(course_lib.ops.pad_same(f, k)) before the convolution",
     "own patches": "each image must be matched against its own patches: loop over the batch "
@@ -310,13 +318,15 @@ _hints("matching_scores", {
 @register("matching_scores", reference=A.matching_scores, notebook=NB03,
           hint="matching_scores(f, w_normed) -> (B, L, Hf, Wf): conv of f with its image's patches, 'SAME'",
           mistakes={"'SAME'": _scores_valid, "own patches": _scores_first_image,
-                    "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric})
+                    "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric,
+                    "transposed convolution": _scores_transposed_conv})
 def _check_matching_scores(fn: Callable[..., Any]) -> None:
     """matching_scores(f, w_normed) -> (B, L, Hf, Wf): conv of f with its image's patches, 'SAME'."""
     name = "matching_scores"
     gen = make_generator(5)
     mistakes = {"'SAME'": _scores_valid, "own patches": _scores_first_image,
-                "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric}
+                "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric,
+                "transposed convolution": _scores_transposed_conv}
     cases = []
     for f_shape, b_shape, k in (((2, 4, 5, 6), (2, 4, 5, 6), 3), ((1, 3, 6, 4), (1, 3, 3, 5), 3),
                                 ((3, 2, 5, 7), (3, 2, 4, 4), 3), ((1, 2, 5, 7), (1, 2, 6, 5), 4),

@@ -66,6 +66,12 @@ def _gated_torch_padding(x, weight, bias, stride=1, dilation=1):
     return F.elu(features) * torch.sigmoid(gate)
 
 
+def _gated_undilated_padding(x, weight, bias, stride=1, dilation=1):
+    h = F.conv2d(x, weight, bias, stride, weight.shape[-1] // 2, dilation)  # k // 2, not dilation * (k // 2)
+    features, gate = torch.chunk(h, 2, dim=1)
+    return F.elu(features) * torch.sigmoid(gate)
+
+
 def _gated_no_stride(x, weight, bias, stride=1, dilation=1):
     return gated.gated_conv2d(x, weight, bias, 1, dilation)
 
@@ -88,13 +94,17 @@ _GATED_HINTS = {
     "two halves": "split the channels into two halves, torch.chunk(h, 2, dim=1), not even and odd channels",
     "'SAME' padding": "use TF 'SAME' padding, same_conv2d(x, weight, bias, stride, dilation): PyTorch's "
                       "symmetric padding= differs for a stride-2 conv on an even size",
+    "dilated conv": "use TF 'SAME' padding, same_conv2d(x, weight, bias, stride, dilation): PyTorch's "
+                    "padding=k // 2 is too little for a dilated conv (it needs dilation * (k // 2)) and not "
+                    "'SAME' for a stride-2 conv on an even size",
     "stride argument": "use the stride argument (pass it on to same_conv2d)",
     "dilation argument": "use the dilation argument (pass it on to same_conv2d)",
 }
 _GATED_MISTAKES = {"first half": _gated_halves_swapped, "ELU on the features": _gated_no_activation,
                    "sigmoid, not tanh": _gated_tanh, "before the product": _gated_elu_after,
                    "ELU, not ReLU": _gated_relu, "two halves": _gated_interleaved,
-                   "'SAME' padding": _gated_torch_padding, "stride argument": _gated_no_stride,
+                   "'SAME' padding": _gated_torch_padding, "dilated conv": _gated_undilated_padding,
+                   "stride argument": _gated_no_stride,
                    "dilation argument": _gated_no_dilation}
 require_phrases(_GATED_HINTS, _GATED_MISTAKES)
 
