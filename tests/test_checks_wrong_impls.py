@@ -1116,6 +1116,16 @@ def _ema_core(average, weights, n, decay, *, ret="d", zip_keys=False, ints="copy
     return {"d": d, "decay": decay, "none": None}[ret]
 
 
+def _ema_data(average, weights, num_updates, decay):  # rebinds .data: the module keeps its old tensors
+    d = min(decay, (1 + num_updates) / (10 + num_updates))
+    for name, avg in average.items():
+        if avg.is_floating_point():
+            avg.data = d * avg + (1 - d) * weights[name]
+        else:
+            avg.copy_(weights[name])
+    return d
+
+
 def _ema_with(**kw):
     return lambda average, weights, num_updates, decay: _ema_core(average, weights, num_updates, decay, **kw)
 
@@ -1364,7 +1374,7 @@ WRONG: dict[str, list[tuple[tuple[str, ...], object]]] = {
         (("by key",), _ema_with(zip_keys=True)), (("copy integer",), _ema_with(ints="average")),
         (("in place",), _ema_with(rebind=True)), (("swapped",), _ema_with(swap=True)),
         (("warm-up",), _ema_with(warm=lambda n: 1.0)), (("min(",), _ema_with(pick=max)),
-        (("work one number by hand",), _ema_with(warm=lambda n: n / (10 + n)))],
+        (("work one number by hand",), _ema_with(warm=lambda n: n / (10 + n))), (("in place",), _ema_data)],
     "attention_at": [
         ((SMALLEST, "shape", "grid"), _at_isqrt), (("rows and columns",), _at_swap),
         (("not renormalised",), _at_renorm), (("first image",), _at_last), (("floor",), _at_round),

@@ -414,8 +414,22 @@ _EMA_MISTAKES = {"warm-up": _ema_no_warmup, "swapped": _ema_swapped, "in place":
 require_phrases(_EMA_HINTS, _EMA_MISTAKES)
 
 
-def _ema_case(with_int: bool = True, reverse: bool = False) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor]]:
-    """A state dict pair; ``reverse`` lists the weights' keys in the other order (same keys)."""
+class _AveragedNet(torch.nn.Module):
+    """The average module of a run: ``state_dict()`` shares its tensors with the module."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor, count: Optional[torch.Tensor]) -> None:
+        super().__init__()
+        self.conv = torch.nn.Linear(3, 4)
+        with torch.no_grad():
+            self.conv.weight.copy_(weight)
+            self.conv.bias.copy_(bias)
+        if count is not None:
+            self.register_buffer("count", count)
+
+
+def _ema_case(with_int: bool = True, reverse: bool = False, module: bool = False) -> tuple[dict, dict]:
+    """A state dict pair; ``reverse`` lists the weights' keys in the other order (same keys);
+    ``module``: ``average`` is a module's state_dict() (whose tensors are the module's own)."""
     g = torch.Generator().manual_seed(41)
     average = {"conv.weight": torch.randn(4, 3, generator=g), "conv.bias": torch.randn(4, generator=g),
                "count": torch.tensor(5)}
@@ -423,8 +437,13 @@ def _ema_case(with_int: bool = True, reverse: bool = False) -> tuple[dict[str, t
                "count": torch.tensor(8)}
     if not with_int:
         del average["count"], weights["count"]
+    if module:
+        net = _AveragedNet(average["conv.weight"], average["conv.bias"], average.get("count"))
+        average = net.state_dict()  # its own key order: buffers of the net, then conv's parameters
+        average.module = net  # type: ignore[attr-defined]  # to look at the module afterwards
+    weights = {k: weights[k] for k in average}  # the same key order as the average ...
     if reverse:
-        weights = dict(reversed(list(weights.items())))
+        weights = dict(reversed(list(weights.items())))  # ... or the other one
     return average, weights
 
 
@@ -444,8 +463,9 @@ def _check_ema_update(fn: Callable[..., Any]) -> None:
     """ema_update(average, weights, n, decay): in place, d = min(decay, (1 + n) / (10 + n)), avg = d * avg + (1 - d) * w."""
     name = "ema_update"
     results = []  # (n, decay, with_int, reverse, the student's averages, course_lib's, returned value, d)
-    for n, decay, with_int, reverse in _EMA_RUNS:
-        average, weights = _ema_case(with_int, reverse)
+    for run, (n, decay, with_int, reverse) in enumerate(_EMA_RUNS):
+        module = run >= 2  # the later updates average a module's state_dict(), as WeightEMA does
+        average, weights = _ema_case(with_int, reverse, module)
         caller = dict(average)  # the tensors the caller's module holds
         expected, _ = _ema_case(with_int)
         d = ema_update_(expected, weights, n, decay)
@@ -469,6 +489,13 @@ def _check_ema_update(fn: Callable[..., Any]) -> None:
             fail(name, f"{what}: the tensors of `average` did not change", _EMA_HINTS["in place"])
         if any(average[k] is not caller[k] for k in average):
             fail(name, f"{what}: `average` holds new tensors instead of the updated old ones", _EMA_HINTS["in place"])
+        if module:
+            own = average.module.state_dict()
+            if any(not torch.equal(own[k], average[k]) for k in _EMA_KEYS):
+                fail(name, f"{what}: the module whose state_dict() is `average` kept its old weights",
+                     "change the tensors themselves in place (avg.mul_(d).add_(w, alpha=1 - d) or avg.copy_(...)); "
+                     "assigning avg.data = ... or average[key] = ... gives the dict new tensors that the "
+                     "module does not see")
         _, untouched = _ema_case(with_int, reverse)
         if any(not torch.equal(weights[k], untouched[k]) for k in weights):
             fail(name, f"{what} changed the model's weights", IN_PLACE_HINT.format(arg="`weights`"))
