@@ -552,6 +552,12 @@ def _sm_renorm(scores, mm, softmax_scale=10.0):
     return a / a.sum(dim=1, keepdim=True).clamp(min=1e-9)
 
 
+def _sm_renorm_unguarded(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    a = torch.softmax(scores * m * softmax_scale, dim=1) * m
+    return a / a.sum(dim=1, keepdim=True)  # 0 / 0 where an image has no valid patch
+
+
 def _sm_exp(scores, mm, softmax_scale=10.0):
     m = mm[:, :, None, None]
     e = torch.exp(scores * m * softmax_scale)
@@ -1280,7 +1286,8 @@ WRONG: dict[str, list[tuple[tuple[str, ...], object]]] = {
     "masked_softmax": [
         (("-inf",), _sm_inf), (("after the softmax",), _sm_once), ((SMALLEST,), _sm_scale_outside),
         (("axis",), _sm_last_axis), (("renormalise",), _sm_renorm), (("maximum",), _sm_exp),
-        (("raised",), _sm_flat_mm), (("hard-code", "softmax_scale"), _sm_ten)],
+        (("raised",), _sm_flat_mm), (("hard-code", "softmax_scale"), _sm_ten),
+        (("no valid patch",), _sm_renorm_unguarded)],
     "fuse_scores": [
         (("both orderings",), _fs_one_pass), (("even fuse_k",), _fs_symmetric), (("bottom/right",), _fs_symmetric_cropped),
         (("identity",), _fs_box), (("fuse_k argument",), _fs_three), (("main diagonal",), _fs_anti),

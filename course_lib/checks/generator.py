@@ -203,13 +203,14 @@ def _check_receptive_field(fn: Callable[..., Any]) -> None:
     empty = call(name, fn, [])
     if _rf_pairs(name, [], empty) != []:
         fail(name, f"an empty chain gave {empty!r}", "no layer, no entry: return []")
-    for layers in _RF_CASES:
-        got = _rf_pairs(name, layers, call(name, fn, [tuple(layer) for layer in layers]))
+    results = [(layers, _rf_pairs(name, layers, call(name, fn, [tuple(layer) for layer in layers])))
+               for layers in _RF_CASES]
+    for layers, got in results:
         want = rf_reference(layers)
         if got == want:
             continue
-        for phrase, wrong in _RF_MISTAKES.items():
-            if got == wrong(layers):
+        for phrase, wrong in _RF_MISTAKES.items():  # named only when it explains every chain
+            if all(mine == wrong(chain) for chain, mine in results):
                 fail(name, f"receptive_field({layers}) gave {got}, expected {want}", _RF_HINTS[phrase])
         smallest = next(([layers[:n], got[:n], want[:n]] for n in range(1, len(layers) + 1)
                          if got[:n] != want[:n]), None)
