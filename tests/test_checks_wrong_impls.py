@@ -1287,7 +1287,7 @@ WRONG: dict[str, list[tuple[tuple[str, ...], object]]] = {
         (("-inf",), _sm_inf), (("after the softmax",), _sm_once), ((SMALLEST,), _sm_scale_outside),
         (("axis",), _sm_last_axis), (("renormalise",), _sm_renorm), (("maximum",), _sm_exp),
         (("raised",), _sm_flat_mm), (("hard-code", "softmax_scale"), _sm_ten),
-        (("no valid patch",), _sm_renorm_unguarded)],
+        (("no valid patch", "renormalise"), _sm_renorm_unguarded)],
     "fuse_scores": [
         (("both orderings",), _fs_one_pass), (("even fuse_k",), _fs_symmetric), (("bottom/right",), _fs_symmetric_cropped),
         (("identity",), _fs_box), (("fuse_k argument",), _fs_three), (("main diagonal",), _fs_anti),

@@ -509,9 +509,9 @@ def _softmax_fixed_scale(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: 
 
 
 _hints("masked_softmax", {
-    "-inf": "the release gives invalid patches a score of 0, not -inf, before the softmax: "
-            "they still take a share exp(0) of the denominator and the kept weights sum to < 1 "
-            "(and -inf makes NaN where every patch is invalid)",
+    "-inf": "the release gives invalid patches a score of 0, not -inf, before the softmax, and does not "
+            "renormalise after it: they still take a share exp(0) of the denominator and the kept weights "
+            "sum to < 1 (-inf, or a renormalisation, makes NaN where every patch is invalid)",
     "unmasked": "unmasked softmax: multiply the scores by mm before the softmax and the "
                 "attention by mm after it",
     "before the softmax": "mask the scores before the softmax too (scores * mm): an invalid "
