@@ -21,8 +21,10 @@ The helpers below make every check robust in the same way: :func:`call` turns an
 into a hint and fails when an input was changed in place; :func:`expect_tensor` /
 :func:`expect_close` name a result of the wrong type (None, a Python float, a generator, a
 NumPy array, a list), dtype or shape, each with its own hint; :func:`compare_cases` runs a
-list of :class:`Case` inputs and, when no planted mistake explains a wrong result, shows the
-smallest case on which the two functions differ; :func:`expect_gradient` compares the
+list of :class:`Case` inputs and names a planted mistake only when it gives the student's
+result on every case (:func:`consistent_variants`: a mistake that merely coincides on one
+input is not named); when none does, it shows the smallest case on which the two functions
+differ; :func:`expect_gradient` compares the
 gradient of a fixed random weighted sum of the output with the reference's (no gradient,
 NaN/inf gradient, different gradient). :func:`check` itself turns an unexpected error of a
 check into a failed check, so a wrong function never crashes it.
