@@ -761,10 +761,11 @@ def _alt_rc_b(attention, raw, rate, out_size):
 
 def _ca(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True, *,
         down=A.downsample, fuse_late=False, raw_small=False, flow_width=None, flow_mode="bilinear",
-        corners=True, scale=None, crash_none=False, pair=True):
+        corners=True, scale=None, crash_none=False, pair=True, paste_small=False):
     H, W = f.shape[-2:]
     f_s, b_s = down(f, rate), down(b, rate)
     raw = A.extract_patches(b_s, 2 * rate, stride) if raw_small else A.extract_patches(b, 2 * rate, rate * stride)
+    raw = A.extract_patches(b_s, ksize, stride) if paste_small else raw
     if mask is None and not crash_none:
         mask = torch.zeros(1, 1, *b.shape[-2:])
     m_s = down(mask, rate)
@@ -774,7 +775,7 @@ def _ca(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0
         scores = A.fuse_scores(scores, fuse_k)
     att = A.masked_softmax(scores, mm, softmax_scale if scale is None else scale)
     if fuse and fuse_late:
-        att = A.fuse_scores(att, fuse_k)
+        att = A.fuse_scores(att, fuse_k) * mm[:, :, None, None]
     y = A.reconstruct(att, raw, rate, (H, W))
     if not pair:
         return y
@@ -1299,6 +1300,7 @@ WRONG: dict[str, list[tuple[tuple[str, ...], object]]] = {
     "contextual_attention": [
         (("x[..., ::2, ::2]", "align_corners=True"), _ca_with(down=lambda x, r: x[..., ::r, ::r])),
         (("before the softmax",), _ca_with(fuse_late=True)),
+        (("full-resolution b",), _ca_with(paste_small=True)),
         (("full-resolution b",), _ca_with(raw_small=True)),
         (("small map",), _ca_wide_flow),
         (("nearest",), _ca_with(flow_mode="nearest")),

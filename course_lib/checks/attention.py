@@ -806,7 +806,8 @@ def _layer_with(downsample: Optional[Callable] = None, skip_fuse: bool = False,
                 ignore_mask: bool = False, always_fuse: bool = False, fixed_scale: bool = False,
                 patches_of_f: bool = False, none_is_hole: bool = False, mask_downsample: Optional[Callable] = None,
                 fuse_after_softmax: bool = False, raw_from_small: bool = False,
-                ignore_stride: bool = False) -> Callable[..., Any]:
+                ignore_stride: bool = False, remask: bool = False,
+                paste_matching_patches: bool = False) -> Callable[..., Any]:
     """A contextual attention layer with one planted mistake (built from course_lib's steps)."""
 
     def layer(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
@@ -820,6 +821,8 @@ def _layer_with(downsample: Optional[Callable] = None, skip_fuse: bool = False,
         f_s, b_s = down(f, rate), down(b, rate)  # (B, C, H/r, W/r)
         raw = A.extract_patches(b_s if raw_from_small else b, 2 * rate,
                                 stride if raw_from_small else rate * stride)  # (B, L, C, 2r, 2r)
+        if paste_matching_patches:
+            raw = A.extract_patches(b_s, ksize, stride)  # (B, L, C, k, k): the small map's matching patches
         if mask is None and none_is_hole:
             mm = b_s.new_zeros(1, A.extract_patches(b_s[:1, :1], ksize, stride).shape[1])  # every patch invalid
         elif mask is None or ignore_mask:
@@ -832,6 +835,8 @@ def _layer_with(downsample: Optional[Callable] = None, skip_fuse: bool = False,
         att = A.masked_softmax(scores, mm, softmax_scale)  # (B, L, h, w)
         if do_fuse and fuse_after_softmax:
             att = A.fuse_scores(att, fuse_k)
+            if remask:
+                att = att * mm.to(att.dtype)[:, :, None, None]
         y = A.reconstruct(att, raw, rate, (H, W))  # (B, C, H, W)
         flow = flow_to_color(A.attention_offsets(att, f_s.shape[-1]))
         return y, F.interpolate(flow, size=(H, W), mode="bilinear", align_corners=True)
@@ -865,6 +870,8 @@ _layer_none_is_hole = _layer_with(none_is_hole=True)
 _layer_fused_after = _layer_with(fuse_after_softmax=True)
 _layer_raw_small = _layer_with(raw_from_small=True)
 _layer_ignores_stride = _layer_with(ignore_stride=True)
+_layer_fused_after_remasked = _layer_with(fuse_after_softmax=True, remask=True)
+_layer_pastes_matching = _layer_with(paste_matching_patches=True)
 
 _DOWNSAMPLE_HINT = ("downsample f, b and the mask with the release's nearest resize with align_corners=True "
                     "(course_lib.attention.downsample): x[..., ::2, ::2] (or F.interpolate's nearest, which "
@@ -897,6 +904,10 @@ _hints("contextual_attention", {
                          "not from the downsampled map: the small map is only for matching",
     "stride argument": "pass the stride argument on: raw patches at stride rate * stride, matching patches and "
                        "mm at stride",
+    "fused attention": "fuse the raw scores before the softmax (scores -> fuse -> masked softmax) as the release "
+                       "does, not the fused attention after it (the paper's order), even if you mask it again",
+    "matching patches": "paste raw 2*rate x 2*rate patches cut from the full-resolution b (stride rate * stride), "
+                        "not the small map's matching patches",
 })
 
 _LAYER_MISTAKES = {"align_corners": _layer_sliced, "x[..., ::2, ::2]": _layer_sliced_features,
@@ -906,7 +917,8 @@ _LAYER_MISTAKES = {"align_corners": _layer_sliced, "x[..., ::2, ::2]": _layer_sl
                    "fuse=False": _layer_always_fused, "softmax_scale": _layer_fixed_scale,
                    "background b": _layer_patches_of_f, "mask=None": _layer_none_is_hole,
                    "before the softmax": _layer_fused_after, "full-resolution b": _layer_raw_small,
-                   "stride argument": _layer_ignores_stride}
+                   "stride argument": _layer_ignores_stride, "fused attention": _layer_fused_after_remasked,
+                   "matching patches": _layer_pastes_matching}
 def _layer_reference(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
     return A.contextual_attention(f, b, mask, ksize=ksize, stride=stride, rate=rate, fuse_k=fuse_k,
                                   softmax_scale=softmax_scale, fuse=fuse)
