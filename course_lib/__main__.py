@@ -121,9 +121,9 @@ def _first_message(err: BaseException) -> str:
     """The error's own message; for an error re-raised from a DataLoader worker, the original one."""
     text = str(err)
     if "Original Traceback" in text:  # torch's ExceptionWrapper: "Caught X in DataLoader worker ..."
-        last = text.strip().splitlines()[-1]
-        prefix = f"{type(err).__name__}: "
-        text = last[len(prefix):] if last.startswith(prefix) else last
+        last = text.strip().splitlines()[-1]  # "course_lib.data.UnreadableImagesError: none of ..."
+        head, colon, rest = last.partition(": ")
+        text = rest if colon and head.split(".")[-1] == type(err).__name__ else last
     return text
 
 

@@ -147,7 +147,7 @@ class BatchStream:
         remaining = self._epoch_indices()[self.index:]
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=remaining, drop_last=True,
                             num_workers=self.num_workers, pin_memory=self.pin_memory,
-                            persistent_workers=False, worker_init_fn=_worker_ignores_stop_signals)
+                            persistent_workers=False, worker_init_fn=_worker_ignores_ctrl_c)
         self._it = iter(loader)
 
     def next(self) -> torch.Tensor:
@@ -176,15 +176,14 @@ class BatchStream:
         self._it = None
 
 
-def _worker_ignores_stop_signals(worker_id: int) -> None:
-    """A DataLoader worker ignores SIGINT and SIGTERM: the trainer (main process) handles them.
+def _worker_ignores_ctrl_c(worker_id: int) -> None:
+    """A DataLoader worker ignores SIGINT: Ctrl-C reaches the whole process group, and the
+    trainer (main process) finishes its step with the workers' batches before it stops.
 
-    Ctrl-C, systemd and ``kill -- -PGID`` signal the whole process group; a worker killed by
-    SIGTERM would make the main process fail ("DataLoader worker exited unexpectedly") before
-    it can save its checkpoint. The main process still ends its workers when it stops.
+    SIGTERM keeps torch's handling (the worker ends, and multiprocessing ends its workers with
+    SIGTERM when the program exits); :meth:`Trainer.fit` then abandons the step and saves.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    signal.signal(signal.SIGTERM, signal.SIG_IGN)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -283,7 +282,9 @@ class Trainer:
     ``Trainer(config, out_dir, resume=None)``; ``resume`` is ``None`` (fresh run),
     ``"auto"`` (the newest checkpoint in ``out_dir`` if there is one, else fresh),
     ``True`` (the newest checkpoint, which must exist) or a path to a checkpoint file or
-    run folder. Resuming restores weights, both optimisers, the AMP scalers, the step,
+    run folder. Settings may change on resume (``lr`` and ``betas`` go into the restored
+    optimisers) except :attr:`FIXED_ON_RESUME`; what changed is said when :meth:`fit` starts.
+    Resuming restores weights, both optimisers, the AMP scalers, the step,
     every RNG (python, numpy, torch CPU/CUDA, the hole sampler) and the data position, so
     on CPU "3 steps + resume + 3 steps" gives bit-identical weights to "6 steps". This
     holds with DataLoader workers too, because course_lib's data sets draw their crops
@@ -784,7 +785,10 @@ class Trainer:
 
     # -- the loop
     def fit(self, max_iters: Optional[int] = None, max_minutes: Optional[float] = None) -> TrainResult:
-        """Train until step ``max_iters`` (default: the config's), Ctrl-C or a non-finite loss.
+        """Train until step ``max_iters`` (default: the config's), Ctrl-C, SIGTERM or a non-finite loss.
+
+        Ctrl-C and SIGTERM (in the main thread) finish the step and save a checkpoint; a second
+        one abandons the step and still saves (:attr:`TrainResult.signal` says which signal).
 
         ``max_minutes`` stops (with a checkpoint) after that much wall time, e.g. before a
         Colab session ends; the status is then 'time_limit'.
@@ -863,13 +867,20 @@ class Trainer:
             else:
                 if self._saved_step != self.step:
                     self.save_checkpoint()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RuntimeError) as err:
             # Interrupted inside a step: save what we have (the step counter is that of the
-            # last completed step; the critics may have taken a few extra updates).
+            # last completed step; the critics may have taken a few extra updates). Also when
+            # a SIGTERM sent to every process of the run (kill -- -PGID, systemd, SLURM) ended
+            # the DataLoader workers, which torch reports as a RuntimeError.
+            worker_stopped = isinstance(err, RuntimeError) and "DataLoader worker" in str(err) and (
+                self._stop_requested or "Terminated" in str(err))
+            if isinstance(err, RuntimeError) and not worker_stopped:
+                raise
             status = "interrupted"
-            self._stop_signal = self._stop_signal or signal.SIGINT
+            self._stop_signal = self._stop_signal or (signal.SIGTERM if worker_stopped else signal.SIGINT)
             path = self.save_checkpoint(gather_rng=False)
-            self._say(f"interrupted at step {self.step}; saved {path}; continue with --resume")
+            why = " (the signal also ended the data loader's workers)" if worker_stopped else ""
+            self._say(f"interrupted at step {self.step}{why}; saved {path}; continue with --resume")
         finally:
             for signum, handler in old_handlers.items():
                 signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
