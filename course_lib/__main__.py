@@ -147,11 +147,11 @@ def _os_error_message(err: OSError) -> str:
         return message
     if err.errno in _READ_ONLY:
         what = "read-only file system" if err.errno == errno.EROFS else "permission denied"
-        return (f"{what}: cannot write or read {where}; choose a file or folder you can write "
-                "(--out / --output / the output path), or fix its permissions")
+        return (f"{what}: cannot write or read {where if where is not None else 'a file'}; choose a file or "
+                "folder you can write (--out / --output / the output path), or fix its permissions")
     if err.errno in _DISK_FULL:
-        return (f"the disk is full ({err.strerror}) while writing {where}; free some space or write to "
-                "another disk (--out / --output)")
+        return (f"the disk is full ({err.strerror}) while writing{f' {where}' if where is not None else ''}; "
+                "free some space or write to another disk (--out / --output)")
     return f"{err.strerror}: {where}" if where is not None else err.strerror
 
 

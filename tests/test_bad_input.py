@@ -743,6 +743,8 @@ BOUNDARY = [  # (error, exit code, the one line it must become)
      r"permission denied: cannot write or read /root/out\.png"),
     (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/runs/x/log.csv"), 2,
      r"the disk is full \(No space left on device\) while writing /runs/x/log\.csv; free some space"),
+    (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), 2,  # a flush that fails names no file
+     r"error: the disk is full \(No space left on device\) while writing; free some space"),
     (FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/nowhere/a.png"), 2,
      r"No such file or directory: /nowhere/a\.png"),
     (FileNotFoundError("--image a.png does not exist"), 2, r"error: --image a\.png does not exist\n"),
