@@ -112,6 +112,10 @@ def describe_error(err: BaseException) -> tuple[int, str]:
                            "use amp=bf16 on a GPU, or for inpaint a smaller --memory-gb or --mode crop")
     if isinstance(err, KeyError):
         return EXIT_USER, str(err.args[0]) if err.args else repr(err)
+    text = str(err)
+    if isinstance(err, RuntimeError) and text.startswith("DataLoader worker") and "Original Traceback" not in text:
+        return EXIT_USER, (f"{text.strip().rstrip('.')}: the system ended a data-loading process (often because "
+                           "memory ran out); lower --set num_workers or batch_size, then continue with --resume")
     if isinstance(err, (ValueError, TypeError)):
         return EXIT_USER, _first_message(err)
     return EXIT_BUG, f"{type(err).__name__}: {_first_message(err)}"

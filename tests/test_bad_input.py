@@ -751,6 +751,9 @@ BOUNDARY = [  # (error, exit code, the one line it must become)
     (MemoryError(), 2, r"out of memory .*lower batch_size"),
     (KeyError("unknown config key(s) ['x']"), 2, r"error: unknown config key\(s\) \['x'\]\n"),
     (_worker_error(), 2, r"error: none of the 3 image files of this dataset could be read\n"),
+    (RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. "), 2,
+     r"error: DataLoader worker \(pid 4242\) is killed by signal: Killed: the system ended a data-loading "
+     r"process .*lower --set num_workers"),
 ]
 
 
