@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass
@@ -133,8 +134,17 @@ class TrainConfig:
         if 2 * (self.max_delta // 2) >= self.hole_size:
             raise ValueError(f"max_delta {self.max_delta} would shrink the {self.hole_size} box to "
                              "nothing; use max_delta <= hole_size // 4 (release: 32 for 128)")
-        if self.lr <= 0 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"lr must be > 0 and betas in [0, 1), got lr={self.lr}, betas={self.betas}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0 (release 1e-4), got {self.lr}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must both be in [0, 1) (release 0.5,0.9), got {self.betas}")
+        for name in ("l1_loss_alpha", "ae_loss_alpha", "gan_loss_alpha", "coarse_alpha", "wgan_gp_lambda",
+                     "global_wgan_loss_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (a loss weight; 0 turns that term off), got "
+                                 f"{getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1] (release 0.9, paper 0.99; 1 = no discount), got {self.gamma}")
         if not 0.0 <= self.ema_decay < 1.0:
             raise ValueError(f"ema_decay must be in [0, 1) (0 turns the weight average off; 0.995 averages "
                              f"about the last 200 steps), got {self.ema_decay}")
@@ -158,6 +168,12 @@ class TrainConfig:
 
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
+
+
+def _field_default(name: str) -> Any:
+    """The default value of a config field as ``--set`` takes it (shown in error messages)."""
+    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}.get(name)
+    return ",".join(str(v) for v in default) if isinstance(default, tuple) else default
 
 
 def _valid_keys() -> list[str]:
@@ -214,14 +230,20 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
     if kind is float:
         if isinstance(value, bool):
             raise TypeError(f"{name} must be a number, got the bool {value!r}")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise TypeError(f"{name} must be a number, got {value!r}")
+        if number is None:
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be a finite number, got {value!r} (NaN and infinity are not "
+                             f"values; e.g. --set {name}={_field_default(name)})")
+        return number
     if kind is str:
         if isinstance(value, str):
             return value

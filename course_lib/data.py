@@ -50,6 +50,7 @@ __all__ = [
     "CelebAHQDataset",
     "Places365Dataset",
     "make_dataset",
+    "UnreadableImagesError",
     "main",
 ]
 
@@ -61,6 +62,12 @@ DATASET_NAMES: tuple[str, ...] = ("flist", "folder", "celeba", "celebahq", "plac
 
 # How many missing / bad paths an error message or a summary lists before "...".
 _SHOW = 5
+
+
+class UnreadableImagesError(RuntimeError):
+    """No file of a data set can be read as an image: bad input (exit code 2 on the command line)."""
+
+    exit_code = 2  # of every command (course_lib.__main__.run_command)
 
 
 # ----------------------------------------------------------------------------- flists
@@ -331,9 +338,10 @@ class ImageListDataset(Dataset):
                 return load_rgb(self.path(j))
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
                 self._mark_bad(j, err)
-        raise RuntimeError(
+        raise UnreadableImagesError(
             f"none of the {n} image files of this dataset could be read (first: "
-            f"{', '.join(self.skipped_files[:_SHOW])}); check that the paths point at images"
+            f"{', '.join(self.skipped_files[:_SHOW])}): they are corrupt or not images; replace "
+            "them, or point the data set (data_root, --data) at a folder of readable images"
         )
 
     # -- items
@@ -586,16 +594,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--ext", nargs="+", default=list(IMAGE_EXTENSIONS),
                         help="file extensions to include (default: common image types)")
     args = parser.parse_args(argv)
-    try:
-        counts = write_flist(args.folder, args.out, extensions=args.ext, shuffle=args.shuffle,
-                             seed=args.seed, val_fraction=args.val_fraction, relative=args.relative)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"make-flist: {err}", file=sys.stderr)
-        return 2
+    counts = write_flist(args.folder, args.out, extensions=args.ext, shuffle=args.shuffle,
+                         seed=args.seed, val_fraction=args.val_fraction, relative=args.relative)
     for path, count in counts.items():
         print(f"wrote {count} paths to {path}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from course_lib.__main__ import run_command
+    raise SystemExit(run_command("make-flist", main, sys.argv[1:]))

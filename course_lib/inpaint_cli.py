@@ -112,40 +112,37 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """Exit code 0 on success, 2 on bad input (a clear message on stderr)."""
+    """Exit code 0 on success; errors (bad input: 2) are reported by ``course_lib.__main__.run_command``."""
     args = build_parser().parse_args(argv)
     device = torch.device("cuda" if args.device == "auto" and torch.cuda.is_available()
                           else ("cpu" if args.device == "auto" else args.device))
     image, mask, output = Path(args.image), Path(args.mask), Path(args.output)
-    try:
-        if not image.exists():
-            raise FileNotFoundError(f"--image {image} does not exist")
-        if not mask.exists():
-            raise FileNotFoundError(f"--mask {mask} does not exist")
-        if image.is_dir():
-            images = sorted(p for p in image.iterdir()
-                            if p.suffix.lower() in _IMAGE_EXTENSIONS and not (mask.is_dir() and mask.resolve() == image.resolve() and _is_mask_file(p)))
-            if not images:
-                raise FileNotFoundError(f"--image {image} holds no images ({', '.join(_IMAGE_EXTENSIONS)})")
-            if output.exists() and not output.is_dir():
-                raise ValueError(f"--output {output} must be a folder when --image is a folder")
-            pairs = [(p, find_mask(p, mask), output / f"{p.stem}.png") for p in images]
-        else:
-            if mask.is_dir():
-                raise ValueError(f"--mask {mask} is a folder but --image is one file; pass the mask file")
-            target = output / f"{image.stem}.png" if output.is_dir() else output
-            pairs = [(image, mask, target)]
-        if not args.memory_gb > 0:
-            raise ValueError(f"--memory-gb must be positive, got {args.memory_gb}")
-        generator = load_generator(args.checkpoint, device)
-        for src, m, dst in pairs:
-            written, how = inpaint_file(generator, src, m, dst, args.mode, int(args.memory_gb * 2**30))
-            print(f"{src} + {m.name} -> {written} ({how})")
-    except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"inpaint: {err}", file=sys.stderr)
-        return 2
+    if not image.exists():
+        raise FileNotFoundError(f"--image {image} does not exist")
+    if not mask.exists():
+        raise FileNotFoundError(f"--mask {mask} does not exist")
+    if image.is_dir():
+        images = sorted(p for p in image.iterdir()
+                        if p.suffix.lower() in _IMAGE_EXTENSIONS and not (mask.is_dir() and mask.resolve() == image.resolve() and _is_mask_file(p)))
+        if not images:
+            raise FileNotFoundError(f"--image {image} holds no images ({', '.join(_IMAGE_EXTENSIONS)})")
+        if output.exists() and not output.is_dir():
+            raise ValueError(f"--output {output} must be a folder when --image is a folder")
+        pairs = [(p, find_mask(p, mask), output / f"{p.stem}.png") for p in images]
+    else:
+        if mask.is_dir():
+            raise ValueError(f"--mask {mask} is a folder but --image is one file; pass the mask file")
+        target = output / f"{image.stem}.png" if output.is_dir() else output
+        pairs = [(image, mask, target)]
+    if not args.memory_gb > 0:
+        raise ValueError(f"--memory-gb must be positive, got {args.memory_gb}")
+    generator = load_generator(args.checkpoint, device)
+    for src, m, dst in pairs:
+        written, how = inpaint_file(generator, src, m, dst, args.mode, int(args.memory_gb * 2**30))
+        print(f"{src} + {m.name} -> {written} ({how})")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from course_lib.__main__ import run_command
+    raise SystemExit(run_command("inpaint", main, sys.argv[1:]))

@@ -279,6 +279,21 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+def _check_not_empty(image: object, what: str) -> None:
+    """Refuse an image or mask without pixels (0 x 0, W x 0, 0 x H): there is nothing to fill."""
+    if isinstance(image, Image.Image):
+        empty, size = 0 in image.size, "{}x{} pixels (WxH)".format(*image.size)
+    elif isinstance(image, np.ndarray):
+        empty, size = image.size == 0, f"an array of shape {image.shape}"
+    elif isinstance(image, torch.Tensor):
+        empty, size = image.numel() == 0, f"a tensor of shape {tuple(image.shape)}"
+    else:
+        return  # image_to_tensor / mask_to_tensor name what is wrong with other inputs
+    if empty:
+        raise ValueError(f"the {what} is {size}: it has no pixels, so there is nothing to inpaint; "
+                         "give an image and a mask of at least 1 x 1 pixel")
+
+
 def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, torch.Tensor], *,
             return_stages: bool = False, warn_large_hole: bool = True,
             train_size: int = 256, train_hole: int = 128, mode: str = "auto",
@@ -329,6 +344,8 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
         raise ValueError(f"crop_trigger must be a positive int (pixels), got {crop_trigger!r}")
     if feather is not None and (not isinstance(feather, int) or feather < 0):
         raise ValueError(f"feather must be a non-negative int (pixels), got {feather!r}")
+    _check_not_empty(image, "image")
+    _check_not_empty(mask, "mask")
     info = image_info(image)
     x = image_to_tensor(image)  # (B, 3, H, W) float in [-1, 1]
     m = mask_to_tensor(mask).to(x.device)  # (B or 1, 1, H, W), {0, 1}

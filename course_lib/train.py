@@ -75,6 +75,7 @@ __all__ = [
     "LOG_COLUMNS",
     "image_grid",
     "save_image_grid",
+    "rewind_csv",
     "build_models",
     "loss_weights",
     "train",
@@ -91,15 +92,22 @@ LOG_COLUMNS = ("step", "epoch", *CRITIC_KEYS, *GENERATOR_KEYS, "lr", "seconds")
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or Inf; training stopped and nothing was written for that step."""
 
+    exit_code = 1  # of ``python -m course_lib train`` (course_lib.__main__.run_command)
+
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` did: ``status`` is 'finished', 'interrupted' or 'stopped'."""
+    """What :meth:`Trainer.fit` did: ``status`` is 'finished', 'interrupted', 'stopped' or 'time_limit'.
+
+    ``signal`` is the signal that stopped the run (``signal.SIGINT`` for Ctrl-C, ``signal.SIGTERM``),
+    else None; the command line exits with ``128 + signal`` (130, 143).
+    """
 
     status: str
     step: int
     checkpoint: Optional[Path]
     last_losses: dict[str, float]
+    signal: Optional[int] = None
 
 
 # ----------------------------------------------------------------------------- data order
@@ -139,7 +147,7 @@ class BatchStream:
         remaining = self._epoch_indices()[self.index:]
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=remaining, drop_last=True,
                             num_workers=self.num_workers, pin_memory=self.pin_memory,
-                            persistent_workers=False)
+                            persistent_workers=False, worker_init_fn=_worker_ignores_ctrl_c)
         self._it = iter(loader)
 
     def next(self) -> torch.Tensor:
@@ -166,6 +174,16 @@ class BatchStream:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.index, self.seed = int(state["epoch"]), int(state["index"]), int(state["seed"])
         self._it = None
+
+
+def _worker_ignores_ctrl_c(worker_id: int) -> None:
+    """A DataLoader worker ignores SIGINT: Ctrl-C reaches the whole process group, and the
+    trainer (main process) finishes its step with the workers' batches before it stops.
+
+    SIGTERM keeps torch's handling (the worker ends, and multiprocessing ends its workers with
+    SIGTERM when the program exits); :meth:`Trainer.fit` then abandons the step and saves.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -219,6 +237,31 @@ def save_image_grid(columns: list[torch.Tensor], path: Union[str, os.PathLike]) 
     return path
 
 
+def rewind_csv(path: Union[str, os.PathLike], step: int) -> int:
+    """Drop the rows of a per-step CSV log (first column ``step``) after ``step``; return how many.
+
+    A resumed run continues from its checkpoint's step, so the rows a killed run wrote after
+    it would otherwise appear twice. The kept rows go to a temporary file that is renamed over
+    the log, so a kill during the rewind leaves the old or the new log, whole.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or not rows[0] or rows[0][0] != "step":
+        return 0
+    body = rows[1:]
+    kept = [r for r in body if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(kept) == len(body):
+        return 0
+    tmp = path.with_name(f".{path.name}.rewind.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([rows[0], *kept])
+    os.replace(tmp, path)
+    return len(body) - len(kept)
+
+
 def _finite(values: dict[str, torch.Tensor]) -> tuple[bool, dict[str, float]]:
     """All losses finite? Plus their float values (one device sync for all of them)."""
     names = list(values)
@@ -239,7 +282,9 @@ class Trainer:
     ``Trainer(config, out_dir, resume=None)``; ``resume`` is ``None`` (fresh run),
     ``"auto"`` (the newest checkpoint in ``out_dir`` if there is one, else fresh),
     ``True`` (the newest checkpoint, which must exist) or a path to a checkpoint file or
-    run folder. Resuming restores weights, both optimisers, the AMP scalers, the step,
+    run folder. Settings may change on resume (``lr`` and ``betas`` go into the restored
+    optimisers) except :attr:`FIXED_ON_RESUME`; what changed is said when :meth:`fit` starts.
+    Resuming restores weights, both optimisers, the AMP scalers, the step,
     every RNG (python, numpy, torch CPU/CUDA, the hole sampler) and the data position, so
     on CPU "3 steps + resume + 3 steps" gives bit-identical weights to "6 steps". This
     holds with DataLoader workers too, because course_lib's data sets draw their crops
@@ -262,8 +307,7 @@ class Trainer:
             self._lock.check()
         resume_path = self._resolve_resume(resume)
         saved = ckpt_io.load_checkpoint(resume_path) if resume_path is not None else None
-        if saved is not None:
-            self._check_compatible(TrainConfig.from_dict(saved["config"]))
+        changed = self._check_compatible(TrainConfig.from_dict(saved["config"])) if saved is not None else {}
 
         seed_everything(config.seed)  # identical initial weights on every rank
         self.generator, self.local_critic, self.global_critic = (
@@ -297,6 +341,10 @@ class Trainer:
         self._val_batch: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
         self._notes: list[str] = []  # said when fit() starts
+        if changed:
+            self._notes.append("resumed with changed settings: " + ", ".join(
+                f"{k} {a} -> {b}" for k, (a, b) in changed.items()) + (
+                " (set into the restored optimisers)" if {"lr", "betas"} & set(changed) else ""))
         if saved is not None:
             self._load_state(saved)
         # DDP wraps after loading (DDP broadcasts rank 0's weights at construction).
@@ -354,15 +402,26 @@ class Trainer:
             raise FileNotFoundError(f"--resume {path}: no such checkpoint file")
         return path
 
-    def _check_compatible(self, saved: TrainConfig) -> None:
-        """Shape-defining keys must match the checkpoint's; everything else may change."""
-        keys = ("cnum", "critic_cnum", "image_size", "hole_size")
-        diff = {k: (getattr(saved, k), getattr(self.config, k)) for k in keys
+    # Keys a resumed run cannot change: the models' shapes (the weights would not fit) and the
+    # seed (the data order and every random state continue from the checkpoint's).
+    FIXED_ON_RESUME = ("cnum", "critic_cnum", "image_size", "hole_size", "seed")
+
+    def _check_compatible(self, saved: TrainConfig) -> dict[str, tuple[Any, Any]]:
+        """Refuse a change of :attr:`FIXED_ON_RESUME`; return every other changed key as ``{key: (old, new)}``.
+
+        Everything else may change on resume and takes effect: the step reads the config, and
+        ``lr`` / ``betas`` are set into the restored optimisers (:meth:`_load_state`), which
+        keep their moment estimates.
+        """
+        diff = {k: (getattr(saved, k), getattr(self.config, k)) for k in self.FIXED_ON_RESUME
                 if getattr(saved, k) != getattr(self.config, k)}
         if diff:
-            raise ValueError("cannot resume: the checkpoint's model sizes differ from the config's "
-                             + ", ".join(f"{k} {a} (checkpoint) vs {b} (config)" for k, (a, b) in diff.items())
-                             + "; drop those --set overrides or start a new run folder")
+            raise ValueError("cannot resume: " + ", ".join(f"{k} {a} (checkpoint) vs {b} (config)"
+                                                           for k, (a, b) in diff.items())
+                             + f"; {', '.join(self.FIXED_ON_RESUME)} cannot change on resume, so drop those "
+                             "--set overrides (or --config) or start a new run folder")
+        old, new = saved.to_dict(), self.config.to_dict()
+        return {k: (old[k], new[k]) for k in new if old.get(k) != new[k]}
 
     def _make_dataset(self, split: str, n: int) -> Dataset:
         from course_lib.data import make_dataset
@@ -520,6 +579,9 @@ class Trainer:
                                    f"the average starts from its weights at step {saved['step']}")
         self.opt_g.load_state_dict(saved["opt_g"])
         self.opt_d.load_state_dict(saved["opt_d"])
+        for opt in (self.opt_g, self.opt_d):  # --set lr / betas on resume: the config's values, not the saved ones
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = self.config.lr, tuple(self.config.betas)
         if saved.get("scaler_g"):
             self.scaler_g.load_state_dict(saved["scaler_g"])
         if saved.get("scaler_d"):
@@ -580,6 +642,10 @@ class Trainer:
         self._csv.writeheader()
         self._csv.writerows(rows)
         self._csv_file.flush()
+        rewind_csv(self.out_dir / "val.csv", self.step)  # every log restarts at the checkpoint's step
+        for grid in (self.out_dir / "images").glob("step_*.png"):
+            if grid.stem[5:].isdigit() and int(grid.stem[5:]) > self.step:
+                grid.unlink(missing_ok=True)
         if self.config.tensorboard and self._tb is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
@@ -695,20 +761,34 @@ class Trainer:
             return False
         return sys.stderr.isatty() and not _in_ci()
 
-    # -- Ctrl-C
+    # -- Ctrl-C and SIGTERM
+    STOP_SIGNALS = ("SIGINT", "SIGTERM")  # SIGTERM: what Colab, SLURM, Docker and systemd send before SIGKILL
+
     def request_stop(self) -> None:
         """Finish the current step, save a checkpoint and return from :meth:`fit`."""
         self._stop_requested = True
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._stop_requested:  # second Ctrl-C: stop right now (a checkpoint is still written)
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        """Ctrl-C or SIGTERM: finish this step and save; a second one abandons the step (still saving).
+
+        The message goes straight to the stderr file descriptor: a handler must not print
+        through Python's buffered streams, which the interrupted code may be writing.
+        """
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self._stop_signal = signum
+        if self._stop_requested:  # the second one: stop right now (a checkpoint is still written)
             raise KeyboardInterrupt
         self._stop_requested = True
-        self._say("Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to stop at once)")
+        if self.dist.is_main:
+            os.write(2, f"\n{name}: finishing this step, then saving a checkpoint ({name} again to stop "
+                        "at once)\n".encode())
 
     # -- the loop
     def fit(self, max_iters: Optional[int] = None, max_minutes: Optional[float] = None) -> TrainResult:
-        """Train until step ``max_iters`` (default: the config's), Ctrl-C or a non-finite loss.
+        """Train until step ``max_iters`` (default: the config's), Ctrl-C, SIGTERM or a non-finite loss.
+
+        Ctrl-C and SIGTERM (in the main thread) finish the step and save a checkpoint; a second
+        one abandons the step and still saves (:attr:`TrainResult.signal` says which signal).
 
         ``max_minutes`` stops (with a checkpoint) after that much wall time, e.g. before a
         Colab session ends; the status is then 'time_limit'.
@@ -733,9 +813,12 @@ class Trainer:
         c = self.config
         self._bar = None
         self._open_logs()
-        old_handler = None
+        old_handlers: dict[int, Any] = {}
+        self._stop_signal: Optional[int] = None
         if threading.current_thread() is threading.main_thread():
-            old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            for name in self.STOP_SIGNALS:
+                signum = getattr(signal, name)
+                old_handlers[signum] = signal.signal(signum, self._on_stop_signal)
         if self.dist.is_main and self._use_bar():
             from tqdm.auto import tqdm
             self._bar = tqdm(total=total, initial=self.step, desc="train", dynamic_ncols=True)
@@ -778,26 +861,36 @@ class Trainer:
                             self._say(f"warning: generator replicas differ by {diff:.3g} at step {self.step}")
                 if stop:
                     status = "stopped" if self._stop_requested else "time_limit"
-                    self._say(f"{status.replace('_', ' ')}: step {self.step}; checkpoint {self.last_checkpoint}")
+                    by = f" by {signal.Signals(self._stop_signal).name}" if self._stop_signal else ""
+                    self._say(f"{status.replace('_', ' ')}{by}: step {self.step}; checkpoint {self.last_checkpoint}")
                     break
             else:
                 if self._saved_step != self.step:
                     self.save_checkpoint()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RuntimeError) as err:
             # Interrupted inside a step: save what we have (the step counter is that of the
-            # last completed step; the critics may have taken a few extra updates).
+            # last completed step; the critics may have taken a few extra updates). Also when
+            # a SIGTERM sent to every process of the run (kill -- -PGID, systemd, SLURM) ended
+            # the DataLoader workers, which torch reports as a RuntimeError.
+            worker_stopped = isinstance(err, RuntimeError) and "DataLoader worker" in str(err) and (
+                self._stop_requested or "Terminated" in str(err))
+            if isinstance(err, RuntimeError) and not worker_stopped:
+                raise
             status = "interrupted"
+            self._stop_signal = self._stop_signal or (signal.SIGTERM if worker_stopped else signal.SIGINT)
             path = self.save_checkpoint(gather_rng=False)
-            self._say(f"interrupted at step {self.step}; saved {path}; continue with --resume")
+            why = " (the signal also ended the data loader's workers)" if worker_stopped else ""
+            self._say(f"interrupted at step {self.step}{why}; saved {path}; continue with --resume")
         finally:
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for signum, handler in old_handlers.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
             self._close_logs()
             self._stop_requested = False
-        return TrainResult(status, self.step, self.last_checkpoint, row)
+        return TrainResult(status, self.step, self.last_checkpoint, row,
+                           signal=self._stop_signal if status in ("stopped", "interrupted") else None)
 
     def close(self) -> None:
         """Leave the process group of a distributed run."""
@@ -875,41 +968,43 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m course_lib train ...``; exit code 0 done, 1 non-finite loss, 2 bad input, 130 Ctrl-C."""
+    """``python -m course_lib train ...``; exit code 0 done, 1 non-finite loss, 2 bad input, 130 Ctrl-C, 143 SIGTERM.
+
+    Ctrl-C and SIGTERM finish the step and save a checkpoint before the exit (130 = 128 +
+    SIGINT, 143 = 128 + SIGTERM), so ``train && evaluate`` runs evaluate only after a finished
+    run. Errors are reported by the one boundary of every command,
+    :func:`course_lib.__main__.run_command`.
+    """
     import json
     args = build_parser().parse_args(argv)
-    try:
-        if args.config is None and args.resume is not None:
-            found = (ckpt_io.latest_checkpoint(args.out) if args.resume == "auto" else Path(args.resume))
-            if found is not None and Path(found).is_dir():
-                found = ckpt_io.latest_checkpoint(found)
-            base = (TrainConfig.from_dict(ckpt_io.load_checkpoint(found)["config"]) if found is not None
-                    else load_config("toy_cpu"))
-        else:
-            base = load_config(args.config or "toy_cpu")
-        config = apply_overrides(base, args.overrides) if args.overrides else base
-    except (KeyError, ValueError, TypeError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"train: {message}", file=sys.stderr)
-        return 2
+    if args.config is None and args.resume is not None:
+        found = (ckpt_io.latest_checkpoint(args.out) if args.resume == "auto" else Path(args.resume))
+        if found is not None and Path(found).is_dir():
+            found = ckpt_io.latest_checkpoint(found)
+        base = (TrainConfig.from_dict(ckpt_io.load_checkpoint(found)["config"]) if found is not None
+                else load_config("toy_cpu"))
+    else:
+        base = load_config(args.config or "toy_cpu")
+    config = apply_overrides(base, args.overrides) if args.overrides else base
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     trainer = Trainer(config, args.out, resume=args.resume)
     try:
         result = trainer.fit(max_minutes=args.max_minutes)
-    except NonFiniteLossError as err:
-        print(f"train: {err}", file=sys.stderr)
-        return 1
     finally:
         trainer.close()
     if args.export and trainer.dist.is_main:
-        path = trainer.export_generator(args.export, half=args.export_half)
-        print(f"generator weights: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        if result.signal is None:
+            path = trainer.export_generator(args.export, half=args.export_half)
+            print(f"generator weights: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        else:
+            print(f"not exporting {args.export}: the run was stopped; --resume finishes it")
     if trainer.dist.is_main:
         print(f"{result.status} at step {result.step}; checkpoint {result.checkpoint}")
-    return 130 if result.status == "interrupted" else 0
+    return 128 + int(result.signal) if result.signal is not None else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from course_lib.__main__ import run_command
+    raise SystemExit(run_command("train", main, sys.argv[1:]))
