@@ -502,9 +502,10 @@ class MaskFolder:
             colour = "black" if self.invert else "white"
             raise ValueError(
                 f"the masks in {self.folder!r} are on average {100 * mean:.0f} % hole (read with {colour} = "
-                f"hole): they probably mark the hole the other way round; set "
-                f"mask_invert={'false' if self.invert else 'true'} (--set mask_invert="
-                f"{'false' if self.invert else 'true'}), or use masks whose hole is a smaller part of the image")
+                "hole): they probably mark the hole the other way round; "
+                + ("drop mask_invert (train without --invert-masks)" if self.invert else
+                   "set mask_invert=true (train --invert-masks, or --set mask_invert=true)")
+                + ", or use masks whose hole is a smaller part of the image")
 
     def __len__(self) -> int:
         return len(self.paths)
