@@ -138,7 +138,7 @@ def inpaint_file(generator: torch.nn.Module, image: PathLike, mask: PathLike, ou
     ``invert_mask``: black is the hole. A mask that is more than 90 % hole
     (:data:`course_lib.inpainting.MOSTLY_HOLE`) is a ValueError naming ``--invert-mask`` and
     ``--allow-mostly-hole`` unless ``allow_mostly_hole``. ``trained``: the model's
-    :func:`training_sizes` (default: the release's); its warnings (hole larger than trained
+    :func:`training_sizes` (``train_size``, ``train_hole``, ``train_holes``; default: the release's); its warnings (hole larger than trained
     for, free-form on a box-trained model) are printed as ``inpaint: warning: ...`` lines unless
     ``hole_warning=False``. ``feather``: seam blending in px (:func:`course_lib.inpainting.inpaint`).
     The image keeps its mode (a grey photo comes back grey).
@@ -165,7 +165,7 @@ def inpaint_file(generator: torch.nn.Module, image: PathLike, mask: PathLike, ou
         warnings.simplefilter("always")
         res = inpaint(generator, img, m, return_stages=True, mode=mode, warn_large_hole=hole_warning,
                       memory_budget=DEFAULT_MEMORY_BUDGET if memory_budget is None else memory_budget,
-                      feather=feather, **training_sizes(trained or {}))
+                      feather=feather, **(dict(trained) if trained else training_sizes({})))
     for w in caught:
         print(f"inpaint: warning: {image}: {w.message}", file=sys.stderr)
     output = Path(output)
