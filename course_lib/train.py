@@ -74,6 +74,7 @@ __all__ = [
     "TrainOutOfMemoryError",
     "out_of_memory_advice",
     "estimate_train_memory",
+    "memory_table",
     "BatchStream",
     "LOG_COLUMNS",
     "image_grid",
@@ -335,6 +336,18 @@ def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None)
     fixed = max(one - per_image, 0)
     return {"parameters": 4 * params, "activations_per_image": per_image, "activations_fixed": fixed,
             "total": 4 * params + fixed + per_image * batch}
+
+
+def memory_table(config: Union[TrainConfig, str] = "places2", batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> str:
+    """README's "Memory per batch size" table: :func:`estimate_train_memory` for each batch size, in GiB."""
+    if not isinstance(config, TrainConfig):
+        config = load_config(config)
+    est = estimate_train_memory(config, 1)
+    rows = ["| batch_size | estimated GiB (float32) |", "|---|---|"]
+    for b in batch_sizes:
+        total = est["parameters"] + est["activations_fixed"] + est["activations_per_image"] * b
+        rows.append(f"| {b} | {total / 2**30:.1f} |")
+    return "\n".join(rows)
 
 
 def _in_ci() -> bool:

@@ -288,3 +288,15 @@ def test_shipped_configs_keep_the_release_holes():
     for name in ("toy_cpu", "places2", "celeba", "celebahq"):
         config = load_config(name)
         assert (config.hole_kind, config.hole_per_sample, config.flip, config.val_flist) == ("box", False, False, "")
+
+
+def test_memory_table_rows_follow_the_estimate():
+    from course_lib.train import memory_table
+    config = TrainConfig(**TINY)
+    est = estimate_train_memory(config, 1)
+    table = memory_table(config, (1, 3))
+    lines = table.splitlines()
+    assert lines[0] == "| batch_size | estimated GiB (float32) |" and len(lines) == 4
+    for line, b in zip(lines[2:], (1, 3)):
+        gib = (est["parameters"] + est["activations_fixed"] + b * est["activations_per_image"]) / 2**30
+        assert line == f"| {b} | {gib:.1f} |"
