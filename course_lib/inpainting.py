@@ -160,7 +160,8 @@ def _warn_if_large(mask: torch.Tensor, train_size: int, train_hole: int, train_h
     image (less context around it) than ``train_hole`` of ``train_size``; and a hole that fills
     less than 90 % of its bounding box (free-form: strokes, several blobs) gets a note, as such
     models never saw one. Models trained on free-form holes get neither. Every model: a mask
-    that is all hole is said (nothing of the image is known).
+    that is all hole, or more than :data:`MOSTLY_HOLE` (90 %) hole, is said (usually an inverted
+    mask), instead of the other two.
     """
     silence = "silence this with warn_large_hole=False (command line: --no-hole-warning)"
     H, W = mask.shape[-2:]
@@ -168,6 +169,12 @@ def _warn_if_large(mask: torch.Tensor, train_size: int, train_hole: int, train_h
         warnings.warn(f"the mask is all hole on the {W}x{H} (WxH) image: nothing of the image is known, so the "
                       "model invents every pixel; if 0 / black marks the hole in your mask, invert it "
                       f"(1 - mask; command line: --invert-mask); {silence}", UserWarning, stacklevel=3)
+        return
+    share = hole_fraction(mask)
+    if share > MOSTLY_HOLE:
+        warnings.warn(f"the mask makes {100 * share:.0f} % of the {W}x{H} (WxH) image a hole, so almost nothing is "
+                      "known to fill it from; if 0 / black marks the hole in your mask, invert it (1 - mask; "
+                      f"command line: --invert-mask); {silence}", UserWarning, stacklevel=3)
         return
     if train_holes not in RECTANGLE_KINDS:
         return

@@ -114,15 +114,15 @@ def random_bbox(height: int = 256, width: int = 256, box_height: int = 128, box_
     margin_v, margin_h = _pair(margin, "margin")
     if min(height, width, box_height, box_width) < 1 or min(margin_v, margin_h) < 0:
         raise ValueError(
-            f"random_bbox needs positive sizes and non-negative margins, got image {height}x{width}, "
-            f"box {box_height}x{box_width}, margin ({margin_v}, {margin_h})")
+            f"random_bbox needs positive sizes and non-negative margins, got image {width}x{height} (WxH), "
+            f"box {box_width}x{box_height}, margin ({margin_v}, {margin_h})")
     max_top = height - margin_v - box_height  # exclusive upper bound
     max_left = width - margin_h - box_width
     if max_top < margin_v or max_left < margin_h:
         raise ValueError(
-            f"a {box_height}x{box_width} box with margins ({margin_v}, {margin_h}) does not fit in a "
-            f"{height}x{width} image; use a box of at most "
-            f"{height - 2 * margin_v}x{width - 2 * margin_h} (or smaller margins / a larger image)")
+            f"a {box_width}x{box_height} (WxH) box with margins ({margin_v}, {margin_h}) does not fit in a "
+            f"{width}x{height} image; use a box of at most "
+            f"{width - 2 * margin_h}x{height - 2 * margin_v} (or smaller margins / a larger image)")
     g = _as_generator(generator)
     top = _randint(margin_v, max_top, g) if max_top > margin_v else margin_v
     left = _randint(margin_h, max_left, g) if max_left > margin_h else margin_h
@@ -141,7 +141,7 @@ def _check_bbox(bbox: Sequence[int], height: int, width: int) -> BBox:
     top, left, box_h, box_w = (int(v) for v in bbox)
     if box_h < 1 or box_w < 1 or top < 0 or left < 0 or top + box_h > height or left + box_w > width:
         raise ValueError(
-            f"bbox {tuple(bbox)} (top, left, height, width) does not lie inside a {height}x{width} "
+            f"bbox {tuple(bbox)} (top, left, height, width) does not lie inside a {width}x{height} (WxH) "
             f"image; make top + height <= {height} and left + width <= {width}")
     return BBox(top, left, box_h, box_w)
 
@@ -164,7 +164,7 @@ def bbox_to_mask(bbox: Sequence[int], height: int, width: int,
         raise ValueError(f"max_delta must be non-negative, got {(max_dh, max_dw)}")
     if 2 * (max_dh // 2) >= box_h or 2 * (max_dw // 2) >= box_w:
         raise ValueError(
-            f"max_delta {(max_dh, max_dw)} could shrink the {box_h}x{box_w} box to nothing; "
+            f"max_delta {(max_dh, max_dw)} could shrink the {box_w}x{box_h} (WxH) box to nothing; "
             f"use max_delta < the box size (the release: 32 for a 128 box)")
     g = _as_generator(generator)
     delta_h = _randint(0, max_dh // 2 + 1, g)
@@ -245,7 +245,7 @@ def strokes_to_mask(strokes: Sequence[Sequence[Point]], height: int, width: int,
     Returns a (1, 1, H, W) float32 mask, 1 = hole.
     """
     if height < 1 or width < 1:
-        raise ValueError(f"strokes_to_mask needs a positive size, got {height}x{width}")
+        raise ValueError(f"strokes_to_mask needs a positive size, got {width}x{height} (WxH)")
     widths = ([float(width_px)] * len(strokes) if isinstance(width_px, (int, float))
               else [float(w) for w in width_px])
     if len(widths) != len(strokes):
@@ -405,7 +405,7 @@ def local_box_around(mask: torch.Tensor, box_size: int) -> BBox:
     """
     H, W = mask.shape[-2:]
     if box_size > min(H, W):
-        raise ValueError(f"a local box of {box_size} px does not fit a {W}x{H} (W x H) mask; use "
+        raise ValueError(f"a local box of {box_size} px does not fit a {W}x{H} (WxH) mask; use "
                          f"hole_size <= {min(H, W)}")
     hole = mask.reshape(H, W) > 0.5  # (H, W)
     points = torch.nonzero(hole)  # (n, 2) rows, cols
@@ -438,7 +438,7 @@ def border_box_mask(height: int, width: int, box_size: int, max_delta: int = 32,
     ("outpainting"). Returns ``(mask (1, 1, H, W), box)``; the box is the local critic's patch.
     """
     if box_size > min(height, width):
-        raise ValueError(f"a {box_size} px box does not fit a {width}x{height} (W x H) image")
+        raise ValueError(f"a {box_size} px box does not fit a {width}x{height} (WxH) image")
     half = max_delta // 2
     if 2 * half >= box_size:
         raise ValueError(f"max_delta {max_delta} could shrink the {box_size} box to nothing; use "

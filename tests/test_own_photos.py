@@ -227,3 +227,10 @@ def test_cli_feather(tmp_path, capsys):
     rc, out, err = _cli(capsys, "--image", src, "--mask", tmp_path / "m.png", "--checkpoint", TOY,
                         "--output", tmp_path / "o.png", "--feather", "-2")
     assert rc == 2 and "--feather must be 0 or more pixels, got -2" in err
+
+
+def test_mostly_hole_mask_warns_in_the_api():
+    mask = np.ones((40, 48), bool)
+    mask[:10, :10] = False  # 94.8 % hole
+    with pytest.warns(UserWarning, match=r"makes 95 % of the 48x40 \(WxH\) image a hole.*--invert-mask"):
+        inpaint(ConstantFill(), np.zeros((40, 48, 3), np.uint8), mask)
