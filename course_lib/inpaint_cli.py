@@ -54,16 +54,11 @@ def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> 
 
     Trainer checkpoints and run folders, generator-only files, converted official models and
     official TF checkpoints (folder or ``snap-N`` prefix): one loader,
-    :func:`course_lib.evaluate.load_generator_and_config`, does the dispatch; this returns just the model.
+    :func:`course_lib.evaluate.load_generator_and_config`, does the dispatch; this returns just the model,
+    with the sizes it was trained at as its ``training_sizes`` attribute (:func:`training_sizes`),
+    which :func:`course_lib.inpainting.inpaint` reads for its hole warnings.
     """
-    from course_lib.evaluate import load_generator_and_config as _load
-
-    path = Path(path).expanduser()
-    if not path.exists() and not Path(str(path) + ".index").is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass a trainer checkpoint, a run "
-                                "folder, course_lib/weights/toy_cpu.pt, or an official model")
-    generator, _ = _load(path, device=device)
-    return generator.eval()
+    return load_generator_and_training(path, device)[0]
 
 
 def training_sizes(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -87,7 +82,9 @@ def load_generator_and_training(path: PathLike, device: Union[str, torch.device]
         raise FileNotFoundError(f"checkpoint {path} does not exist; pass a trainer checkpoint, a run "
                                 "folder, course_lib/weights/toy_cpu.pt, or an official model")
     generator, config = _load(path, device=device)
-    return generator.eval(), training_sizes(config or {})
+    sizes = training_sizes(config or {})
+    generator.training_sizes = dict(sizes)  # read by inpaint() (a plain attribute: not in the state dict)
+    return generator.eval(), sizes
 
 
 def read_mask(path: PathLike, invert: bool = False) -> tuple[torch.Tensor, list[str]]:

@@ -342,7 +342,8 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
 
 def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, torch.Tensor], *,
             return_stages: bool = False, warn_large_hole: bool = True,
-            train_size: int = 256, train_hole: int = 128, train_holes: str = "box", mode: str = "auto",
+            train_size: Optional[int] = None, train_hole: Optional[int] = None,
+            train_holes: Optional[str] = None, mode: str = "auto",
             memory_budget: int = DEFAULT_MEMORY_BUDGET, window: Optional[Window] = None,
             feather: Optional[int] = None, fast_attention: bool = True,
             crop_trigger: int = 1024) -> Union[ImageLike, InpaintResult]:
@@ -380,8 +381,11 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     Warns (UserWarning) when the hole is larger than the training holes (``train_hole`` px
     of ``train_size``, scaled down for smaller images; in crop mode measured at the model's
     scale), when it is free-form but the model was trained on rectangles (``train_holes``, the
-    checkpoint's ``hole_kind``: "box" for the official models), and when it is all hole
-    (:func:`_warn_if_large`); ``warn_large_hole=False`` silences them.
+    checkpoint's ``hole_kind``: "box" for the official models), and when it is (almost) all
+    hole (:func:`_warn_if_large`); ``warn_large_hole=False`` silences them. The three default
+    to the generator's ``training_sizes`` attribute, which :func:`course_lib.load_generator`
+    sets from the checkpoint's config (``image_size``, ``hole_size``, ``hole_kind``), else to
+    the release's 256, 128 and "box".
 
     A PIL image comes back in its own mode where that mode holds a photo course_lib can give
     back (:func:`restore_mode`): grey ("L", 1-bit, 16-bit) as "L" (the fill's luma), "LA" and
@@ -390,6 +394,11 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)} (auto: exact when it fits "
                          "memory_budget, else crop)")
+    # the model's training sizes: given, else what load_generator read from its checkpoint, else the release's
+    known = getattr(generator, "training_sizes", None) or {}
+    train_size = int(known.get("train_size", 256)) if train_size is None else train_size
+    train_hole = int(known.get("train_hole", 128)) if train_hole is None else train_hole
+    train_holes = str(known.get("train_holes", "box")) if train_holes is None else train_holes
     if train_size < 1 or train_hole < 1:
         raise ValueError(f"train_size and train_hole must be positive, got {train_size}, {train_hole}")
     if not isinstance(train_holes, str):

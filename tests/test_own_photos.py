@@ -234,3 +234,17 @@ def test_mostly_hole_mask_warns_in_the_api():
     mask[:10, :10] = False  # 94.8 % hole
     with pytest.warns(UserWarning, match=r"makes 95 % of the 48x40 \(WxH\) image a hole.*--invert-mask"):
         inpaint(ConstantFill(), np.zeros((40, 48, 3), np.uint8), mask)
+
+
+def test_the_api_reads_the_sizes_load_generator_found():
+    from course_lib.inpaint_cli import load_generator
+    toy = load_generator(TOY)
+    assert toy.training_sizes == {"train_size": 64, "train_hole": 32, "train_holes": "box"}
+    assert "training_sizes" not in str(list(toy.state_dict()))
+    image = np.zeros((128, 128, 3), np.uint8)
+    hole = _box(128, 128, 40, 40, 40, 40)  # 40 px: over the toy model's 32, under the release's 64 at 128 px
+    with pytest.warns(UserWarning, match=r"40x40 px \(WxH.*64x64 images"):
+        inpaint(toy, image, hole, mode="exact")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        inpaint(toy, image, hole, mode="exact", train_size=256, train_hole=128)  # explicit sizes win
