@@ -300,3 +300,24 @@ def test_memory_table_rows_follow_the_estimate():
     for line, b in zip(lines[2:], (1, 3)):
         gib = (est["parameters"] + est["activations_fixed"] + b * est["activations_per_image"]) / 2**30
         assert line == f"| {b} | {gib:.1f} |"
+
+
+def test_train_cli_runs_on_your_photos_and_inverted_masks(tmp_path, capsys):
+    """The whole workflow from the command line: make-flist with a held-out share, your masks
+    (black = hole), flips; one step, validated on the held-out list."""
+    from course_lib.__main__ import main as cli
+    _photos(tmp_path / "photos", 10)
+    folder, _ = _mask_folder(tmp_path, inverted=True)
+    assert cli(["make-flist", str(tmp_path / "photos"), str(tmp_path / "train.flist"), "--val-fraction", "0.2"]) == 0
+    rc = cli(["train", "--out", str(tmp_path / "run"), "--mask-folder", str(folder), "--invert-masks",
+              "--set", "data=flist", "--set", f"data_root={tmp_path / 'train.flist'}", "--set", "flip=true",
+              "--set", "image_size=32", "--set", "hole_size=16", "--set", "max_delta=4", "--set", "cnum=4",
+              "--set", "critic_cnum=4", "--set", "batch_size=2", "--set", "critic_steps=1", "--set", "max_iters=1",
+              "--set", "progress=none", "--set", "tensorboard=false", "--set", "device=cpu",
+              "--set", "val_images=2", "--set", "val_every=1"])
+    err = capsys.readouterr().err
+    assert rc == 0, err
+    assert "TRAINING images" not in err and "only 8 training images" in err and "flip=true" not in err
+    saved = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (saved["hole_kind"], saved["mask_invert"], saved["flip"]) == ("folder", True, True)
+    assert (tmp_path / "run" / "val.csv").read_text().count("\n") == 2  # header + step 1
