@@ -18,6 +18,11 @@ reported instead of crashing mid-epoch; crops are reproducible: the randomness o
 ``index`` in epoch ``epoch`` comes from ``(seed, epoch, index)`` only, so a resumed run
 (``set_epoch``) sees exactly the same crops, whatever the number of DataLoader workers.
 
+Validation on your own photos: ``make-flist --val-fraction`` writes a held-out
+``<name>_val.flist`` next to the training list (:func:`val_flist_for`), which the 'flist' data
+set's validation split reads; :func:`shared_images` finds validation images that are training
+images (the trainer warns about them). ``flip=True`` mirrors training images at random.
+
 Used by the trainer (``course_lib.train``) and the Colab training notebook.
 """
 from __future__ import annotations

@@ -16,6 +16,12 @@ Convention (style guide): a ``mask`` is a float tensor of shape (B or 1, 1, H, W
   / :func:`hole_boundary_fraction` show why vanilla and partial convolutions struggle on them
   (notebook 11).
 
+* Training on other holes (config ``hole_kind``, :data:`HOLE_KINDS`): :func:`training_holes`
+  draws the release's box, v2's strokes, a box OR strokes (how v2 trains), the user's own
+  masks (:class:`MaskFolder`: a random one, randomly flipped) or a box against the image's
+  border (:func:`border_box_mask`), one per image; a free-form hole's local box is
+  :func:`local_box_around`.
+
 Every random function takes ``generator``: a ``torch.Generator``, an int seed (a fresh
 generator seeded with it, via :func:`course_lib.seed.make_generator`, so the same int gives
 the same mask every call), or ``None`` (torch's global RNG, which
