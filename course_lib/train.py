@@ -63,7 +63,7 @@ from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_fla
 from course_lib.ema import WeightEMA
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
-from course_lib.masks import random_box_mask
+from course_lib.masks import MaskFolder, random_box_mask, training_holes
 from course_lib.runlock import RunLock
 from course_lib.seed import make_generator, seed_everything
 
@@ -71,6 +71,10 @@ __all__ = [
     "Trainer",
     "TrainResult",
     "NonFiniteLossError",
+    "TrainOutOfMemoryError",
+    "out_of_memory_advice",
+    "estimate_train_memory",
+    "memory_table",
     "BatchStream",
     "LOG_COLUMNS",
     "image_grid",
@@ -270,6 +274,125 @@ def _finite(values: dict[str, torch.Tensor]) -> tuple[bool, dict[str, float]]:
     return all(math.isfinite(v) for v in numbers), floats
 
 
+_TENSORBOARD_NOTED = False
+
+
+def _tensorboard_missing_once() -> None:
+    """One line on stderr, the first time a run asks for TensorBoard events that cannot be written."""
+    global _TENSORBOARD_NOTED
+    if _TENSORBOARD_NOTED:
+        return
+    _TENSORBOARD_NOTED = True
+    print("note: tensorboard is not installed, so no TensorBoard events are written (log.csv and val.csv "
+          "hold every number); install it with pip install tensorboard (or the extra: pip install -e "
+          "'.[tensorboard]'), or --set tensorboard=false to silence this", file=sys.stderr, flush=True)
+
+
+class TrainOutOfMemoryError(ValueError):
+    """The run needs more memory than the device has; the message says which sizes to try.
+
+    A ValueError, so the command line prints it as one line (exit code 2) like other settings
+    that do not fit; nothing is written for the step that ran out (the last checkpoint stays).
+    """
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """A CUDA (or MPS) out-of-memory error, or the CPU allocator's 'can't allocate memory'."""
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    if isinstance(err, oom):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def out_of_memory_advice(config: TrainConfig, device: Union[str, torch.device] = "cuda") -> str:
+    """What to try when a training step runs out of memory: smaller batches, then smaller images.
+
+    The activations grow with ``batch_size * image_size ** 2`` (README "Memory per batch size",
+    an estimate from :func:`estimate_train_memory`), so halving the batch halves most of it;
+    ``amp=bf16`` roughly halves it again on a GPU that has bf16.
+    """
+    c = config
+    tips = []
+    if c.batch_size > 1:
+        tips.append(f"--set batch_size={max(1, c.batch_size // 2)}")
+    if c.amp == "off" and torch.device(device).type == "cuda":
+        tips.append("--set amp=bf16")
+    if c.image_size >= 128:
+        half = c.image_size // 2
+        tips.append(f"--set image_size={half - half % 8} --set hole_size={max(8, c.hole_size // 2)}")
+    where = f"{torch.device(device).type} memory"
+    return (f"out of {where} at batch_size {c.batch_size}, image_size {c.image_size} (cnum {c.cnum}); try "
+            + " or ".join(tips) + " (README 'Memory per batch size' has an estimate per batch size at 256 px); "
+            "the last checkpoint is untouched, so --resume continues from it")
+
+
+def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None) -> dict[str, int]:
+    """Estimated bytes of one training step at the config's sizes, counted from the activations.
+
+    Runs one critic step and one generator step of the release on CPU at batch 1 and batch 2
+    (float32, random images, a release box) and sums the bytes of every tensor that autograd
+    saves for the backward pass (``torch.autograd.graph.saved_tensors_hooks``); the per-image
+    part is the difference of the two, so ``activations = fixed + per_image * batch_size``.
+    Weights, gradients and Adam's two moments are ``4 x`` the parameters' bytes. Returns
+    ``{"parameters", "activations_per_image", "activations_fixed", "total"}`` for
+    ``batch_size`` (default: the config's). An estimate: the allocator's caching, cuDNN's
+    workspaces and the temporaries of the backward pass come on top (README "Memory per batch size").
+    """
+    from course_lib.losses import critic_loss, generator_loss
+    c = config
+    batch = c.batch_size if batch_size is None else int(batch_size)
+    generator, local_critic, global_critic = build_models(c)
+    weights = loss_weights(c)
+    params = sum(p.numel() * p.element_size() for m in (generator, local_critic, global_critic)
+                 for p in m.parameters())
+
+    def saved_bytes(b: int) -> int:
+        g = make_generator(c.seed)
+        x = torch.rand(b, 3, c.image_size, c.image_size, generator=g) * 2 - 1  # (b, 3, H, W)
+        mask, boxes = random_box_mask(b, c.image_size, c.image_size, c.hole_size, c.hole_size,
+                                      margin=c.margin, max_delta=c.max_delta, generator=g)
+        peak = 0
+        for phase in ("critic", "generator"):
+            total = [0]
+            seen: set[int] = set()
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                key = t.untyped_storage().data_ptr()
+                if key not in seen:  # a tensor saved twice costs its memory once
+                    seen.add(key)
+                    total[0] += t.untyped_storage().nbytes()
+                return t
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                if phase == "critic":
+                    with torch.no_grad():
+                        _, x2, _ = generator(x * (1.0 - mask), mask)
+                    critic_loss(x, x2, mask, boxes[0], local_critic, global_critic, weights=weights, generator=g)
+                else:
+                    x1, x2, _ = generator(x * (1.0 - mask), mask)
+                    generator_loss(x, x1, x2, mask, boxes[0], local_critic, global_critic, weights=weights)
+            peak = max(peak, total[0])
+        return peak
+
+    one, two = saved_bytes(1), saved_bytes(2)
+    per_image = max(two - one, 0)
+    fixed = max(one - per_image, 0)
+    return {"parameters": 4 * params, "activations_per_image": per_image, "activations_fixed": fixed,
+            "total": 4 * params + fixed + per_image * batch}
+
+
+def memory_table(config: Union[TrainConfig, str] = "places2", batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> str:
+    """README's "Memory per batch size" table: :func:`estimate_train_memory` for each batch size, in GiB."""
+    if not isinstance(config, TrainConfig):
+        config = load_config(config)
+    est = estimate_train_memory(config, 1)
+    rows = ["| batch_size | estimated GiB (float32) |", "|---|---|"]
+    for b in batch_sizes:
+        total = est["parameters"] + est["activations_fixed"] + est["activations_per_image"] * b
+        rows.append(f"| {b} | {total / 2**30:.1f} |")
+    return "\n".join(rows)
+
+
 def _in_ci() -> bool:
     return os.environ.get("COURSE_LIB_CI", "") not in ("", "0") or os.environ.get("CI", "") not in ("", "0", "false")
 
@@ -331,6 +454,10 @@ class Trainer:
         self.ema: Optional[WeightEMA] = WeightEMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
         # Holes and gradient-penalty alphas come from their own generator (one per rank).
         self.mask_rng = make_generator(config.seed + 1_000_003 * (self.dist.rank + 1))
+        # hole_kind = "folder": the user's masks (checked now, so a wrong folder fails before step 1)
+        self.mask_folder: Optional[MaskFolder] = (
+            MaskFolder(config.mask_folder, config.image_size, invert=config.mask_invert)
+            if config.hole_kind == "folder" else None)
         self.step = 0
 
         self.dataset = dataset if dataset is not None else self._make_dataset(config.split, config.toy_size)
@@ -345,6 +472,10 @@ class Trainer:
             self._notes.append("resumed with changed settings: " + ", ".join(
                 f"{k} {a} -> {b}" for k, (a, b) in changed.items()) + (
                 " (set into the restored optimisers)" if {"lr", "betas"} & set(changed) else ""))
+        if val_dataset is None and config.val_images > 0:
+            self._val_dataset = self._make_val_dataset()
+        if self.dist.is_main:
+            self._warn_about_data()
         if saved is not None:
             self._load_state(saved)
         # DDP wraps after loading (DDP broadcasts rank 0's weights at construction).
@@ -427,7 +558,49 @@ class Trainer:
         from course_lib.data import make_dataset
         c = self.config
         return make_dataset(c.data, root=c.data_root or None, split=split, size=c.image_size,
-                            seed=c.seed, n=n)
+                            seed=c.seed, n=n, flip=c.flip and split == c.split)
+
+    def _make_val_dataset(self) -> Optional[Dataset]:
+        """The validation images: ``val_flist`` (an flist file or a folder) when set, else the data
+        set's ``val_split`` (for ``data=flist`` the ``*_val.flist`` that make-flist wrote next to
+        ``data_root``). When they cannot be read, validation is turned off with one line on stderr."""
+        from course_lib.data import FlistDataset, ImageFolderDataset
+        c = self.config
+        try:
+            if c.val_flist:
+                path = Path(c.val_flist).expanduser()
+                if path.is_dir():
+                    return ImageFolderDataset(path, size=c.image_size, mode="center_crop", seed=c.seed)
+                return FlistDataset(path, size=c.image_size, mode="center_crop", seed=c.seed)
+            return self._make_dataset(c.val_split, max(c.val_images, 1))
+        except (ValueError, FileNotFoundError, OSError) as err:
+            if c.val_flist:  # the user named this list: a wrong path is a mistake, not a default
+                raise ValueError(f"val_flist {c.val_flist!r}: {err}") from None
+            if self.dist.is_main:
+                print(f"validation disabled: {err}", file=sys.stderr)
+            c.val_images = 0
+            return None
+
+    def _warn_about_data(self) -> None:
+        """Loud warnings before training: validation images that are training images, a tiny data set."""
+        from course_lib.data import TINY_DATASET, shared_images
+        train_paths = getattr(self.dataset, "paths", None)
+        val_paths = getattr(self._val_dataset, "paths", None)
+        if train_paths is not None and val_paths is not None and self.config.val_images > 0:
+            shared = shared_images(train_paths, val_paths[:self.config.val_images])
+            if shared:
+                print(f"WARNING: {len(shared)} of the {min(len(val_paths), self.config.val_images)} validation "
+                      f"images are TRAINING images (first: {shared[0]}): val.csv will measure how well the "
+                      "model remembers them, not how it fills photos it never saw. Hold some out: `python -m "
+                      "course_lib make-flist FOLDER data/train.flist --val-fraction 0.1` writes "
+                      "data/train_val.flist, which train reads by default, or pass --val-flist LIST",
+                      file=sys.stderr, flush=True)
+        if train_paths is not None and len(train_paths) < TINY_DATASET:
+            advice = "" if self.config.flip else "; --set flip=true mirrors them at random (twice the variety)"
+            print(f"WARNING: only {len(train_paths)} training images (fewer than {TINY_DATASET}): the model "
+                  "will learn them by heart and fill new photos poorly; expect the validation numbers to stop "
+                  f"improving early. Add photos (thousands; README 'Training on your own photos'){advice}",
+                  file=sys.stderr, flush=True)
 
     def autocast(self) -> Any:
         """The mixed-precision context of this run (a no-op when ``amp = 'off'``)."""
@@ -442,12 +615,19 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def sample_hole(self, batch: int) -> tuple[torch.Tensor, list]:
-        """One box and one hole for the whole batch (release); mask (1, 1, H, W)."""
+    def sample_hole(self, batch: int) -> tuple[torch.Tensor, Any]:
+        """The step's holes: one box for the whole batch (release, mask (1, 1, H, W)), or, for the other
+        ``hole_kind`` values (:func:`course_lib.masks.training_holes`), one hole and one local box per
+        image (mask (B, 1, H, W))."""
         c = self.config
-        mask, bboxes = random_box_mask(batch, c.image_size, c.image_size, c.hole_size, c.hole_size,
-                                       margin=c.margin, max_delta=c.max_delta, generator=self.mask_rng)
-        return mask.to(self.device), bboxes[0]
+        if c.hole_kind == "box" and not c.hole_per_sample:
+            mask, bboxes = random_box_mask(batch, c.image_size, c.image_size, c.hole_size, c.hole_size,
+                                           margin=c.margin, max_delta=c.max_delta, generator=self.mask_rng)
+            return mask.to(self.device), bboxes[0]
+        mask, bboxes = training_holes(c.hole_kind, batch, c.image_size, c.hole_size, c.max_delta, c.margin,
+                                      generator=self.mask_rng, per_sample=c.hole_per_sample,
+                                      folder=self.mask_folder)
+        return mask.to(self.device), bboxes
 
     def _generate(self, x_incomplete: torch.Tensor, mask: torch.Tensor, train: bool,
                   generator: Optional[nn.Module] = None) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
@@ -650,8 +830,9 @@ class Trainer:
             try:
                 from torch.utils.tensorboard import SummaryWriter
                 self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step + 1)
-            except ImportError:  # tensorboard is optional
+            except ImportError:  # tensorboard is optional: say so once per process
                 self._tb = None
+                _tensorboard_missing_once()
 
     def _close_logs(self) -> None:
         if self._csv_file is not None:
@@ -691,21 +872,17 @@ class Trainer:
     def _validation_batch(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
         if self._val_batch is None:
             c = self.config
-            ds = self._val_dataset
+            ds = self._val_dataset if self._val_dataset is not None else self._make_val_dataset()
             if ds is None:
-                try:
-                    ds = self._make_dataset(c.val_split, max(c.val_images, 1))
-                except (ValueError, FileNotFoundError, OSError) as err:
-                    print(f"validation disabled: {err}", file=sys.stderr)
-                    c.val_images = 0
-                    return None
+                return None
             n = min(len(ds), c.val_images)
             if n == 0:
                 return None
             x = torch.stack([ds[i] for i in range(n)])  # (N, 3, H, W)
-            mask, _ = random_box_mask(n, c.image_size, c.image_size, c.hole_size, c.hole_size,
-                                      margin=c.margin, max_delta=c.max_delta, per_sample=True,
-                                      generator=make_generator(c.seed + 4242))  # (N, 1, H, W) fixed
+            # fixed seeded holes of the training kind, one per image (box: as before this option)
+            mask, _ = training_holes(c.hole_kind, n, c.image_size, c.hole_size, c.max_delta, c.margin,
+                                     generator=make_generator(c.seed + 4242), per_sample=True,
+                                     folder=self.mask_folder)  # (N, 1, H, W)
             self._val_batch = (x, mask)
         return self._val_batch
 
@@ -805,6 +982,10 @@ class Trainer:
                 self._notes.append(f"removed {len(stale)} unfinished checkpoint file(s) of a run that was killed")
         try:
             return self._fit(total, max_minutes)
+        except RuntimeError as err:
+            if _is_out_of_memory(err):
+                raise TrainOutOfMemoryError(out_of_memory_advice(self.config, self.device)) from err
+            raise
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -964,7 +1145,41 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after training, also write generator-only weights to PATH")
     parser.add_argument("--export-half", action="store_true", help="store the exported weights as float16")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    _add_data_options(parser)
     return parser
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Options for training on your own photos and masks; each is a shorthand for a --set KEY=VALUE."""
+    from course_lib.config import HOLE_KINDS
+    group = parser.add_argument_group("your own photos and masks (shorthands for --set)")
+    group.add_argument("--val-flist", default=None, metavar="LIST",
+                       help="validation images: an flist or a folder (val_flist); default for data=flist: "
+                            "the <name>_val.flist that make-flist --val-fraction wrote next to data_root")
+    group.add_argument("--holes", default=None, choices=HOLE_KINDS, metavar="KIND",
+                       help="training holes (hole_kind): box (release, default), strokes (DeepFill v2), "
+                            "box_or_strokes (v2's training), folder (your masks, --mask-folder), border "
+                            "(a box touching the image's edge)")
+    group.add_argument("--mask-folder", default=None, metavar="DIR",
+                       help="with --holes folder: your mask images, white = hole (mask_folder)")
+    group.add_argument("--invert-masks", action="store_true",
+                       help="with --holes folder: black is the hole in those masks (mask_invert)")
+
+
+def _data_overrides(args: argparse.Namespace) -> list[str]:
+    """The --set strings that the shorthand options stand for (explicit --set values come after them)."""
+    out = []
+    if args.val_flist is not None:
+        out.append(f"val_flist={args.val_flist}")
+    if args.holes is not None:
+        out.append(f"hole_kind={args.holes}")
+    if args.mask_folder is not None:
+        out.append(f"mask_folder={args.mask_folder}")
+        if args.holes is None:
+            out.append("hole_kind=folder")
+    if args.invert_masks:
+        out.append("mask_invert=true")
+    return out
 
 
 def main(argv: Optional[list[str]] = None) -> int:
@@ -977,6 +1192,7 @@ def main(argv: Optional[list[str]] = None) -> int:
     """
     import json
     args = build_parser().parse_args(argv)
+    args.overrides = _data_overrides(args) + args.overrides
     if args.config is None and args.resume is not None:
         found = (ckpt_io.latest_checkpoint(args.out) if args.resume == "auto" else Path(args.resume))
         if found is not None and Path(found).is_dir():

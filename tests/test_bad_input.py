@@ -706,6 +706,130 @@ def _(tmp_path, capsys, generator):
         inpaint(generator, torch.zeros(3, 4, 0), torch.zeros(4, 0))
     with pytest.raises(ValueError, match=r"the mask is 0x0 pixels"):
         inpaint(generator, Image.new("RGB", (4, 4)), Image.new("L", (0, 0)))
+# --- your own photos, masks and training data ----------------------------------
+
+def _photo_folder(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        save_rgb(folder / f"p{i}.png", 40, 40, seed=i)
+    return folder
+
+
+@case("mask-zero-one", "CLI", "a PNG mask holding only 0 and 1 (a NumPy 0/1 array saved as is)",
+      "result: read as 1 = hole, and the output line says so")
+def _(tmp_path, capsys, generator):
+    m = np.zeros((32, 32), np.uint8)
+    m[8:20, 8:20] = 1
+    Image.fromarray(m).save(tmp_path / "m01.png")
+    capsys.readouterr()
+    rc = cli_main(["inpaint", "--image", str(save_rgb(tmp_path / "a.png")), "--mask", str(tmp_path / "m01.png"),
+                   "--checkpoint", str(TOY_WEIGHTS), "--output", str(tmp_path / "o.png")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "0/1 mask: 1 read as hole" in out
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "o.png"))[8:20, 8:20],
+                              np.asarray(Image.open(tmp_path / "a.png"))[8:20, 8:20])
+
+
+@case("mask-inverted", "CLI", "a black-is-hole mask (97 % of a 200 x 150 photo read as hole)",
+      "error: the mask makes 97 % of the 200x150 (WxH) image a hole; add --invert-mask (or --allow-mostly-hole)")
+def _(tmp_path, capsys, generator):
+    m = np.full((150, 200), 255, np.uint8)
+    m[60:90, 80:110] = 0  # the user's hole, painted black
+    Image.fromarray(m).save(tmp_path / "m.png")
+    expect_cli_error(capsys, r"makes 97 % of the 200x150 \(WxH\) image.*--invert-mask.*--allow-mostly-hole",
+                     "inpaint", "--image", save_rgb(tmp_path / "a.png", 150, 200), "--mask", tmp_path / "m.png",
+                     "--checkpoint", TOY_WEIGHTS, "--output", tmp_path / "o.png")
+
+
+@case("grey-photo-inpaint", "CLI", "a greyscale (L) photo to inpaint", "result: a greyscale (L) image, known pixels unchanged")
+def _(tmp_path, capsys, generator):
+    grey = np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    rc, err = run_cli(capsys, "inpaint", "--image", tmp_path / "g.png", "--mask", save_mask(tmp_path / "m.png"),
+                      "--checkpoint", TOY_WEIGHTS, "--output", tmp_path / "o.png")
+    out = Image.open(tmp_path / "o.png")
+    known = np.asarray(Image.open(tmp_path / "m.png")) == 0
+    assert rc == 0 and out.mode == "L" and np.array_equal(np.asarray(out)[known], grey[known])
+
+
+@case("hole-larger-than-trained", "CLI", "a hole larger than the checkpoint's training holes (toy model: 32 px holes in 64 px images)",
+      "result: a warning line with the model's own sizes, naming --no-hole-warning")
+def _(tmp_path, capsys, generator):
+    rc, err = run_cli(capsys, "inpaint", "--image", save_rgb(tmp_path / "a.png", 128, 128), "--mask",
+                      save_mask(tmp_path / "m.png", 128, 128, (40, 40, 40, 40)), "--checkpoint", TOY_WEIGHTS,
+                      "--output", tmp_path / "o.png", "--mode", "exact")
+    assert rc == 0 and "inpaint: warning:" in err and "64x64 images" in err and "--no-hole-warning" in err
+
+
+@case("feather-negative", "CLI", "inpaint --feather -2", "error: --feather must be 0 or more pixels")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"--feather must be 0 or more pixels, got -2", "inpaint", "--image",
+                     save_rgb(tmp_path / "a.png"), "--mask", save_mask(tmp_path / "m.png"), "--checkpoint",
+                     TOY_WEIGHTS, "--output", tmp_path / "o.png", "--feather", "-2")
+
+
+@case("validation-is-training", "CLI", "train --set data=flist on a list with no held-out *_val.flist next to it",
+      "result: a loud WARNING that the validation images are training images, naming make-flist --val-fraction")
+def _(tmp_path, capsys, generator):
+    from course_lib.data import write_flist
+    write_flist(_photo_folder(tmp_path / "photos", 4), tmp_path / "all.flist")
+    with pytest.warns(RuntimeWarning):
+        rc, err = run_cli(capsys, "train", "--out", tmp_path / "r", *TINY_TRAIN, "--set", "data=flist",
+                          "--set", f"data_root={tmp_path / 'all.flist'}", "--set", "val_images=2", "--set", "max_iters=1")
+    assert rc == 0 and "WARNING: 2 of the 2 validation images are TRAINING images" in err and "--val-fraction" in err
+
+
+@case("val-flist-missing", "CLI", "train --val-flist naming a file that does not exist", "error: val_flist ... does not exist; write one with make-flist")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"val_flist .*nope\.flist.*does not exist.*make-flist", "train", "--out", tmp_path / "r",
+                     *TINY_TRAIN, "--set", "val_images=2", "--val-flist", tmp_path / "nope.flist")
+
+
+@case("hole-kind-unknown", "CLI", "--set hole_kind=circles", "error: hole_kind must be one of box, strokes, box_or_strokes, folder, border")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"hole_kind must be one of .*'box', 'strokes'", "train", "--out", tmp_path / "r",
+                     "--set", "hole_kind=circles")
+
+
+@case("mask-folder-not-given", "CLI", "train --holes folder without --mask-folder", "error: hole_kind=folder needs your masks: --set mask_folder=PATH")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"hole_kind=folder needs your masks.*mask_folder=PATH", "train", "--out", tmp_path / "r",
+                     "--holes", "folder")
+
+
+@case("mask-folder-inverted", "CLI", "train --mask-folder DIR whose masks mark the hole black",
+      "error: the masks are on average N % hole; train --invert-masks")
+def _(tmp_path, capsys, generator):
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i in range(3):
+        save_mask(folder / f"m{i}.png", 32, 32, (4 * i, 4, 10, 10))
+        Image.fromarray(255 - np.asarray(Image.open(folder / f"m{i}.png"))).save(folder / f"m{i}.png")
+    expect_cli_error(capsys, r"on average \d+ % hole.*--invert-masks", "train", "--out", tmp_path / "r", *TINY_TRAIN,
+                     "--mask-folder", folder)
+
+
+@case("train-out-of-memory", "CLI", "a training step that runs out of GPU memory",
+      "error: out of memory at batch_size B; try --set batch_size=B/2, amp=bf16 or a smaller image_size")
+def _(tmp_path, capsys, generator):
+    from course_lib.train import Trainer
+
+    def out_of_memory(self):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+    original = Trainer.train_step
+    Trainer.train_step = out_of_memory
+    try:
+        expect_cli_error(capsys, r"out of cpu memory at batch_size 2.*--set batch_size=1.*--resume", "train",
+                         "--out", tmp_path / "r", *TINY_TRAIN)
+    finally:
+        Trainer.train_step = original
+
+
+@case("tiny-dataset", "CLI", "train on a folder of 4 photos", "result: a WARNING that the set is tiny (under 500 images), suggesting flip=true")
+def _(tmp_path, capsys, generator):
+    rc, err = run_cli(capsys, "train", "--out", tmp_path / "r", *TINY_TRAIN, "--set", "data=folder",
+                      "--set", f"data_root={_photo_folder(tmp_path / 'photos', 4)}", "--set", "max_iters=1")
+    assert rc == 0 and "only 4 training images (fewer than 500)" in err and "flip=true" in err
 
 
 @pytest.mark.parametrize("row", CASES, ids=[c.id for c in CASES])

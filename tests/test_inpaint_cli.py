@@ -118,7 +118,8 @@ def test_mode_is_chosen_and_printed(weights, tmp_path, capsys):
     assert main([*args, "--output", str(tmp_path / "a.png")]) == 0
     assert "(exact, whole 400x300 image)" in capsys.readouterr().out
     assert main([*args, "--output", str(tmp_path / "c.png"), "--mode", "crop"]) == 0
-    assert "(crop, window 256x256 at (x=52, y=0), run at 256x256)" in capsys.readouterr().out
+    # crop mode works at the model's training size, read from its checkpoint (32 px here; 256 for the official weights)
+    assert "(crop, window 120x120 at (x=120, y=60), run at 32x32)" in capsys.readouterr().out
     assert main([*args, "--output", str(tmp_path / "t.png"), "--memory-gb", "0.0001"]) == 0  # auto: too big
     assert "(crop, window" in capsys.readouterr().out
     src, out = np.asarray(Image.open(tmp_path / "in" / "big.png")), np.asarray(Image.open(tmp_path / "c.png"))
