@@ -14,7 +14,8 @@ import torch
 import torch.nn as nn
 from PIL import Image
 
-from course_lib.inpaint_cli import main, read_mask, training_sizes
+from course_lib.__main__ import main as cli_main
+from course_lib.inpaint_cli import read_mask, training_sizes
 from course_lib.inpainting import feather_fill, inpaint, restore_mode
 
 REPO = Path(__file__).resolve().parents[1]
@@ -51,7 +52,7 @@ def _box(w=48, h=40, top=12, left=16, bh=10, bw=12):
 
 def _cli(capsys, *args):
     capsys.readouterr()
-    rc = main([str(a) for a in args])
+    rc = cli_main(["inpaint", *(str(a) for a in args)])  # through the one error boundary
     out = capsys.readouterr()
     return rc, out.out, out.err
 
