@@ -227,7 +227,7 @@ def cached_weights(name: str, directory: Optional[PathLike] = None) -> Optional[
 def list_drive_folder(folder_id: str) -> list[tuple[str, str]]:
     """``[(file_id, file_name), ...]`` of a public Google Drive folder, through gdown.
 
-    Uses ``gdown.download_folder(id=..., skip_download=True)`` (gdown >= 5), which reads
+    Uses ``gdown.download_folder(id=..., skip_download=True)`` (gdown >= 5.1), which reads
     the folder's page and downloads nothing.
     """
     try:
@@ -237,6 +237,9 @@ def list_drive_folder(folder_id: str) -> list[tuple[str, str]]:
                           "'course_lib[weights]'), then run the command again") from None
     try:
         files = gdown.download_folder(id=folder_id, skip_download=True, quiet=True)
+    except TypeError as err:  # gdown < 5.1 has no skip_download
+        raise ImportError(f"this gdown ({getattr(gdown, '__version__', '?')}) cannot list a folder without "
+                          f"downloading it ({err}); pip install -U 'gdown>=5.1'") from None
     except Exception as err:  # gdown raises its own errors, requests' and bs4's
         raise SourceRefused(f"Google Drive did not list the folder {folder_id} ({type(err).__name__}: "
                             f"{str(err).splitlines()[0] if str(err) else ''})") from None
