@@ -21,7 +21,8 @@ those. The cache folder is :func:`weights_dir`: ``--dir`` / ``directory=``, else
 path gives, for :func:`load_pretrained`, ``inpaint --checkpoint``, ``evaluate
 --checkpoint`` and ``train --init``:
 
-* an official name (``places2``, ...) -> its converted file in the cache;
+* an official name (``places2``, ...) -> its converted file in the cache (a file or folder
+  of that name in the current folder is read as a path instead);
 * a run folder -> its newest ``checkpoints/step_*.pt``; a trainer checkpoint -> the
   **weight average** of the generator when the run keeps one (``ema_decay > 0``,
   :mod:`course_lib.ema`: what validation and ``train --export`` use), else the trained
