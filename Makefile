@@ -60,7 +60,7 @@ check-editions: install  ## fail when the student editions are out of step with 
 figures: install  ## redraw lessons/figures from course_lib
 	$(PY) scripts/make_figures.py
 
-demo: install  ## inpaint data/samples with the CPU-trained toy model; writes outputs/demo.png
+demo: install  ## inpaint data/samples (official Places2 when downloaded, else the CPU-trained toy model); writes outputs/demo.png
 	OMP_NUM_THREADS=2 $(PY) scripts/demo.py
 
 learning-check: install  ## train toy_cpu for a few minutes and compare hole PSNR with non-learned fills

@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "inpaint": ("course_lib.inpaint_cli", "inpaint one image or a folder of images"),
     "evaluate": ("course_lib.evaluate", "Table 1 metrics (L1, L2, PSNR, TV, SSIM) on a data set"),
     "make-flist": ("course_lib.data", "write an flist file (one image path per line) for a folder"),
+    "download": ("course_lib.pretrained", "fetch an official model (places2, celeba, celebahq, imagenet) into the cache"),
 }
 
 # Exit codes of every command (README "Bad input and faults" lists the same).

@@ -285,63 +285,26 @@ def write_csv(results: Mapping[str, Any], path: Union[str, os.PathLike]) -> Path
 
 # ----------------------------------------------------------------------------- checkpoints
 
-# files course_lib writes itself: trainer checkpoints and exported generator weights
-COURSE_LIB_KINDS: tuple[str, ...] = ("course_lib.train", "course_lib.generator")
-
-
-def _infer_cnum(state: Mapping[str, torch.Tensor]) -> int:
-    """cnum of a generator state dict: the output channels of ``coarse.conv1``."""
-    for key, value in state.items():
-        if key.endswith("conv1.weight") and key.startswith("coarse") and value.dim() == 4:
-            return int(value.shape[0])
-    raise ValueError("cannot find coarse.conv1.weight in the state dict: is this a course_lib Generator's "
-                     "state dict? (official TF checkpoints: convert them with `python -m course_lib convert`)")
-
-
 def load_generator_and_config(path: Union[str, os.PathLike], device: Union[str, torch.device] = "cpu",
                               cnum: Optional[int] = None) -> tuple[nn.Module, dict[str, Any]]:
     """Load a Generator for evaluation; returns ``(generator, config)`` (eval mode).
 
-    (:func:`course_lib.load_generator` returns just the generator.) A training checkpoint
-    of a run with ``ema_decay > 0`` gives its weight average (:mod:`course_lib.ema`).
-
-    Accepts a course_lib training checkpoint (``{"kind": "course_lib.train", "generator":
-    state_dict, "config": {"cnum": ..., "image_size": ...}}``) or a run folder holding
-    them (the newest is used), exported generator weights (``kind: "course_lib.generator"``,
-    float16 allowed), a bare generator state dict (``cnum`` read from the weights unless
-    given), and the official weights, converted (``python -m course_lib convert``) or as
-    the TF checkpoint itself, through :func:`course_lib.pretrained.load_pretrained`.
+    (:func:`course_lib.load_generator` returns just the generator.) Which weights a path or
+    name gives is decided in one place, :func:`course_lib.pretrained.load_weights`: an
+    official name (``places2``, cached by ``python -m course_lib download``), a trainer
+    checkpoint or run folder (its newest; the **weight average** when the run keeps one,
+    :mod:`course_lib.ema`, else the trained weights), exported generator weights (float16
+    allowed), a converted official ``.pt`` or the TF checkpoint itself, or a bare generator
+    state dict (``cnum`` read from the weights unless given).
     """
-    from course_lib.checkpoint import generator_state_dict, latest_checkpoint, safe_torch_load
-    from course_lib.generator import Generator
-    from course_lib.pretrained import load_pretrained
+    from course_lib.pretrained import build_generator, load_weights
 
-    path = Path(path).expanduser()
-    if path.is_dir():
-        found = latest_checkpoint(path)
-        if found is None:  # no step_*.pt: maybe an official TF checkpoint folder
-            return load_pretrained(path, device), {}
-        path = found
-    if not path.is_file():
-        if Path(str(path) + ".index").is_file():  # a TF prefix such as .../snap-0
-            return load_pretrained(path, device), {}
-        raise FileNotFoundError(f"checkpoint {str(path)!r} does not exist")
-    if path.name.endswith(".index") or ".data-" in path.name:
-        return load_pretrained(path, device), {}
-    obj = safe_torch_load(path, "cpu")
-    if not isinstance(obj, Mapping):
-        raise ValueError(f"{str(path)!r} holds a {type(obj).__name__}, not a checkpoint dict or state dict")
-    config = dict(obj["config"]) if isinstance(obj.get("config"), Mapping) else {}
-    if "generator" in obj and obj.get("kind") not in COURSE_LIB_KINDS:
-        return load_pretrained(path, device), config  # a converted official model
-    state = generator_state_dict(obj)
-    generator = Generator(cnum=int(cnum or config.get("cnum") or _infer_cnum(state)))
+    weights = load_weights(path, "cpu")
     try:
-        generator.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{str(path)!r}: the weights do not fit a course_lib Generator ({err}); "
-                         f"pass --cnum if the width was not detected right") from None
-    return generator.to(device).eval(), config
+        generator = build_generator(weights, cnum)
+    except ValueError as err:
+        raise ValueError(f"{err}; pass --cnum if the width was not detected right") from None
+    return generator.to(device).eval(), dict(weights.config)
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -361,7 +324,9 @@ def main(argv: Optional[list[str]] = None) -> int:
         description="Table-1 metrics (L1 %, L2 %, PSNR, TV %, SSIM) of a model and a non-learned baseline "
                     "on a data set with fixed, seeded holes.",
     )
-    parser.add_argument("--checkpoint", help="trainer checkpoint (.pt or run folder) or generator state dict; "
+    parser.add_argument("--checkpoint", help="official model name (places2, celeba, celebahq, imagenet: after "
+                                             "python -m course_lib download NAME), trainer checkpoint (.pt or run "
+                                             "folder: the weight average when the run keeps one), generator weights; "
                                              "omit to evaluate the baseline only")
     parser.add_argument("--data", required=True, help="'toy', an image folder, an flist file, or a data-set root")
     parser.add_argument("--dataset", choices=DATASET_NAMES,

@@ -14,7 +14,9 @@ back). ``--mode exact`` runs the whole image through the model, ``--mode crop`` 
 around the hole at the model's scale (large photos), ``--mode auto`` (default) exact when it
 fits ``--memory-gb`` and the image is at most 1024 px, else crop; each written image's line
 says which ran and where. ``--checkpoint`` takes a trainer checkpoint (file, or a run folder:
-its newest ``step_*.pt``), generator-only weights (``course_lib/weights/toy_cpu.pt``, ``--export``
+its newest ``step_*.pt``; the weight average when the run keeps one), an official model
+name (``places2``, ``celeba``, ``celebahq``, ``imagenet``, after ``python -m course_lib download
+NAME``), generator-only weights (``course_lib/weights/toy_cpu.pt``, ``--export``
 of the trainer), a converted official ``.pt`` (``python -m course_lib convert``) or the
 official TF checkpoint itself (folder or prefix). A mask is white (or > 127.5) where the
 hole is, as the release's ``test.py``; a PNG holding only 0 and 1 (saved from a NumPy 0/1
@@ -50,13 +52,15 @@ _IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", 
 
 
 def load_generator(path: PathLike, device: Union[str, torch.device] = "cpu") -> torch.nn.Module:
-    """A Generator in eval mode from any checkpoint kind course_lib writes or reads.
+    """A Generator in eval mode from any checkpoint kind course_lib writes or reads, or an official name.
 
-    Trainer checkpoints and run folders, generator-only files, converted official models and
-    official TF checkpoints (folder or ``snap-N`` prefix): one loader,
-    :func:`course_lib.evaluate.load_generator_and_config`, does the dispatch; this returns just the model,
-    with the sizes it was trained at as its ``training_sizes`` attribute (:func:`training_sizes`),
-    which :func:`course_lib.inpainting.inpaint` reads for its hole warnings.
+    Trainer checkpoints and run folders (the weight average when the run keeps one),
+    generator-only files, official names (``places2``, ... after ``python -m course_lib
+    download``), converted official models and official TF checkpoints (folder or
+    ``snap-N`` prefix): one function, :func:`course_lib.pretrained.load_weights`, decides
+    which weights; this returns just the model, with the sizes it was trained at as its
+    ``training_sizes`` attribute (:func:`training_sizes`), which
+    :func:`course_lib.inpainting.inpaint` reads for its hole warnings.
     """
     return load_generator_and_training(path, device)[0]
 
@@ -77,10 +81,6 @@ def load_generator_and_training(path: PathLike, device: Union[str, torch.device]
     """:func:`load_generator` plus the model's :func:`training_sizes` (from its checkpoint's config)."""
     from course_lib.evaluate import load_generator_and_config as _load
 
-    path = Path(path).expanduser()
-    if not path.exists() and not Path(str(path) + ".index").is_file():
-        raise FileNotFoundError(f"checkpoint {path} does not exist; pass a trainer checkpoint, a run "
-                                "folder, course_lib/weights/toy_cpu.pt, or an official model")
     generator, config = _load(path, device=device)
     sizes = training_sizes(config or {})
     generator.training_sizes = dict(sizes)  # read by inpaint() (a plain attribute: not in the state dict)
@@ -186,7 +186,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--mask", required=True,
                         help="a mask file (white = hole), or a folder with one mask per image (same name)")
     parser.add_argument("--checkpoint", required=True,
-                        help="trainer checkpoint / run folder, generator weights .pt, or an official model")
+                        help="official model name (places2, celeba, celebahq, imagenet; after python -m course_lib "
+                             "download NAME), trainer checkpoint / run folder, generator weights .pt, or a TF checkpoint")
     parser.add_argument("--output", required=True, help="output file (one image) or folder (folder mode)")
     parser.add_argument("--device", default="auto", help="auto (GPU if available), cpu, cuda, ...")
     parser.add_argument("--mode", default="auto", choices=("auto", "exact", "crop"),

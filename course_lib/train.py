@@ -415,11 +415,16 @@ class Trainer:
     autotuned kernels (``cudnn_benchmark``) may differ in the last bits between runs.
 
     ``dataset`` / ``val_dataset`` replace the config's data sets (e.g. in a notebook).
+    ``init`` starts a NEW run from other weights (``train --init``: an official name, a
+    converted or TF checkpoint, a run, an exported generator; see
+    :func:`course_lib.pretrained.init_models`) with fresh optimisers at step 0;
+    ``fresh_critics`` keeps the critics random.
     """
 
     def __init__(self, config: TrainConfig, out_dir: Union[str, os.PathLike],
                  resume: Union[None, bool, str, os.PathLike] = None,
-                 dataset: Optional[Dataset] = None, val_dataset: Optional[Dataset] = None) -> None:
+                 dataset: Optional[Dataset] = None, val_dataset: Optional[Dataset] = None,
+                 init: Union[None, str, os.PathLike] = None, fresh_critics: bool = False) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
         self.dist: DistInfo = init_distributed(config.device)
@@ -476,8 +481,17 @@ class Trainer:
             self._val_dataset = self._make_val_dataset()
         if self.dist.is_main:
             self._warn_about_data()
+        if init is not None and (saved is not None or ckpt_io.latest_checkpoint(self.out_dir) is not None):
+            raise ValueError(f"--init starts a new run, but {self.out_dir} already holds checkpoints; choose a "
+                             "new --out, or continue that run with --resume")
         if saved is not None:
             self._load_state(saved)
+        elif init is not None:  # train --init: weights only; fresh optimisers, step 0
+            from course_lib.pretrained import init_models
+            self._notes.append("initialised " + init_models(init, config, self.generator, self.local_critic,
+                                                            self.global_critic, fresh_critics))
+            if self.ema is not None:
+                self.ema.reset(self.generator)
         # DDP wraps after loading (DDP broadcasts rank 0's weights at construction).
         if self.dist.distributed:
             ids = [self.device.index] if self.device.type == "cuda" else None
@@ -1139,6 +1153,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--resume", nargs="?", const="auto", default=None, metavar="CKPT",
                         help="continue from a checkpoint file/folder; without a value: the newest "
                              "checkpoint in --out (a fresh start when there is none)")
+    parser.add_argument("--init", default=None, metavar="WEIGHTS",
+                        help="start a new run from these weights (fine-tuning): an official name (places2, celeba, "
+                             "celebahq, imagenet; after python -m course_lib download NAME), a converted/TF checkpoint, "
+                             "a run folder or an exported generator; fresh optimisers, step 0. Without --config: "
+                             "places2's config for official weights, else the file's own config")
+    parser.add_argument("--fresh-critics", action="store_true",
+                        help="with --init: start both critics from random weights (needed for generator-only files)")
     parser.add_argument("--max-minutes", type=float, default=None,
                         help="stop (with a checkpoint) after this many minutes of training")
     parser.add_argument("--export", default=None, metavar="PATH",
@@ -1199,13 +1220,17 @@ def main(argv: Optional[list[str]] = None) -> int:
             found = ckpt_io.latest_checkpoint(found)
         base = (TrainConfig.from_dict(ckpt_io.load_checkpoint(found)["config"]) if found is not None
                 else load_config("toy_cpu"))
+    elif args.config is None and args.init is not None:  # the init file's own config, or the release's
+        from course_lib.pretrained import load_weights
+        saved = load_weights(args.init).config
+        base = TrainConfig.from_dict(saved) if "image_size" in saved else load_config("places2")
     else:
         base = load_config(args.config or "toy_cpu")
     config = apply_overrides(base, args.overrides) if args.overrides else base
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
-    trainer = Trainer(config, args.out, resume=args.resume)
+    trainer = Trainer(config, args.out, resume=args.resume, init=args.init, fresh_critics=args.fresh_critics)
     try:
         result = trainer.fit(max_minutes=args.max_minutes)
     finally:

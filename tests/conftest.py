@@ -19,7 +19,7 @@ import pytest
 
 # Variables that change what course_lib or its dependencies do. Removed for every test.
 COURSE_ENV = (
-    "CI", "COURSE_LIB_CI", "COURSE_LIB_SAMPLES", "COURSE_LIB_DEBUG",
+    "CI", "COURSE_LIB_CI", "COURSE_LIB_SAMPLES", "COURSE_LIB_DEBUG", "COURSE_LIB_WEIGHTS", "COURSE_LIB_DRIVE_URL",
     "WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
     "PYTHONHASHSEED",
 )
