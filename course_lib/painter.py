@@ -168,6 +168,16 @@ class MaskPainter:
         fig.tight_layout()
         return fig
 
+    def draw(self, points: Sequence[Point], brush: Optional[float] = None) -> Figure:
+        """Paint one stroke through ``points`` (canvas pixels), fill, and return :meth:`figure`.
+
+        The painter without its canvas, in one call: what to run where the widget stays blank
+        (e.g. on Colab without its custom widget manager); the strokes add up as on the canvas.
+        """
+        self.paint(points, brush)
+        self.fill()
+        return self.figure()
+
     # -------------------------------------------------------------- the widget
 
     def _on_down(self, x: float, y: float) -> None:
