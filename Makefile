@@ -49,7 +49,7 @@ $(COLAB_VENV)/.installed: Makefile
 	$(COLAB_PY) -m pip install --quiet $(TORCH_PIN) $(COLAB_STACK)
 	touch $@
 
-test-colab: $(COLAB_VENV)/.installed  ## the widget notebooks under Colab's ipywidgets 7.7.1 and a stand-in google.colab (about 2 minutes)
+test-colab: $(COLAB_VENV)/.installed  ## the widget notebooks under Colab's ipywidgets 7.7.1 and a stand-in google.colab (2 to 4 minutes)
 	OMP_NUM_THREADS=$(NB_THREADS) MKL_NUM_THREADS=$(NB_THREADS) $(COLAB_PY) scripts/colab_check.py
 
 test-notebooks: install  ## every notebook under nbval: students on this CPU's kernels, solutions on the lowest
