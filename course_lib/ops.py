@@ -45,6 +45,8 @@ __all__ = [
     "resize_nearest",
     "use_reference_ops",
     "fold_same_padding",
+    "folded_same_conv2d",
+    "use_fast_path",
     "tf_default_init_",
     "SameConv2d",
     "GenConv",
@@ -117,8 +119,36 @@ def fold_same_padding(enabled: bool = True) -> contextlib.AbstractContextManager
     return _switched(_FOLD, enabled)
 
 
+def folded_same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                       stride: int = 1, dilation: int = 1) -> torch.Tensor:
+    """TF ``'SAME'`` conv with the padding folded into ``F.conv2d`` (the fast training path).
+
+    Per axis, TF pads ``(before, after)`` (:func:`same_padding`); the symmetric part
+    ``min(before, after)`` becomes the conv's own zero padding (no padded copy) and only the
+    rest, TF's odd extra pixel at the bottom/right of a stride-2 conv on an even size, is
+    padded by hand (one ``F.pad``). For a stride-2 conv that pad adds one more zero row
+    (column) when the padded size would be odd: the conv never reads it (the output size
+    does not change) and oneDNN runs even sizes faster. Same output as
+    :func:`same_conv2d`'s default path up to float rounding (another summation order:
+    about 1e-6 relative), values and gradients (``tests/test_ops.py``).
+    """
+    kh, kw = weight.shape[-2:]
+    pads, sym = [], []
+    for n, k in ((x.shape[-1], kw), (x.shape[-2], kh)):  # F.pad order: the last axis first
+        before, after = same_padding(n, k, stride, dilation)
+        common = min(before, after)
+        extra_after = after - common
+        if stride == 2 and extra_after and (n + before + after) % 2:
+            extra_after += 1  # an unread zero row: an even padded size
+        pads += [before - common, extra_after]
+        sym.append(common)
+    if any(pads):
+        x = F.pad(x, pads)  # (B, C_in, H + extra, W + extra): the asymmetric remainder only
+    return F.conv2d(x, weight, bias, stride, (sym[1], sym[0]), dilation)
+
+
 def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                stride: int = 1, dilation: int = 1) -> torch.Tensor:
+                stride: int = 1, dilation: int = 1, fold: bool = False) -> torch.Tensor:
     """TF ``'SAME'`` conv: pad a copy with :func:`pad_same`, then a padding-free conv.
 
     ``x`` (B, C_in, H, W), ``weight`` (C_out, C_in, k, k) -> (B, C_out, ceil(H/s), ceil(W/s)).
@@ -130,11 +160,37 @@ def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
     weights' outputs would depend on the CPU; weight gradients differ (~1e-5) on every CPU.
     Inside :func:`fold_same_padding` (fast inference) a stride-1 conv with an odd kernel,
     whose 'SAME' padding ``(k - 1) * dilation / 2`` is the same on every side, is folded.
+    ``fold=True`` (the fast training path, :func:`use_fast_path`) folds every conv, the
+    stride-2 ones included (:func:`folded_same_conv2d`).
     """
+    if fold:
+        return folded_same_conv2d(x, weight, bias, stride, dilation)
     k = weight.shape[-1]
     if _FOLD["on"] and stride == 1 and k % 2 == 1 and weight.shape[-2] == k:
         return F.conv2d(x, weight, bias, 1, (k - 1) * dilation // 2, dilation)
     return F.conv2d(pad_same(x, k, stride, dilation), weight, bias, stride, 0, dilation)
+
+
+def use_fast_path(*modules: nn.Module, enabled: bool = True) -> None:
+    """Switch ``modules`` (and their children) onto the fast training path, or back; in place.
+
+    Every :class:`SameConv2d` inside folds its padding (:func:`folded_same_conv2d`) and every
+    child with a ``batched_attention`` attribute (:class:`course_lib.generator.RefineNetwork`)
+    runs the batched dense contextual attention
+    (:func:`course_lib.attention_fast.contextual_attention_batched`). Both are second
+    implementations equal to the step-by-step path to float rounding (~1e-6 relative), values
+    and gradients, everywhere in the image, so the trainer's losses are unchanged but for
+    the last bits. A per-module flag, not a global switch: it travels with the module (a
+    ``copy.deepcopy``, e.g. an EMA copy, keeps it) and is not saved in the state dict.
+    """
+    for module in modules:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"use_fast_path expects nn.Module arguments, got {type(module).__name__}")
+        for child in module.modules():
+            if isinstance(child, SameConv2d):
+                child.fold_padding = bool(enabled)
+            if hasattr(child, "batched_attention"):
+                child.batched_attention = bool(enabled)
 
 
 def nearest_indices(in_size: int, out_size: int, align_corners: bool = True,
@@ -299,8 +355,10 @@ class SameConv2d(nn.Conv2d):
         """Called by ``nn.Conv2d.__init__``: TF's default init instead of PyTorch's."""
         tf_default_init_(self)
 
+    fold_padding = False  # set by use_fast_path(): fold the padding into the conv (folded_same_conv2d)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_out, H', W')
-        return same_conv2d(x, self.weight, self.bias, self.stride[0], self.dilation[0])
+        return same_conv2d(x, self.weight, self.bias, self.stride[0], self.dilation[0], self.fold_padding)
 
 
 class GenConv(SameConv2d):
