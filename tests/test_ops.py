@@ -9,7 +9,7 @@ import course_lib.ops as ops
 from course_lib.ops import (GenConv, GenDeconv, SameConv2d, nearest_indices, pad_same, tf_default_init_,
                             resize_nearest, resize_nearest_reference, same_conv2d,
                             same_padding, use_reference_ops, fold_same_padding, folded_same_conv2d,
-                            use_fast_path)
+                            same_conv2d_input_grad, upsample_conv2d, use_fast_path)
 
 
 @pytest.mark.parametrize("size,kernel,stride,dilation,expected", [
@@ -327,3 +327,43 @@ def test_use_fast_path_sets_the_flags_and_back():
     assert not any(c.fold_padding for c in convs) and not gen.refine.batched_attention
     with pytest.raises(TypeError, match="nn.Module"):
         use_fast_path(gen.state_dict())
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 5), (1, 3)])
+def test_upsample_conv2d_equals_resize_then_conv(size):
+    """The sub-pixel form of gen_deconv against the x2 resize + 3x3 'SAME' conv, values and gradients."""
+    g = torch.Generator().manual_seed(size[0] * 10 + size[1])
+    x = torch.randn(2, 6, *size, generator=g, requires_grad=True)  # (B, C_in, H, W)
+    w = torch.randn(4, 6, 3, 3, generator=g, requires_grad=True)
+    b = torch.randn(4, generator=g, requires_grad=True)
+    expected = same_conv2d(resize_nearest(x, (2 * size[0], 2 * size[1])), w, b)
+    out = upsample_conv2d(x, w, b)
+    assert out.shape == expected.shape == (2, 4, 2 * size[0], 2 * size[1])
+    assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()), rtol=0)
+    gy = torch.randn(expected.shape, generator=g)
+    for got, want in zip(torch.autograd.grad(out, (x, w, b), gy), torch.autograd.grad(expected, (x, w, b), gy)):
+        assert torch.allclose(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+
+
+def test_gen_deconv_fast_path_equals_the_default():
+    torch.manual_seed(0)
+    layer = GenDeconv(6, 4)
+    x = torch.randn(2, 6, 5, 8)
+    expected = layer(x)
+    use_fast_path(layer)
+    out = layer(x)
+    assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()), rtol=0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("stride,dilation,kernel", CONV_CASES)
+def test_same_conv2d_input_grad_equals_autograd(size, stride, dilation, kernel):
+    g = torch.Generator().manual_seed(hash((size, stride, dilation, kernel, "grad")) % 2**31)
+    x = torch.randn(2, 3, *size, generator=g, requires_grad=True)  # (B, C_in, H, W)
+    w = torch.randn(5, 3, kernel, kernel, generator=g)
+    y = _explicit_same_conv(x, w, None, stride, dilation)
+    gy = torch.randn(y.shape, generator=g)
+    (expected,) = torch.autograd.grad(y, x, gy)
+    out = same_conv2d_input_grad(gy, w, size, stride, dilation)
+    assert out.shape == x.shape
+    assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()), rtol=0)
