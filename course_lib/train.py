@@ -64,6 +64,7 @@ from course_lib.ema import WeightEMA
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
 from course_lib.masks import MaskFolder, random_box_mask, training_holes
+from course_lib.ops import use_fast_path
 from course_lib.runlock import RunLock
 from course_lib.seed import make_generator, seed_everything
 
@@ -443,6 +444,7 @@ class Trainer:
         if config.channels_last:
             for m in self.models:
                 m.to(memory_format=torch.channels_last)
+        use_fast_path(*self.models)  # the fast training path: the same maths to float rounding (course_lib.ops)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = config.cudnn_benchmark
         betas = tuple(config.betas)
