@@ -18,8 +18,14 @@ PORTABLE_ENV ?= ATEN_CPU_CAPABILITY=default ONEDNN_MAX_CPU_ISA=SSE41 MKL_ENABLE_
 SOLUTION_NOTEBOOKS := $(wildcard notebooks/solutions/*.ipynb)
 STUDENT_NOTEBOOKS := $(wildcard notebooks/*.ipynb)
 NBVAL := $(PY) -m pytest -q -p no:python -p no:cacheprovider --nbval-lax --nbval-current-env
+# `make test-colab`: a second venv with the widget stack Colab ships (ipywidgets 7.7.1 and the
+# IPython and ipykernel it runs on), where scripts/colab_check.py installs course_lib with
+# --no-deps as the notebooks' install cell does and runs the widget notebooks.
+COLAB_VENV ?= .venv-colab
+COLAB_PY := $(COLAB_VENV)/bin/python
+COLAB_STACK ?= ipywidgets==7.7.1 ipykernel==6.17.1 ipython==7.34.0 numpy pillow matplotlib "nbval>=0.10"
 
-.PHONY: install test test-lib test-browser test-notebooks test-notebooks-as lab editions check-editions figures demo learning-check bench gpu-check clean
+.PHONY: install test test-lib test-browser test-colab test-notebooks test-notebooks-as lab editions check-editions figures demo learning-check bench gpu-check clean
 
 $(VENV)/.installed: pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -37,6 +43,14 @@ test-lib: install
 test-browser: install  ## the notebooks' widgets in JupyterLab + headless Chromium (needs `apt-get install chromium`)
 	$(PY) -c "import playwright" 2>/dev/null || $(PY) -m pip install --quiet "playwright>=1.40"
 	OMP_NUM_THREADS=$(NB_THREADS) MKL_NUM_THREADS=$(NB_THREADS) $(PY) -m pytest tests/browser -m browser -q -rs -s
+
+$(COLAB_VENV)/.installed: Makefile
+	test -x $(COLAB_PY) || $(PYTHON) -m venv $(COLAB_VENV)
+	$(COLAB_PY) -m pip install --quiet $(TORCH_PIN) $(COLAB_STACK)
+	touch $@
+
+test-colab: $(COLAB_VENV)/.installed  ## the widget notebooks under Colab's ipywidgets 7.7.1 and a stand-in google.colab (2 to 4 minutes)
+	OMP_NUM_THREADS=$(NB_THREADS) MKL_NUM_THREADS=$(NB_THREADS) $(COLAB_PY) scripts/colab_check.py
 
 test-notebooks: install  ## every notebook under nbval: students on this CPU's kernels, solutions on the lowest
 ifneq ($(strip $(NOTEBOOKS)),)
@@ -76,4 +90,4 @@ lab: install
 	$(VENV)/bin/jupyter lab notebooks/
 
 clean:
-	rm -rf $(VENV) .pytest_cache
+	rm -rf $(VENV) $(COLAB_VENV) .pytest_cache

@@ -51,6 +51,7 @@ __all__ = [
     "chunk_rows",
     "score_bytes_bound",
     "contextual_attention_fast",
+    "contextual_attention_batched",
 ]
 
 DEFAULT_MAX_BYTES = 512 * 2**20  # score tensors of one chunk: at most 512 MiB
@@ -306,4 +307,93 @@ def contextual_attention_fast(f: torch.Tensor, b: torch.Tensor, mask: Optional[t
     if stats is not None:
         stats.update(rows=counts.tolist(), chunks=-(-max_count // n), chunk_rows=n,
                      score_numel_max=score_numel_max)
+    return y, flow
+
+
+# ---------------------------------------------------------------------------- the training path
+
+def _diagonal_sum(m: torch.Tensor, fuse_k: int) -> torch.Tensor:
+    """Release step 7's identity-kernel 'SAME' conv of a (B, R, S) matrix, without a conv.
+
+    ``out[p, q] = sum over d of m[p + d, q + d]`` for ``d = -(fuse_k-1)//2 .. fuse_k//2``, zero
+    outside the matrix (TF 'SAME' puts the odd extra tap at the end): the matrix padded once,
+    then ``fuse_k`` shifted views added (a 1-channel conv runs far below the matmul rate).
+    """
+    before = (fuse_k - 1) // 2
+    after = fuse_k - 1 - before
+    R, S = m.shape[-2:]
+    padded = F.pad(m, (before, after, before, after))  # (B, R + k - 1, S + k - 1)
+    out = padded[:, :R, :S]
+    for i in range(1, fuse_k):
+        out = out + padded[:, i:i + R, i:i + S]  # (B, R, S)
+    return out
+
+
+def contextual_attention_batched(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Tensor] = None,
+                                 ksize: int = 3, rate: int = 2, fuse_k: int = 3, softmax_scale: float = 10.0,
+                                 fuse: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
+    """The dense contextual attention (stride 1) for training: every row, all images in a few matmuls.
+
+    The same maths as :func:`course_lib.attention.contextual_attention` (release steps 1-10,
+    per-image masks) everywhere in the image, so the trainer's losses, which read
+    ``x_stage2`` outside the hole too, see the same values (up to float rounding, ~1e-6
+    relative in float32; ``tests/test_attention_fast.py`` checks values and gradients). What
+    changes is how, not what:
+
+    * patches by ``F.unfold`` with the 'SAME' padding folded in (``ksize`` odd: symmetric; the
+      ``2*rate`` pasting patches at stride ``rate`` on sizes that are multiples of ``rate``:
+      symmetric too), in the ``(B, C*k*k, L)`` layout that a matmul reads without copies;
+    * matching (step 6) as one batched matmul ``S = F^T W`` (B, N, L) instead of a grouped conv;
+    * attention propagation (step 7) as shifted views of the padded score matrix
+      (:func:`_diagonal_sum`) instead of a 1-channel conv, the column-major pass on a
+      permuted copy as in :func:`course_lib.attention.fuse_scores`;
+    * pasting (step 10) as a batched matmul of the raw patches with the attention and
+      ``F.fold`` (col2im, its 'SAME' crop as fold's padding), instead of a grouped
+      transposed conv.
+
+    Arguments and returns as :func:`course_lib.attention.contextual_attention` with
+    ``stride=1``: ``y`` (B, C, H, W) and the flow picture (B, 3, H, W), no gradient.
+    """
+    _check_inputs(f, b, mask, rate)
+    for name, value in (("ksize", ksize), ("fuse_k", fuse_k)):
+        if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+            raise ValueError(f"{name} must be a positive int, got {value!r}")
+    if ksize % 2 == 0:
+        raise ValueError(f"contextual_attention_batched needs an odd ksize (symmetric 'SAME' padding), got "
+                         f"{ksize}; use course_lib.attention.contextual_attention for even ones")
+    B, C, H, W = f.shape
+    Hb, Wb = b.shape[-2:]
+    k = 2 * rate
+    # step 1: the raw 2r x 2r patches of b at stride r; 'SAME' pads (r/2 .. ) symmetrically on multiples of r
+    raw_pad = same_padding(Hb, k, rate)[0], same_padding(Wb, k, rate)[0]
+    raw = F.unfold(b, k, padding=raw_pad, stride=rate)  # (B, C*k*k, L)
+    f_small, b_small = downsample(f, rate), downsample(b, rate)  # (B, C, hf, wf), (B, C, hb, wb)
+    hf, wf = f_small.shape[-2:]
+    hb, wb = b_small.shape[-2:]
+    N, L = hf * wf, hb * wb
+    pad = (ksize - 1) // 2
+    Fp = F.unfold(f_small, ksize, padding=pad)  # (B, C*ks*ks, N)
+    Wp = F.unfold(b_small, ksize, padding=pad)  # (B, C*ks*ks, L)
+    # step 5 as normalize_patches: the root only where the sum is positive, floor 1e-4
+    sq = Wp.pow(2).sum(dim=1, keepdim=True)  # (B, 1, L)
+    positive = sq > 0
+    norm = torch.where(positive, sq, torch.ones_like(sq)).sqrt() * positive  # (B, 1, L)
+    Wn = Wp / norm.clamp(min=1e-4)  # (B, C*ks*ks, L)
+    scores = torch.bmm(Fp.transpose(1, 2), Wn)  # (B, N, L): row p = foreground cell, column q = patch
+    if fuse:
+        scores = _diagonal_sum(scores, fuse_k)  # row-major diagonals
+        cm = scores.view(B, hf, wf, hb, wb).permute(0, 2, 1, 4, 3).reshape(B, N, L)  # column-major order
+        cm = _diagonal_sum(cm, fuse_k)
+        scores = cm.view(B, wf, hf, wb, hb).permute(0, 2, 1, 4, 3).reshape(B, N, L)  # row-major again
+    if mask is None:
+        mm = scores.new_ones(1, 1, L)  # (1, 1, L)
+    else:
+        mm = valid_patches(downsample(mask.to(b.dtype), rate), ksize, 1).to(scores.dtype)[:, None, :]
+    attention = F.softmax(scores * mm * softmax_scale, dim=2) * mm  # (B, N, L), step 8
+    cols = torch.bmm(raw, attention.transpose(1, 2))  # (B, C*k*k, N): each cell's weighted patch
+    out_pad = same_padding(H, k, rate)[0], same_padding(W, k, rate)[0]
+    y = F.fold(cols, (H, W), k, padding=out_pad, stride=rate) / 4.0  # (B, C, H, W), as reconstruct()
+    with torch.no_grad():
+        offsets = offsets_of_index(attention.argmax(dim=2).view(B, hf, wf), wf)  # (B, 2, hf, wf)
+        flow = flow_picture(offsets, (H, W), rate, f.dtype)  # (B, 3, H, W)
     return y, flow

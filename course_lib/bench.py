@@ -22,8 +22,17 @@ compared against, measured in the same run:
   the per-image loop (the release's ``tf.split``, :func:`attention_per_image_loop`), the batched
   dense layer, the fast layer on all rows and restricted to what a generator's composite reads,
   timed alternately, with the loop / fast ratios;
+* the two halves of a training iteration (:func:`bench_steps`, :func:`step_rows`): the
+  generator step (forward, the release's losses, backward) at ``--step-size`` (128, B=4) and
+  twice it (256, B=2), the critic step (WGAN + masked gradient penalties, local 128 + global
+  256, B=8), and both at the ``--toy-config``'s own sizes (and ``places2``'s, 256 px B=16, on
+  CUDA); each on the trainer's fast path, the notebooks' step-by-step path and the simplest
+  per-image-loop port (:class:`PortGenerator`, :class:`PortCritic`: symmetric PyTorch padding,
+  ``F.interpolate`` nearest, the attention once per image), timed alternately, with the
+  port / path ratios and the counted conv and matmul work (:class:`_FlopCount`); skipped by
+  ``--no-steps``, alone with ``--only-steps``;
 * one training step (5 critic + 1 generator updates, Adam, the release's losses) at batch
-  ``--train-batch`` (default 16) and ``--train-size`` (256): the current path against the
+  ``--train-batch`` (default 16) and ``--train-size`` (256): the trainer's fast path against the
   reference ops with the per-image attention loop; skipped by ``--quick``.
 
 Peak memory (``peak_mb``): on CUDA ``torch.cuda.max_memory_allocated`` during the row's calls;
@@ -52,11 +61,13 @@ import torch
 from course_lib.attention import contextual_attention
 from course_lib.attention_fast import contextual_attention_fast, use_fast_attention
 import course_lib.generator as generator_module
-from course_lib.critics import GlobalCritic, LocalCritic
-from course_lib.generator import Generator
+import torch.nn.functional as F
+
+from course_lib.critics import Critic, GlobalCritic, LocalCritic, flatten_nhwc
+from course_lib.generator import Generator, stage_input
 from course_lib.losses import LossWeights, critic_loss, generator_loss
 from course_lib.masks import random_box_mask
-from course_lib.ops import fold_same_padding, use_reference_ops
+from course_lib.ops import ACTIVATIONS, GenDeconv, SameConv2d, fold_same_padding, use_fast_path, use_reference_ops
 
 __all__ = [
     "PAPER_SECONDS_512",
@@ -412,6 +423,9 @@ def bench_generator(cnum: int, size: int, device: torch.device, repeats: int, wa
     rows = [_timed_row(f"generator {size}x{size} fast", seconds["fast"], 1, "ms/image", peaks["fast"],
                        where + ("; alternating with the reference" if reference else ""), work["total"],
                        gflops_rate)]
+    convs_ms = 1000.0 * work["convs"] / gflops_rate
+    rows[0].note += (f"; its convs alone: {work['convs']:.1f} GFLOP = {convs_ms:.0f} ms at the sgemm rate "
+                     f"(fast / that = {rows[0].median / convs_ms:.2f})")
     if not reference:
         gib = ((size // 8) ** 4) * 4 / 2**30
         rows[0].note += f"; reference not run (its dense score matrix alone is {gib:.1f} GiB)"
@@ -509,6 +523,199 @@ def bench_attention(channels: int, feature_size: int, batch: int, device: torch.
     return rows
 
 
+# ----------------------------------------------------------------------------- the simplest port
+
+def _port_conv(conv: SameConv2d, x: torch.Tensor) -> torch.Tensor:
+    """The simplest port's conv: PyTorch's symmetric padding ``(k - 1) * d // 2`` on every side, stride 2 too.
+
+    Not TF 'SAME' (a stride-2 conv on an even size reads half a pixel earlier): the port's
+    semantics, kept for its speed only; the weights are ``conv``'s own.
+    """
+    k, d = conv.kernel_size[0], conv.dilation[0]
+    return F.conv2d(x, conv.weight, conv.bias, conv.stride, (k - 1) * d // 2, conv.dilation)
+
+
+class PortGenerator(torch.nn.Module):
+    """The per-image-loop port of the generator, for the benchmark's training rows (written here, from the paper).
+
+    The same layers and weights as ``generator`` (it holds it), run the way the simplest
+    PyTorch port runs them: every conv with PyTorch's symmetric padding (:func:`_port_conv`),
+    the x2 upsampling and the mask resize by ``F.interpolate(mode="nearest")``, and the
+    contextual attention once per image (:func:`attention_per_image_loop`: per image, a plain
+    conv for the matching, a 1-channel conv twice for the fuse, a transposed conv for the
+    pasting). ``forward(x, mask) -> (x_stage1, x_stage2, None)``; not the release's values.
+    """
+
+    def __init__(self, generator: Generator) -> None:
+        super().__init__()
+        self.generator = generator
+
+    @staticmethod
+    def _layers(net: torch.nn.Module, h: torch.Tensor, names: Sequence[str]) -> torch.Tensor:
+        for name in names:
+            layer = getattr(net, name)
+            if isinstance(layer, GenDeconv):
+                h, layer = F.interpolate(h, scale_factor=2, mode="nearest"), layer.conv  # (B, C, 2H, 2W)
+            h = ACTIVATIONS[layer.activation](_port_conv(layer, h))
+        return h
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, None]:
+        coarse, refine = self.generator.coarse, self.generator.refine
+        x_in = x * (1.0 - mask)  # (B, 3, H, W)
+        x1 = self._layers(coarse, stage_input(x_in, mask), coarse.LAYERS).clamp(-1.0, 1.0)  # (B, 3, H, W)
+        x_mid = x1 * mask + x_in * (1.0 - mask)
+        h_in = stage_input(x_mid, mask)  # (B, 5, H, W)
+        x_hallu = self._layers(refine, h_in, ("xconv1", "xconv2_downsample", "xconv3", "xconv4_downsample",
+                                              "xconv5", "xconv6", "xconv7_atrous", "xconv8_atrous",
+                                              "xconv9_atrous", "xconv10_atrous"))  # (B, 4c, H/4, W/4)
+        pm = self._layers(refine, h_in, ("pmconv1", "pmconv2_downsample", "pmconv3", "pmconv4_downsample",
+                                         "pmconv5", "pmconv6"))  # (B, 4c, H/4, W/4)
+        mask_s = F.interpolate(mask, size=pm.shape[-2:], mode="nearest")  # (B or 1, 1, H/4, W/4)
+        pm, _ = attention_per_image_loop(pm, pm, mask_s, 3, 1, rate=2)  # (B, 4c, H/4, W/4)
+        pm = self._layers(refine, pm, refine.AFTER_ATTENTION[:2])
+        h = self._layers(refine, torch.cat([x_hallu, pm], dim=1), refine.AFTER_ATTENTION[2:])  # (B, 3, H, W)
+        return x1, h.clamp(-1.0, 1.0), None
+
+
+class PortCritic(torch.nn.Module):
+    """The simplest port's critic: ``critic``'s layers and weights with symmetric padding (:func:`_port_conv`)."""
+
+    def __init__(self, critic: Critic) -> None:
+        super().__init__()
+        self.critic = critic
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, 3, S, S) -> (B, 1)
+        c = self.critic
+        for conv in (c.conv1, c.conv2, c.conv3, c.conv4):
+            x = F.leaky_relu(_port_conv(conv, x), 0.2)  # (B, C_k, S/2, S/2)
+        return c.fc(flatten_nhwc(x))
+
+
+# ----------------------------------------------------------------------------- generator and critic steps
+
+class _FlopCount:
+    """Count the FLOPs of the convs and matmuls (forward and backward) run inside the ``with`` block.
+
+    A dispatch mode with ``torch.utils.flop_counter``'s formulas and without its module hooks
+    (which do not allow the gradient penalty's ``autograd.grad``). ``gflop`` after the block.
+    """
+
+    def __init__(self) -> None:
+        from torch.utils._python_dispatch import TorchDispatchMode
+        from torch.utils.flop_counter import flop_registry
+
+        counter = self
+
+        class Mode(TorchDispatchMode):
+            def __torch_dispatch__(self, func, types, args=(), kwargs=None):  # type: ignore[no-untyped-def]
+                kwargs = kwargs or {}
+                out = func(*args, **kwargs)
+                formula = flop_registry.get(func._overloadpacket)
+                if formula is not None:
+                    counter.flops += formula(*args, **kwargs, out_val=out)
+                return out
+
+        self.flops = 0
+        self._mode = Mode()
+
+    @property
+    def gflop(self) -> float:
+        return self.flops / 1e9
+
+    def __enter__(self) -> "_FlopCount":
+        self._mode.__enter__()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._mode.__exit__(*exc)
+
+
+STEP_PATHS = ("fast", "step-by-step", "port")  # the training path, the notebooks' path, the simplest port
+
+
+def _step_models(path: str, cnum: int, critic_cnum: int, size: int, hole: int, device: torch.device,
+                 seed: int) -> tuple[torch.nn.Module, torch.nn.Module, torch.nn.Module]:
+    """The generator and the two critics (seeded: every path gets the same weights) run by ``path``."""
+    torch.manual_seed(seed)
+    generator = Generator(cnum).to(device).train()
+    local, global_ = LocalCritic(critic_cnum, size=hole).to(device), GlobalCritic(critic_cnum, size=size).to(device)
+    if path == "fast":
+        use_fast_path(generator, local, global_)
+    if path == "port":
+        return PortGenerator(generator), PortCritic(local), PortCritic(global_)
+    return generator, local, global_
+
+
+def bench_steps(cnum: int, critic_cnum: int, size: int, batch: int, device: torch.device, repeats: int,
+                gflops_rate: float, which: Sequence[str] = ("generator", "critic"), hole: Optional[int] = None,
+                label: str = "", seed: int = 0) -> list[Row]:
+    """The two halves of a training iteration, each on :data:`STEP_PATHS`, timed alternately; ratios to the port.
+
+    * generator step: forward on ``batch`` images of ``size`` with one ``hole`` box
+      (default ``size // 2``), the release's losses (:func:`course_lib.losses.generator_loss`,
+      critics frozen) and the backward to every generator weight;
+    * critic step: :func:`course_lib.losses.critic_loss` (WGAN on ``batch`` real + ``batch``
+      completed images, local critic on the ``hole`` box and global on the image, and both
+      masked gradient penalties) and its backward (the generator's output is computed
+      once, before the timing).
+
+    ``fast`` is what the trainer runs (:func:`course_lib.ops.use_fast_path`), ``step-by-step``
+    the notebooks' default path, ``port`` the per-image-loop port (:class:`PortGenerator`,
+    :class:`PortCritic`). ``gflop``: the convs' and matmuls' work of one step, forward and
+    backward, counted (:class:`_FlopCount`) on the fast path's first call (which is
+    also the warm-up).
+    """
+    hole = size // 2 if hole is None else hole
+    g = torch.Generator().manual_seed(seed)
+    x = _images(batch, size, g).to(device)  # (B, 3, H, W)
+    mask, boxes = random_box_mask(batch, size, size, hole, hole, max_delta=hole // 4, generator=g)
+    mask, bbox = mask.to(device), boxes[0]  # (1, 1, H, W)
+    models = {path: _step_models(path, cnum, critic_cnum, size, hole, device, seed) for path in STEP_PATHS}
+    with torch.no_grad():
+        x2 = models["step-by-step"][0](x * (1.0 - mask), mask)[1]  # (B, 3, H, W): the critics' fake images
+    rows: list[Row] = []
+    where = f"{size}x{size}, B={batch}, cnum {cnum}" + (f", {label}" if label else "")
+    for kind in which:
+        def make(path: str) -> Callable[[], None]:
+            gen, local, global_ = models[path]
+
+            def generator_step() -> None:
+                for p in list(local.parameters()) + list(global_.parameters()):
+                    p.requires_grad_(False)
+                x1, x2_, _ = gen(x * (1.0 - mask), mask)
+                loss = generator_loss(x, x1, x2_, mask, bbox, local, global_)["total"]
+                gen.zero_grad(set_to_none=True)
+                loss.backward()
+
+            def critic_step() -> None:
+                for p in list(local.parameters()) + list(global_.parameters()):
+                    p.requires_grad_(True)
+                loss = critic_loss(x, x2, mask, bbox, local, global_, generator=seed)["total"]
+                local.zero_grad(set_to_none=True), global_.zero_grad(set_to_none=True)
+                loss.backward()
+            return generator_step if kind == "generator" else critic_step
+
+        fns = {path: make(path) for path in STEP_PATHS}
+        with _FlopCount() as counter:
+            fns["fast"]()  # the count, and the warm-up of the fast path
+        gflop = counter.gflop
+        for path in STEP_PATHS[1:]:
+            fns[path]()  # warm-up
+        peaks: dict[str, float] = {}
+        seconds = time_alternating(fns, repeats, 0, device, peaks)
+        name = f"{kind} step {where}"
+        what = ("fwd + losses + bwd" if kind == "generator" else
+                f"WGAN + masked GP, local {hole} + global {size}, critic cnum {critic_cnum}")
+        timed = {path: _timed_row(f"{name}: {path}", seconds[path], 1, "ms/step", peaks[path],
+                                  f"{what}; median of {repeats}, alternating", gflop, gflops_rate)
+                 for path in STEP_PATHS}
+        rows += list(timed.values())
+        for path in ("fast", "step-by-step"):
+            rows.append(_ratio_row(f"{name}: port / {path}", timed["port"].median, timed[path].median,
+                                   ">1: faster than the per-image-loop port"))
+    return rows
+
+
 @contextlib.contextmanager
 def _per_image_attention_in_the_generator() -> Iterator[None]:
     """Within the block, the generator's dense attention runs once per image (the release's loop)."""
@@ -528,16 +735,19 @@ class TrainStep:
     gradients, and steps Adam on :func:`course_lib.losses.critic_loss`; the generator
     update runs the generator with gradients, freezes the critics and steps Adam on
     :func:`course_lib.losses.generator_loss`. Adam: lr 1e-4, betas (0.5, 0.9) (release).
-    The 6 batches are made once, so the timing holds only the model's work.
+    The 6 batches are made once, so the timing holds only the model's work. ``fast``: the
+    trainer's fast path (:func:`course_lib.ops.use_fast_path`); off for the reference.
     """
 
     def __init__(self, cnum: int, critic_cnum: int, size: int, batch: int, device: torch.device,
-                 seed: int = 0) -> None:
+                 seed: int = 0, fast: bool = True) -> None:
         torch.manual_seed(seed)
         self.device = device
         self.generator = Generator(cnum).to(device).train()
         self.local_critic = LocalCritic(critic_cnum, size=size // 2).to(device).train()
         self.global_critic = GlobalCritic(critic_cnum, size=size).to(device).train()
+        if fast:  # what the trainer runs
+            use_fast_path(self.generator, self.local_critic, self.global_critic)
         critic_params = list(self.local_critic.parameters()) + list(self.global_critic.parameters())
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=1e-4, betas=(0.5, 0.9))
         self.opt_d = torch.optim.Adam(critic_params, lr=1e-4, betas=(0.5, 0.9))
@@ -593,14 +803,14 @@ def bench_train_step(cnum: int, critic_cnum: int, size: int, batch: int, device:
                      repeats: int, warmup: int, gflops_rate: float, seed: int = 0) -> list[Row]:
     """One whole training step (5 critic + 1 generator updates): current path, reference, ratio.
 
-    Reference: :func:`course_lib.ops.use_reference_ops` and the attention once per image
-    (the release's loop). Training always runs the dense attention (its losses read
+    Current: the trainer's fast path (:func:`course_lib.ops.use_fast_path`). Reference:
+    :func:`course_lib.ops.use_reference_ops` and the attention once per image (the release's loop). Training always runs the dense attention (its losses read
     ``x_stage2`` outside the hole too). ``gflop`` counts the generator only: 8 dense forwards
     (5 in the critic updates, 1 + a backward of ~2 in the generator update); the critics'
     work is not counted.
     """
-    current = TrainStep(cnum, critic_cnum, size, batch, device, seed)
-    reference = TrainStep(cnum, critic_cnum, size, batch, device, seed)
+    current = TrainStep(cnum, critic_cnum, size, batch, device, seed, fast=True)
+    reference = TrainStep(cnum, critic_cnum, size, batch, device, seed, fast=False)
 
     def run_reference() -> None:
         with use_reference_ops(), _per_image_attention_in_the_generator():
@@ -643,7 +853,7 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     for size in sizes + [args.train_size]:
         if size % 8 or size < 32:
             raise ValueError(f"sizes must be multiples of 8 and at least 32 (the critics need it), got {size}")
-    for flag in ("repeats", "train_repeats", "cnum", "critic_cnum", "attention_batch", "train_batch",
+    for flag in ("repeats", "train_repeats", "step_repeats", "cnum", "critic_cnum", "attention_batch", "train_batch",
                  "attention_size"):
         value = getattr(args, flag)
         if value is not None and value < 1:
@@ -656,21 +866,28 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     train_repeats = args.train_repeats or 1
     warmup = 1 if args.warmup is None else args.warmup
     heavy_warmup = 0 if args.quick and args.warmup is None and device.type == "cpu" else warmup
-    train = not (args.quick or args.no_train or args.only_generator)
+    train = not (args.quick or args.no_train or args.only_generator or args.only_steps)
+    steps = not (args.no_steps or args.only_generator)
+    step_repeats = args.step_repeats or (2 if args.quick else 3)
+    if args.step_size % 8 or args.step_size < 16:
+        raise ValueError(f"--step-size must be a multiple of 8 and at least 16, got {args.step_size}")
     settings = {"sizes": sizes, "repeats": repeats, "train_repeats": train_repeats, "warmup": warmup,
                 "heavy_warmup": heavy_warmup, "quick": bool(args.quick), "seed": args.seed,
                 "reference_max": args.reference_max, "attention_batch": args.attention_batch,
                 "attention_size": args.attention_size, "train_batch": args.train_batch,
-                "train_size": args.train_size, "train": train, "only_generator": bool(args.only_generator)}
+                "train_size": args.train_size, "train": train, "only_generator": bool(args.only_generator),
+                "steps": steps, "step_size": args.step_size, "step_repeats": step_repeats,
+                "toy_config": args.toy_config}
     env = environment(device, args.cnum, args.critic_cnum, args.train_size)
     rate, sgemm_seconds = matmul_gflops(device)
     rows: list[Row] = [_timed_row("sgemm 2048x2048x2048 float32", sgemm_seconds, 1, "ms/call",
                                   peak_memory_mb(device), f"{rate:.1f} GFLOP/s: the rate of every flop_ms",
                                   2 * 2048**3 / 1e9, rate)]
-    for size in sizes:
+    for size in ([] if args.only_steps else sizes):
         rows += bench_generator(args.cnum, size, device, repeats if size <= 512 else 1,
                                 warmup if size <= 512 else 0, rate, size <= args.reference_max, args.seed)
-    rows.append(bench_inpaint_crop(args.cnum, max(sizes), device, repeats, warmup, args.seed))
+    if not args.only_steps:
+        rows.append(bench_inpaint_crop(args.cnum, max(sizes), device, repeats, warmup, args.seed))
     by_name = {r.name: r for r in rows}
     if "generator 512x512 fast" in by_name:
         for paper_kind in ("cpu", "cuda"):
@@ -679,13 +896,40 @@ def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
                 f"generator 512 fast / paper 512, {machine} {seconds:g} s", by_name["generator 512x512 fast"].median,
                 1000.0 * seconds, "DIFFERENT machine and framework (authors' TF figure); "
                 + ("same kind of device" if paper_kind == device.type else "other kind of device")))
-    if not args.only_generator:
+    if not (args.only_generator or args.only_steps):
         rows += bench_attention(4 * args.cnum, args.attention_size, args.attention_batch, device,
                                 1 if args.quick else repeats, heavy_warmup, rate, args.seed)
+    if steps:
+        rows += step_rows(args, device, step_repeats, rate)
     if train:
         rows += bench_train_step(args.cnum, args.critic_cnum, args.train_size, args.train_batch, device,
                                  train_repeats, heavy_warmup, rate, args.seed)
     return {"environment": env, "settings": settings, "matmul_gflops": rate, "rows": [asdict(r) for r in rows]}
+
+
+def step_rows(args: argparse.Namespace, device: torch.device, repeats: int, rate: float) -> list[Row]:
+    """The step rows of a run: the issue's sizes, the toy config's own, and on CUDA the release's (256 px, B=16).
+
+    Generator step at ``--step-size`` (B=4) and twice it (B=2), critic step at twice it with
+    the local box ``--step-size`` (B=8), all at ``--cnum`` / ``--critic-cnum``; then both steps
+    at ``--toy-config``'s image size, hole, widths and batch; on CUDA both at ``places2``'s.
+    """
+    from course_lib.config import load_config
+
+    s = args.step_size
+    rows = bench_steps(args.cnum, args.critic_cnum, s, 4, device, repeats, rate, ("generator",), seed=args.seed)
+    rows += bench_steps(args.cnum, args.critic_cnum, 2 * s, 2, device, repeats, rate, ("generator",),
+                        seed=args.seed)
+    rows += bench_steps(args.cnum, args.critic_cnum, 2 * s, 8, device, repeats, rate, ("critic",), hole=s,
+                        seed=args.seed)
+    configs = [] if args.toy_config == "none" else [args.toy_config]
+    if device.type == "cuda":
+        configs.append("places2")
+    for name in configs:
+        c = load_config(name)
+        rows += bench_steps(c.cnum, c.critic_cnum, c.image_size, c.batch_size, device, repeats, rate,
+                            hole=c.hole_size, label=f"config {name}", seed=args.seed)
+    return rows
 
 
 def _fmt(value: Optional[float], unit: str = "") -> str:
@@ -761,6 +1005,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--attention-size", type=int, default=64, help="attention feature side (default 64)")
     p.add_argument("--train-batch", type=int, default=16, help="batch of the train step (default 16)")
     p.add_argument("--train-size", type=int, default=256, help="image side of the train step (default 256)")
+    p.add_argument("--no-steps", action="store_true", help="skip the generator-step and critic-step rows")
+    p.add_argument("--only-steps", action="store_true", help="only the generator-step and critic-step rows")
+    p.add_argument("--step-size", type=int, default=128,
+                   help="generator step at this side (B=4) and twice it (B=2); critic step at twice it with a "
+                        "local box of this side (B=8) (default 128)")
+    p.add_argument("--step-repeats", type=int, default=None, help="timed calls per step row (default 3, --quick 2)")
+    p.add_argument("--toy-config", default="toy_cpu",
+                   help="config whose own sizes get a generator-step and a critic-step row ('none': skip)")
     p.add_argument("--cnum", type=int, default=32, help="generator width (release 32; small values for tests)")
     p.add_argument("--critic-cnum", type=int, default=64, help="critic width (release 64)")
     p.add_argument("--seed", type=int, default=0)

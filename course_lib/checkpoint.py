@@ -22,9 +22,11 @@ Used by :mod:`course_lib.train` (notebook 95, training on Colab).
 """
 from __future__ import annotations
 
+import errno
 import os
 import random
 import re
+import shutil
 import tempfile
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
@@ -95,11 +97,17 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
 
     The temporary file lives in the same folder so the final ``os.replace`` is a rename
     on one file system (atomic), never a copy. On any error the temporary file is removed
-    and the previous file at ``path`` (if any) is left untouched.
+    and the previous file at ``path`` (if any) is left untouched. A folder that cannot be
+    written raises the ``OSError`` with ``path`` as its file name (not the temporary one);
+    a full disk raises ``OSError(ENOSPC)`` with one sentence that says so (torch itself
+    reports it as ``unexpected pos ...``, or not at all until the file is closed).
     """
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    except OSError as err:  # read-only or foreign folder: name the file the user asked for
+        raise OSError(err.errno, err.strerror, str(path)) from err
     try:
         with os.fdopen(fd, "wb") as handle:
             torch.save(obj, handle)
@@ -108,11 +116,50 @@ def atomic_save(obj: Any, path: PathLike) -> Path:
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600 files; give the usual permissions
         os.replace(tmp, path)
         _fsync_folder(path.parent)  # the rename itself survives a power cut, not only a crash
-    except BaseException:
+    except BaseException as err:
         if os.path.exists(tmp):
             os.remove(tmp)
+        if isinstance(err, Exception) and _disk_full(err, path.parent, _tensor_bytes(obj)):
+            free = shutil.disk_usage(path.parent).free
+            raise OSError(errno.ENOSPC, (
+                f"cannot save {path}: its disk is full or your quota is used up ({free / 1e6:,.1f} MB "
+                f"free, the file needs about {_tensor_bytes(obj) / 1e6:,.1f} MB); free some space (or keep "
+                "fewer checkpoints: --set keep_last=1) or write to another disk. The files already there "
+                "are intact")) from err
         raise
     return path
+
+
+def _tensor_bytes(obj: Any) -> int:
+    """The bytes of the tensors inside ``obj`` (nested dicts, lists, tuples): about its file size."""
+    if isinstance(obj, torch.Tensor):
+        return obj.numel() * obj.element_size()
+    if isinstance(obj, Mapping):
+        return sum(_tensor_bytes(v) for v in obj.values())
+    if isinstance(obj, (list, tuple)):
+        return sum(_tensor_bytes(v) for v in obj)
+    return 0
+
+
+def _disk_full(err: BaseException, folder: Path, needed: int) -> bool:
+    """Did a write fail because the disk is full? An ENOSPC / EDQUOT anywhere in the chain of
+    errors, or less free space left than the file needs (torch's own writer loses the errno)."""
+    seen: Optional[BaseException] = err
+    for _ in range(8):
+        if seen is None:
+            break
+        if isinstance(seen, OSError) and seen.errno in _DISK_FULL_ERRNOS:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    if isinstance(err, OSError) and err.errno not in (None, *_DISK_FULL_ERRNOS):
+        return False  # the system named another cause (permission, I/O error, ...)
+    try:
+        return shutil.disk_usage(folder).free < needed + 2**20
+    except OSError:
+        return False
+
+
+_DISK_FULL_ERRNOS = (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC))
 
 
 def _fsync_folder(folder: Path) -> None:

@@ -18,6 +18,7 @@ from __future__ import annotations
 import dataclasses
 import difflib
 import json
+import math
 import os
 import typing
 from dataclasses import dataclass
@@ -33,9 +34,12 @@ __all__ = [
     "parse_override",
     "AMP_MODES",
     "DATA_NAMES",
+    "HOLE_KINDS",
 ]
 
 AMP_MODES = ("off", "bf16", "fp16", "auto")  # auto: course_lib.precision.choose_amp
+# Training hole kinds (course_lib.masks.HOLE_KINDS; repeated here so that reading a config needs no torch).
+HOLE_KINDS = ("box", "strokes", "box_or_strokes", "folder", "border")
 # Data sets the trainer knows (see course_lib.data): a procedural toy set, the release's
 # flist files, a plain image folder, and the three official training sets.
 DATA_NAMES = ("toy", "flist", "folder", "celeba", "celebahq", "places2")
@@ -56,9 +60,14 @@ class TrainConfig:
     data_root: str = ""               # folder / flist / data-set root (unused for "toy")
     split: str = "train"              # training split of the data set
     val_split: str = "val"            # split used for validation metrics
+    val_flist: str = ""               # validation images: an flist file or an image folder; "" = the
+                                      # default (data=flist: <data_root stem>_val.flist when make-flist
+                                      # wrote one; else the data set's val_split)
     val_images: int = 16              # number of fixed validation images (seeded masks)
     toy_size: int = 512               # images in the toy training set (data = "toy")
     num_workers: int = 0              # DataLoader workers (0 = in the main process; exact resume)
+    flip: bool = False                # mirror training images left-right at random (not in the
+                                      # release; doubles a small set of photos)
     # --- model ---
     image_size: int = 256             # release IMG_SHAPES 256x256
     cnum: int = 32                    # generator width (release 32: 3,601,542 parameters)
@@ -67,6 +76,11 @@ class TrainConfig:
     hole_size: int = 128              # release HEIGHT = WIDTH = 128 (box and local critic size)
     max_delta: int = 32               # release MAX_DELTA_HEIGHT = MAX_DELTA_WIDTH = 32
     margin: int = 0                   # release VERTICAL_MARGIN = HORIZONTAL_MARGIN = 0
+    hole_kind: str = "box"            # one of HOLE_KINDS (course_lib.masks.training_holes): "box"
+                                      # (release), "strokes", "box_or_strokes" (v2), "folder", "border"
+    hole_per_sample: bool = False     # "box" only: one box per image instead of one per batch (release)
+    mask_folder: str = ""             # hole_kind = "folder": a folder of your mask images (white = hole)
+    mask_invert: bool = False         # hole_kind = "folder": black is the hole in those masks
     # --- optimisation (release: Adam, lr 1e-4, beta1 0.5, beta2 0.9 for both nets) ---
     lr: float = 1e-4
     betas: tuple[float, float] = (0.5, 0.9)
@@ -114,6 +128,11 @@ class TrainConfig:
             raise ValueError(f"data must be one of {DATA_NAMES}, got {self.data!r}")
         if self.amp not in AMP_MODES:
             raise ValueError(f"amp must be one of {AMP_MODES}, got {self.amp!r}")
+        if self.hole_kind not in HOLE_KINDS:
+            raise ValueError(f"hole_kind must be one of {HOLE_KINDS}, got {self.hole_kind!r}")
+        if self.hole_kind == "folder" and not self.mask_folder:
+            raise ValueError("hole_kind=folder needs your masks: add --set mask_folder=PATH (a folder of "
+                             "mask images, white = hole)")
         if self.progress not in PROGRESS_MODES:
             raise ValueError(f"progress must be one of {PROGRESS_MODES}, got {self.progress!r}")
         positive = ("image_size", "cnum", "critic_cnum", "hole_size", "critic_steps", "batch_size",
@@ -136,8 +155,17 @@ class TrainConfig:
         if 2 * (self.max_delta // 2) >= self.hole_size:
             raise ValueError(f"max_delta {self.max_delta} would shrink the {self.hole_size} box to "
                              "nothing; use max_delta <= hole_size // 4 (release: 32 for 128)")
-        if self.lr <= 0 or not all(0.0 <= b < 1.0 for b in self.betas):
-            raise ValueError(f"lr must be > 0 and betas in [0, 1), got lr={self.lr}, betas={self.betas}")
+        if self.lr <= 0:
+            raise ValueError(f"lr must be > 0 (release 1e-4), got {self.lr}")
+        if not all(0.0 <= b < 1.0 for b in self.betas):
+            raise ValueError(f"betas must both be in [0, 1) (release 0.5,0.9), got {self.betas}")
+        for name in ("l1_loss_alpha", "ae_loss_alpha", "gan_loss_alpha", "coarse_alpha", "wgan_gp_lambda",
+                     "global_wgan_loss_alpha"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{name} must be >= 0 (a loss weight; 0 turns that term off), got "
+                                 f"{getattr(self, name)}")
+        if not 0.0 < self.gamma <= 1.0:
+            raise ValueError(f"gamma must be in (0, 1] (release 0.9, paper 0.99; 1 = no discount), got {self.gamma}")
         if self.snapshot_minutes < 0:
             raise ValueError(f"snapshot_minutes must be >= 0 (0 turns time-based checkpoints off), got "
                              f"{self.snapshot_minutes}")
@@ -164,6 +192,12 @@ class TrainConfig:
 
 def _field_types() -> dict[str, Any]:
     return typing.get_type_hints(TrainConfig)
+
+
+def _field_default(name: str) -> Any:
+    """The default value of a config field as ``--set`` takes it (shown in error messages)."""
+    default = {f.name: f.default for f in dataclasses.fields(TrainConfig)}.get(name)
+    return ",".join(str(v) for v in default) if isinstance(default, tuple) else default
 
 
 def _valid_keys() -> list[str]:
@@ -220,14 +254,20 @@ def _coerce(name: str, value: Any, kind: Any) -> Any:
     if kind is float:
         if isinstance(value, bool):
             raise TypeError(f"{name} must be a number, got the bool {value!r}")
+        number = None
         if isinstance(value, (int, float)):
-            return float(value)
-        if isinstance(value, str):
+            number = float(value)
+        elif isinstance(value, str):
             try:
-                return float(value)
+                number = float(value)
             except ValueError:
                 pass
-        raise TypeError(f"{name} must be a number, got {value!r}")
+        if number is None:
+            raise TypeError(f"{name} must be a number, got {value!r}")
+        if not math.isfinite(number):
+            raise ValueError(f"{name} must be a finite number, got {value!r} (NaN and infinity are not "
+                             f"values; e.g. --set {name}={_field_default(name)})")
+        return number
     if kind is str:
         if isinstance(value, str):
             return value

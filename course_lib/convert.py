@@ -42,7 +42,7 @@ import torch.nn as nn
 
 from course_lib.critics import GlobalCritic, LocalCritic
 from course_lib.generator import Generator
-from course_lib.tf_checkpoint import CheckpointError, list_variables, read_checkpoint
+from course_lib.tf_checkpoint import list_variables, read_checkpoint
 
 __all__ = [
     "ConversionError",
@@ -285,12 +285,13 @@ def convert_checkpoint(path: PathLike, out: Optional[PathLike] = None,
 
 
 def save_converted(converted: dict, out: PathLike) -> Path:
-    """``torch.save`` a converted dict (plain tensors, str/int config: weights_only-safe)."""
-    out = Path(out)
-    if out.parent and not out.parent.exists():
-        out.parent.mkdir(parents=True, exist_ok=True)
-    torch.save(converted, out)
-    return out
+    """``torch.save`` a converted dict (plain tensors, str/int config: weights_only-safe).
+
+    Written by :func:`course_lib.checkpoint.atomic_save`: a read-only folder or a full disk
+    is an ``OSError`` that names ``out``, and an interrupted write leaves no half file.
+    """
+    from course_lib.checkpoint import atomic_save
+    return atomic_save(converted, out)
 
 
 def _summary(converted: dict, out: Optional[Path]) -> str:
@@ -326,16 +327,12 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     parser.add_argument("out", help="output file, e.g. data/weights/places2.pt")
     parser.add_argument("--no-critics", action="store_true", help="convert the generator only")
     args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
-    try:
-        converted = convert_checkpoint(args.checkpoint, args.out,
-                                       critics=False if args.no_critics else "auto")
-    except (CheckpointError, ConversionError) as exc:
-        print(f"convert: error: {exc}", file=sys.stderr)
-        return 2
+    converted = convert_checkpoint(args.checkpoint, args.out, critics=False if args.no_critics else "auto")
     print(f"converted {args.checkpoint}")
     print(_summary(converted, Path(args.out)))
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from course_lib.__main__ import run_command
+    raise SystemExit(run_command("convert", main, sys.argv[1:]))

@@ -26,7 +26,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.ops import SameConv2d, tf_default_init_
+from course_lib.ops import SameConv2d, same_conv2d_input_grad, tf_default_init_
 
 __all__ = ["Critic", "LocalCritic", "GlobalCritic", "flatten_nhwc"]
 
@@ -94,6 +94,41 @@ class Critic(nn.Module):
         for conv in (self.conv1, self.conv2, self.conv3, self.conv4):
             x = F.leaky_relu(conv(x), 0.2)  # (B, C_k, ceil(H/2), ceil(W/2))
         return x
+
+    explicit_input_gradient = False  # set by course_lib.ops.use_fast_path(): gradient_penalty uses input_gradient
+
+    def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
+        """``d sum(self(x)) / d x`` (B, 3, size, size), by the chain rule written out; differentiable in the weights.
+
+        Back from the dense layer: ``g = fc.weight`` (as NHWC features), then per conv, last
+        first, ``g = g * leaky'(z)`` (1 where the conv's output ``z > 0``, else 0.2, as
+        ``leaky_relu``'s backward) and ``g =`` the conv's input gradient
+        (:func:`course_lib.ops.same_conv2d_input_grad`, a transposed conv). The forward runs
+        without a graph (only the signs of ``z`` are needed: ``leaky'`` is piecewise
+        constant, so its own derivative is 0, as in autograd's double backward). The
+        gradient penalty (:func:`course_lib.losses.gradient_penalty`) then needs first-order
+        kernels only, where ``autograd.grad(..., create_graph=True)`` differentiates each
+        conv's backward by a slow double-backward path. Equal to autograd's gradient to
+        float rounding (``tests/test_critics.py``).
+        """
+        self._check(x)
+        convs = (self.conv1, self.conv2, self.conv3, self.conv4)
+        slopes, sizes = [], []
+        with torch.no_grad():
+            h = x
+            for conv in convs:
+                sizes.append(tuple(h.shape[-2:]))
+                z = conv(h)  # (B, C_k, ceil(H/2), ceil(W/2))
+                slopes.append(torch.where(z > 0, z.new_tensor(1.0), z.new_tensor(0.2)))  # leaky_relu's derivative, z's dtype
+                h = F.leaky_relu(z, 0.2)
+        side, c4 = self.feature_size, self.conv4.out_channels
+        g = self.fc.weight.view(1, side, side, c4).permute(0, 3, 1, 2) * slopes[3]  # (B, C4, h, w), NHWC rows
+        for k in (3, 2, 1, 0):
+            conv = convs[k]
+            g = same_conv2d_input_grad(g, conv.weight, sizes[k], conv.stride[0], conv.dilation[0])
+            if k:
+                g = g * slopes[k - 1]  # (B, C_k, H_k, W_k)
+        return g  # (B, 3, size, size)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, 3, size, size) -> scores (B, 1)."""

@@ -18,6 +18,11 @@ reported instead of crashing mid-epoch; crops are reproducible: the randomness o
 ``index`` in epoch ``epoch`` comes from ``(seed, epoch, index)`` only, so a resumed run
 (``set_epoch``) sees exactly the same crops, whatever the number of DataLoader workers.
 
+Validation on your own photos: ``make-flist --val-fraction`` writes a held-out
+``<name>_val.flist`` next to the training list (:func:`val_flist_for`), which the 'flist' data
+set's validation split reads; :func:`shared_images` finds validation images that are training
+images (the trainer warns about them). ``flip=True`` mirrors training images at random.
+
 Used by the trainer (``course_lib.train``) and the Colab training notebook.
 """
 from __future__ import annotations
@@ -50,6 +55,10 @@ __all__ = [
     "CelebAHQDataset",
     "Places365Dataset",
     "make_dataset",
+    "UnreadableImagesError",
+    "val_flist_for",
+    "shared_images",
+    "TINY_DATASET",
     "main",
 ]
 
@@ -61,6 +70,14 @@ DATASET_NAMES: tuple[str, ...] = ("flist", "folder", "celeba", "celebahq", "plac
 
 # How many missing / bad paths an error message or a summary lists before "...".
 _SHOW = 5
+# Fewer training images than this and the trainer warns (README "Training on your own photos").
+TINY_DATASET = 500
+
+
+class UnreadableImagesError(RuntimeError):
+    """No file of a data set can be read as an image: bad input (exit code 2 on the command line)."""
+
+    exit_code = 2  # of every command (course_lib.__main__.run_command)
 
 
 # ----------------------------------------------------------------------------- flists
@@ -161,6 +178,26 @@ def write_flist(folder: PathLike, out: PathLike, extensions: Sequence[str] = IMA
     return counts
 
 
+def val_flist_for(train_flist: PathLike) -> Path:
+    """The validation list that ``make-flist --val-fraction`` writes next to ``train_flist``.
+
+    ``data/train.flist`` -> ``data/train_val.flist`` (the name :func:`write_flist` gives it),
+    whether or not it exists.
+    """
+    path = Path(train_flist)
+    return path.with_name(f"{path.stem}_val{path.suffix or '.flist'}")
+
+
+def shared_images(train: Sequence[PathLike], val: Sequence[PathLike]) -> list[str]:
+    """The validation paths that are also training paths (same file after resolving links), in ``val`` order.
+
+    Validation on training images measures how well the model remembers them, not how well it
+    fills holes in photos it never saw; the trainer warns loudly when this list is not empty.
+    """
+    seen = {os.path.realpath(p) for p in train}
+    return [os.fspath(p) for p in val if os.path.realpath(p) in seen]
+
+
 # ----------------------------------------------------------------------------- images
 
 def load_rgb(path: PathLike) -> Image.Image:
@@ -222,6 +259,10 @@ class ImageListDataset(Dataset):
     any number of workers. ``seed`` may also be a ``torch.Generator`` (one int is drawn
     from it once).
 
+    ``flip=True`` mirrors each item left-right with probability 1/2 (drawn from the same
+    per-item generator, so it is reproducible too): not in the release (its data sets are
+    large); it doubles the variety of a small set of photos.
+
     Bad files: an unreadable or corrupt file is skipped and the next readable file
     (index + 1, + 2, ... wrapping) is returned instead, deterministically. ``skipped``
     counts the distinct bad files seen so far (shared with DataLoader workers), the first
@@ -231,7 +272,7 @@ class ImageListDataset(Dataset):
 
     def __init__(self, paths: Sequence[PathLike], size: int = 256, mode: str = "random_crop",
                  seed: Union[int, torch.Generator, None] = 0,
-                 generator: Optional[torch.Generator] = None) -> None:
+                 generator: Optional[torch.Generator] = None, flip: bool = False) -> None:
         if mode not in MODES:
             raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
         if not isinstance(size, int) or isinstance(size, bool) or size < 1:
@@ -250,6 +291,7 @@ class ImageListDataset(Dataset):
         self.size = size
         self.mode = mode
         self.seed = seed
+        self.flip = bool(flip)
         self.epoch = 0
         # Paths as one fixed-width byte array, not a list of Python strings: DataLoader
         # workers share it without copy-on-write blow-up (1.8M Places2 paths).
@@ -331,9 +373,10 @@ class ImageListDataset(Dataset):
                 return load_rgb(self.path(j))
             except (OSError, ValueError, SyntaxError, Image.DecompressionBombError) as err:
                 self._mark_bad(j, err)
-        raise RuntimeError(
+        raise UnreadableImagesError(
             f"none of the {n} image files of this dataset could be read (first: "
-            f"{', '.join(self.skipped_files[:_SHOW])}); check that the paths point at images"
+            f"{', '.join(self.skipped_files[:_SHOW])}): they are corrupt or not images; replace "
+            "them, or point the data set (data_root, --data) at a folder of readable images"
         )
 
     # -- items
@@ -355,20 +398,27 @@ class ImageListDataset(Dataset):
             raise IndexError(f"index {index} out of range for a dataset of {len(self)} images")
         index = index % len(self)
         img = self._load(index)
-        return _to_tensor(self.transform(img, self.rng(index)))  # (3, size, size)
+        rng = self.rng(index)
+        x = _to_tensor(self.transform(img, rng))  # (3, size, size)
+        if self.flip and rng.random() < 0.5:  # drawn after the crop: flip=False keeps the same crops
+            x = x.flip(-1)
+        return x
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(n={len(self)}, size={self.size}, mode={self.mode!r}, "
-                f"seed={self.seed}, epoch={self.epoch}, skipped={self.skipped})")
+                f"seed={self.seed}, epoch={self.epoch}, skipped={self.skipped}"
+                + (", flip=True)" if self.flip else ")"))
 
 
 class FlistDataset(ImageListDataset):
     """The images listed in an flist file (see :func:`read_flist`)."""
 
     def __init__(self, flist: PathLike, size: int = 256, mode: str = "random_crop",
-                 seed: Union[int, torch.Generator, None] = 0, check_exists: bool = True) -> None:
+                 seed: Union[int, torch.Generator, None] = 0, check_exists: bool = True,
+                 flip: bool = False) -> None:
         self.flist = str(flist)
-        super().__init__(read_flist(flist, check_exists=check_exists), size=size, mode=mode, seed=seed)
+        super().__init__(read_flist(flist, check_exists=check_exists), size=size, mode=mode, seed=seed,
+                         flip=flip)
 
 
 class ImageFolderDataset(ImageListDataset):
@@ -528,7 +578,7 @@ class Places365Dataset(ImageListDataset):
 
 def make_dataset(name: str, root: Optional[PathLike] = None, split: str = "train", size: int = 256,
                  seed: Union[int, torch.Generator, None] = 0, mode: Optional[str] = None,
-                 n: int = 10_000) -> Dataset:
+                 n: int = 10_000, flip: bool = False) -> Dataset:
     """Build a dataset by name: 'flist', 'folder', 'celeba', 'celebahq', 'places2', 'toy'.
 
     ``root`` is the flist file ('flist'), the image folder ('folder', 'celebahq'; a
@@ -536,7 +586,11 @@ def make_dataset(name: str, root: Optional[PathLike] = None, split: str = "train
     ('celeba', 'places2'); 'toy' needs no root and uses ``n`` images (the val/test
     splits use other seeds, so they are held out). ``mode`` overrides the release's
     crop / resize choice (random crop for training, centre crop for val/test, resize
-    for CelebA-HQ).
+    for CelebA-HQ). ``flip`` mirrors training items at random (:class:`ImageListDataset`).
+
+    'flist' with a split other than 'train': the list ``make-flist --val-fraction`` wrote next
+    to ``root`` (:func:`val_flist_for`: ``train.flist`` -> ``train_val.flist``) when it exists;
+    else ``root`` itself, with a warning that these are the training images.
     """
     if name not in DATASET_NAMES:
         raise ValueError(f"unknown dataset {name!r}; choose one of {DATASET_NAMES}")
@@ -551,7 +605,14 @@ def make_dataset(name: str, root: Optional[PathLike] = None, split: str = "train
         raise ValueError(f"dataset {name!r} needs root= (a folder or an flist file)")
     crop = mode or ("random_crop" if split == "train" else "center_crop")
     if name == "flist":
-        return FlistDataset(root, size=size, mode=crop, seed=seed)
+        if split != "train":
+            held_out = val_flist_for(root)
+            if held_out.is_file():
+                return FlistDataset(held_out, size=size, mode=crop, seed=seed)
+            warnings.warn(f"no validation list {str(held_out)!r} next to {str(root)!r}: the {split!r} split "
+                          f"uses the TRAINING images; write a held-out list with `python -m course_lib "
+                          f"make-flist <folder> {root} --val-fraction 0.1`", RuntimeWarning, stacklevel=2)
+        return FlistDataset(root, size=size, mode=crop, seed=seed, flip=flip)
     if name in ("folder", "celebahq"):
         folder = Path(root)
         if (folder / split).is_dir():
@@ -560,11 +621,15 @@ def make_dataset(name: str, root: Optional[PathLike] = None, split: str = "train
             warnings.warn(f"{str(root)!r} has no {split!r} sub-folder: using all its images for "
                           f"the {split!r} split", RuntimeWarning, stacklevel=2)
         if name == "celebahq":
-            return CelebAHQDataset(folder, size=size, mode=mode or "resize", seed=seed)
-        return ImageFolderDataset(folder, size=size, mode=crop, seed=seed)
-    if name == "celeba":
-        return CelebADataset(root, split=split, size=size, mode=mode, seed=seed)
-    return Places365Dataset(root, split=split, size=size, mode=mode, seed=seed)
+            ds: ImageListDataset = CelebAHQDataset(folder, size=size, mode=mode or "resize", seed=seed)
+        else:
+            ds = ImageFolderDataset(folder, size=size, mode=crop, seed=seed)
+    elif name == "celeba":
+        ds = CelebADataset(root, split=split, size=size, mode=mode, seed=seed)
+    else:
+        ds = Places365Dataset(root, split=split, size=size, mode=mode, seed=seed)
+    ds.flip = bool(flip)
+    return ds
 
 
 # ----------------------------------------------------------------------------- CLI
@@ -586,16 +651,13 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--ext", nargs="+", default=list(IMAGE_EXTENSIONS),
                         help="file extensions to include (default: common image types)")
     args = parser.parse_args(argv)
-    try:
-        counts = write_flist(args.folder, args.out, extensions=args.ext, shuffle=args.shuffle,
-                             seed=args.seed, val_fraction=args.val_fraction, relative=args.relative)
-    except (FileNotFoundError, ValueError) as err:
-        print(f"make-flist: {err}", file=sys.stderr)
-        return 2
+    counts = write_flist(args.folder, args.out, extensions=args.ext, shuffle=args.shuffle,
+                         seed=args.seed, val_fraction=args.val_fraction, relative=args.relative)
     for path, count in counts.items():
         print(f"wrote {count} paths to {path}")
     return 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from course_lib.__main__ import run_command
+    raise SystemExit(run_command("make-flist", main, sys.argv[1:]))

@@ -343,23 +343,19 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--csv", help="write the table to this CSV file")
     args = parser.parse_args(argv)
 
-    try:
-        device = _pick_device(args.device)
-        generator, config = (None, {})
-        if args.checkpoint:
-            generator, config = load_generator_and_config(args.checkpoint, device, args.cnum)
-        name = args.dataset or ("toy" if args.data == "toy" else "flist" if os.path.isfile(args.data) else "folder")
-        size = args.size or config.get("image_size") or (64 if name == "toy" else 256)
-        with warnings.catch_warnings():
-            if name in ("folder", "flist"):  # the user named the images: no "no val sub-folder" warning
-                warnings.simplefilter("ignore", RuntimeWarning)
-            dataset = make_dataset(name, None if name == "toy" else args.data, split=args.split,
-                                   size=int(size), seed=args.seed, n=max(args.n, 1))
-        results = evaluate(generator, dataset, n_images=args.n, seed=args.seed, mask_kind=args.mask,
-                           batch_size=args.batch_size, baseline=args.baseline, progress=sys.stderr.isatty())
-    except (FileNotFoundError, ValueError, TypeError) as err:
-        print(f"evaluate: {err}", file=sys.stderr)
-        return 2
+    device = _pick_device(args.device)
+    generator, config = (None, {})
+    if args.checkpoint:
+        generator, config = load_generator_and_config(args.checkpoint, device, args.cnum)
+    name = args.dataset or ("toy" if args.data == "toy" else "flist" if os.path.isfile(args.data) else "folder")
+    size = args.size or config.get("image_size") or (64 if name == "toy" else 256)
+    with warnings.catch_warnings():
+        if name in ("folder", "flist"):  # the user named the images: no "no val sub-folder" warning
+            warnings.simplefilter("ignore", RuntimeWarning)
+        dataset = make_dataset(name, None if name == "toy" else args.data, split=args.split,
+                               size=int(size), seed=args.seed, n=max(args.n, 1))
+    results = evaluate(generator, dataset, n_images=args.n, seed=args.seed, mask_kind=args.mask,
+                       batch_size=args.batch_size, baseline=args.baseline, progress=sys.stderr.isatty())
     if generator is None:
         print("no --checkpoint given: baseline only")
     print(format_table(results))
@@ -369,4 +365,5 @@ def main(argv: Optional[list[str]] = None) -> int:
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from course_lib.__main__ import run_command
+    raise SystemExit(run_command("evaluate", main, sys.argv[1:]))

@@ -146,7 +146,8 @@ class AttentionExplorer:
     ``AttentionExplorer(maps, scale=4)``: the completed image drawn on an ``ipycanvas``
     canvas ``scale`` times enlarged; a click at canvas ``(x, y)`` selects image pixel
     ``(y // scale, x // scale)`` and redraws :func:`explorer_figure` in the Output beside it.
-    :meth:`select` does the same from code (what the tests and the stored notebook use).
+    :meth:`select` does the same from code (what the tests and the stored notebook use, and
+    the fallback where the widget stays blank: it returns the figure).
     """
 
     def __init__(self, maps: AttentionMaps, scale: int = 4, start: Optional[tuple[int, int]] = None) -> None:

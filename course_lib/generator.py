@@ -37,7 +37,8 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_lib.attention import contextual_attention
-from course_lib.attention_fast import contextual_attention_fast, fast_attention_settings
+from course_lib.attention_fast import (contextual_attention_batched, contextual_attention_fast,
+                                      fast_attention_settings)
 from course_lib.ops import GenConv, GenDeconv, nearest_indices, resize_nearest
 
 __all__ = [
@@ -169,6 +170,8 @@ class RefineNetwork(nn.Module):
         self.allconv16 = GenConv(c, c // 2, 3)
         self.allconv17 = GenConv(c // 2, 3, 3, activation="none")
 
+    batched_attention = False  # set by course_lib.ops.use_fast_path(): the training path's attention
+
     # the layers after contextual attention, in order, up to the output (forward and hole_reach run them)
     AFTER_ATTENTION = ("pmconv9", "pmconv10", "allconv11", "allconv12", "allconv13_upsample", "allconv14",
                        "allconv15_upsample", "allconv16", "allconv17")
@@ -250,6 +253,8 @@ class RefineNetwork(nn.Module):
             if fast:  # right only where the hole can see it (course_lib.attention_fast.use_fast_attention)
                 need = self.hole_reach(mask, tuple(pm.shape[-2:]))  # (B or 1, 1, H/4, W/4)
                 pm, flow = contextual_attention_fast(pm, pm, mask_s, need, 3, rate=2, max_bytes=max_bytes)
+            elif self.batched_attention:  # the same dense layer in batched matmuls (course_lib.ops.use_fast_path)
+                pm, flow = contextual_attention_batched(pm, pm, mask_s, 3, rate=2)  # (B, 4c, H/4, W/4)
             else:
                 pm, flow = contextual_attention(pm, pm, mask_s, 3, 1, rate=2)  # (B, 4c, H/4, W/4)
         pm = self._run(pm, self.AFTER_ATTENTION[:2])  # pmconv9, pmconv10: (B, 4c, H/4, W/4)

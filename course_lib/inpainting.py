@@ -53,7 +53,8 @@ from course_lib.images import image_info, image_to_tensor, mask_to_tensor, tenso
 from course_lib.ops import fold_same_padding, resize_nearest
 
 __all__ = ["inpaint", "InpaintResult", "pad_to_multiple", "hole_bbox", "SIZE_MULTIPLE", "MODES",
-           "DEFAULT_MEMORY_BUDGET", "exact_memory_bytes", "crop_window", "feather_fill"]
+           "DEFAULT_MEMORY_BUDGET", "exact_memory_bytes", "crop_window", "feather_fill", "hole_fraction",
+           "MOSTLY_HOLE", "RECTANGLE_KINDS", "restore_mode"]
 
 SIZE_MULTIPLE = 8  # the generator's H, W must be multiples of 8 (two stride-2 convs + rate-2 attention)
 MODES = ("auto", "exact", "crop")
@@ -133,31 +134,91 @@ def hole_bbox(mask: torch.Tensor) -> tuple[int, int, int, int] | None:
     return top, left, int(rows[-1]) - top + 1, int(cols[-1]) - left + 1
 
 
-def _warn_if_large(mask: torch.Tensor, train_size: int, train_hole: int) -> None:
-    """Warn when the hole is larger than what the official v1 models saw in training.
+#: hole kinds whose training masks are one rectangle (course_lib.masks.HOLE_KINDS): free-form masks are new to them
+RECTANGLE_KINDS = ("box", "border")
+#: a mask with more than this share of hole is "almost all hole" (:func:`hole_fraction`)
+MOSTLY_HOLE = 0.9
+#: a hole filling less than this share of its bounding box is free-form rather than a rectangle
+_RECTANGLE_FILL = 0.9
 
-    Each image's holes are measured by their bounding box (a ring-shaped or scattered mask
-    counts as its whole extent). Limit per axis:
+
+def hole_fraction(mask: torch.Tensor) -> float:
+    """The share of hole pixels in a (B, 1, H, W) {0, 1} mask (0.0 for an empty mask)."""
+    return float(mask.float().mean()) if mask.numel() else 0.0
+
+
+def _warn_if_large(mask: torch.Tensor, train_size: int, train_hole: int, train_holes: str = "box") -> None:
+    """Warn when the hole differs from what the model saw in training: larger, or free-form.
+
+    ``train_size`` / ``train_hole`` / ``train_holes`` are the training image size, hole box size
+    and hole kind of the model (a checkpoint's ``image_size``, ``hole_size`` and ``hole_kind``;
+    256 / 128 / "box" for the official models). For models trained on one rectangle
+    (:data:`RECTANGLE_KINDS`): each image's holes are measured by their bounding box (a
+    ring-shaped or scattered mask counts as its whole extent); limit per axis
     ``min(train_hole, train_hole * side / train_size)`` px, i.e. neither more pixels than the
     training holes (the network's receptive field is in pixels) nor a larger fraction of the
-    image (less context around it) than 128 of 256.
+    image (less context around it) than ``train_hole`` of ``train_size``; and a hole that fills
+    less than 90 % of its bounding box (free-form: strokes, several blobs) gets a note, as such
+    models never saw one. Models trained on free-form holes get neither. Every model: a mask
+    that is all hole, or more than :data:`MOSTLY_HOLE` (90 %) hole, is said (usually an inverted
+    mask), instead of the other two.
     """
+    silence = "silence this with warn_large_hole=False (command line: --no-hole-warning)"
+    H, W = mask.shape[-2:]
+    if mask.numel() and bool((mask > 0.5).all()):
+        warnings.warn(f"the mask is all hole on the {W}x{H} (WxH) image: nothing of the image is known, so the "
+                      "model invents every pixel; if 0 / black marks the hole in your mask, invert it "
+                      f"(1 - mask; command line: --invert-mask); {silence}", UserWarning, stacklevel=3)
+        return
+    share = hole_fraction(mask)
+    if share > MOSTLY_HOLE:
+        warnings.warn(f"the mask makes {100 * share:.0f} % of the {W}x{H} (WxH) image a hole, so almost nothing is "
+                      "known to fill it from; if 0 / black marks the hole in your mask, invert it (1 - mask; "
+                      f"command line: --invert-mask); {silence}", UserWarning, stacklevel=3)
+        return
+    if train_holes not in RECTANGLE_KINDS:
+        return
     boxes = [hole_bbox(mask[b:b + 1]) for b in range(mask.shape[0])]  # one hole box per image
+    filled = [float(mask[b].sum()) / (box[2] * box[3]) for b, box in enumerate(boxes) if box is not None]
     boxes = [box for box in boxes if box is not None]
     if not boxes:
         return
     box_h, box_w = max(box[2] for box in boxes), max(box[3] for box in boxes)
-    H, W = mask.shape[-2:]
     limit_h = min(train_hole, train_hole * H / train_size)
     limit_w = min(train_hole, train_hole * W / train_size)
     if box_h > limit_h or box_w > limit_w:
         warnings.warn(
-            f"the hole spans {box_h}x{box_w} px (its bounding box) on a {H}x{W} image, more than the "
-            f"{limit_h:.0f}x{limit_w:.0f} px the model was trained for: the official DeepFill v1 models "
-            f"saw {train_size}x{train_size} images with ONE rectangular hole of at most "
-            f"{train_hole}x{train_hole} px, so larger holes (and free-form masks, which v1 never saw) "
-            "tend to come out blurry or broken. Use smaller holes, or pass warn_large_hole=False.",
-            UserWarning, stacklevel=3)
+            f"the hole spans {box_w}x{box_h} px (WxH, its bounding box) on a {W}x{H} image, more than the "
+            f"{limit_w:.0f}x{limit_h:.0f} px the model was trained for: it saw {train_size}x{train_size} "
+            f"images with ONE rectangular hole of at most {train_hole}x{train_hole} px, so larger holes (and "
+            "free-form masks, which a box-trained v1 model never saw) tend to come out blurry or broken. "
+            f"Use smaller holes, or {silence}.", UserWarning, stacklevel=3)
+    elif min(filled) < _RECTANGLE_FILL:
+        warnings.warn(
+            f"the mask is free-form (its hole fills {100 * min(filled):.0f} % of its {box_w}x{box_h} px (WxH) "
+            f"bounding box): this model was trained on rectangular holes only (hole kind {train_holes!r}), as "
+            "the official DeepFill v1 models, so strokes and scattered holes may come out with visible "
+            "edges; a model trained with --holes box_or_strokes (DeepFill v2's masks) handles them; "
+            f"{silence}", UserWarning, stacklevel=3)
+
+
+def restore_mode(result: Image.Image, original: Image.Image) -> Image.Image:
+    """An RGB result in the PIL mode of the photo it came from, where that mode can hold it.
+
+    Grey photos ("L", "1", 16-bit "I;16"/"I") come back as "L": the luma of the result
+    (ITU-R 601, PIL's ``convert("L")``), which on known pixels, whose three channels are
+    equal, is exactly the input's grey value (16-bit grey scaled to 8 bits by ``/ 257``); so
+    the fill is grey too. "LA" and "RGBA" get their original alpha channel back. Other modes
+    (palette "P", "CMYK", ...) stay "RGB": converting back would quantise the fill.
+    """
+    mode = original.mode
+    if mode in ("L", "1", "I;16", "I;16B", "I;16L", "I"):
+        return result.convert("L")
+    if mode == "LA":
+        return Image.merge("LA", (result.convert("L"), original.getchannel("A")))
+    if mode == "RGBA":
+        return Image.merge("RGBA", (*result.split()[:3], original.getchannel("A")))
+    return result
 
 
 def _device_dtype(generator: GeneratorFn, x: torch.Tensor) -> tuple[torch.device, torch.dtype]:
@@ -207,8 +268,8 @@ def _check_window(window: object, bbox: Window, image_size: tuple[int, int]) -> 
     t, l_, h, w = window
     if h < 1 or w < 1 or t < 0 or l_ < 0 or t + h > H or l_ + w > W:
         raise ValueError(
-            f"window {tuple(window)} (top, left, height, width) is larger than or outside the {H}x{W} "
-            f"image; give one inside it, e.g. {crop_window(bbox, image_size)}, or leave window=None")
+            f"window {tuple(window)} (top, left, height, width) is larger than or outside the {W}x{H} "
+            f"image (WxH); give one inside it, e.g. {crop_window(bbox, image_size)}, or leave window=None")
     bt, bl, bh, bw = bbox
     if bt < t or bl < l_ or bt + bh > t + h or bl + bw > l_ + w:
         raise ValueError(
@@ -279,9 +340,25 @@ def _resize(t: torch.Tensor, size: tuple[int, int]) -> torch.Tensor:
     return F.interpolate(t, size=size, mode="bilinear", align_corners=False, antialias=True)
 
 
+def _check_not_empty(image: object, what: str) -> None:
+    """Refuse an image or mask without pixels (0 x 0, W x 0, 0 x H): there is nothing to fill."""
+    if isinstance(image, Image.Image):
+        empty, size = 0 in image.size, "{}x{} pixels (WxH)".format(*image.size)
+    elif isinstance(image, np.ndarray):
+        empty, size = image.size == 0, f"an array of shape {image.shape}"
+    elif isinstance(image, torch.Tensor):
+        empty, size = image.numel() == 0, f"a tensor of shape {tuple(image.shape)}"
+    else:
+        return  # image_to_tensor / mask_to_tensor name what is wrong with other inputs
+    if empty:
+        raise ValueError(f"the {what} is {size}: it has no pixels, so there is nothing to inpaint; "
+                         "give an image and a mask of at least 1 x 1 pixel")
+
+
 def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, torch.Tensor], *,
             return_stages: bool = False, warn_large_hole: bool = True,
-            train_size: int = 256, train_hole: int = 128, mode: str = "auto",
+            train_size: Optional[int] = None, train_hole: Optional[int] = None,
+            train_holes: Optional[str] = None, mode: str = "auto",
             memory_budget: int = DEFAULT_MEMORY_BUDGET, window: Optional[Window] = None,
             feather: Optional[int] = None, fast_attention: bool = True,
             crop_trigger: int = 1024) -> Union[ImageLike, InpaintResult]:
@@ -297,8 +374,10 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     exact when ``max(H, W) <= crop_trigger`` and :func:`exact_memory_bytes` <= ``memory_budget``
     bytes (default 6 GiB), else crop.
     Crop mode only: ``window`` ``(top, left, height, width)`` overrides :func:`crop_window` (it
-    must lie inside the image and contain the hole's bounding box); ``feather`` (px) sets the
-    seam's width (default: the window's downscaling factor, rounded up; 0 when not resized).
+    must lie inside the image and contain the hole's bounding box). ``feather`` (px) blends the
+    fill into the known pixels around it over that many pixels (:func:`feather_fill`): in crop
+    mode its default is the window's downscaling factor, rounded up (0 when not resized); in
+    exact mode it is off (0, the release pastes the raw fill) unless given.
     ``fast_attention=False`` runs the step-by-step dense attention instead of the fast one
     restricted to the hole, and the convs with their padded copies (same result to ~1e-6;
     memory grows with the square of the pixel count).
@@ -316,26 +395,44 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
 
     Warns (UserWarning) when the hole is larger than the training holes (``train_hole`` px
     of ``train_size``, scaled down for smaller images; in crop mode measured at the model's
-    scale); ``warn_large_hole=False`` silences it.
+    scale), when it is free-form but the model was trained on rectangles (``train_holes``, the
+    checkpoint's ``hole_kind``: "box" for the official models), and when it is (almost) all
+    hole (:func:`_warn_if_large`); ``warn_large_hole=False`` silences them. The three default
+    to the generator's ``training_sizes`` attribute, which :func:`course_lib.load_generator`
+    sets from the checkpoint's config (``image_size``, ``hole_size``, ``hole_kind``), else to
+    the release's 256, 128 and "box".
+
+    A PIL image comes back in its own mode where that mode holds a photo course_lib can give
+    back (:func:`restore_mode`): grey ("L", 1-bit, 16-bit) as "L" (the fill's luma), "LA" and
+    "RGBA" with their alpha channel; other modes (palette, CMYK, ...) as "RGB".
     """
     if mode not in MODES:
         raise ValueError(f"unknown mode {mode!r}; choose one of {', '.join(MODES)} (auto: exact when it fits "
                          "memory_budget, else crop)")
+    # the model's training sizes: given, else what load_generator read from its checkpoint, else the release's
+    known = getattr(generator, "training_sizes", None) or {}
+    train_size = int(known.get("train_size", 256)) if train_size is None else train_size
+    train_hole = int(known.get("train_hole", 128)) if train_hole is None else train_hole
+    train_holes = str(known.get("train_holes", "box")) if train_holes is None else train_holes
     if train_size < 1 or train_hole < 1:
         raise ValueError(f"train_size and train_hole must be positive, got {train_size}, {train_hole}")
+    if not isinstance(train_holes, str):
+        raise TypeError(f"train_holes must be a hole kind such as 'box' or 'strokes', got {train_holes!r}")
     if not isinstance(memory_budget, (int, float)) or memory_budget <= 0:
         raise ValueError(f"memory_budget must be a positive number of bytes, got {memory_budget!r}")
     if not isinstance(crop_trigger, int) or crop_trigger < 1:
         raise ValueError(f"crop_trigger must be a positive int (pixels), got {crop_trigger!r}")
     if feather is not None and (not isinstance(feather, int) or feather < 0):
         raise ValueError(f"feather must be a non-negative int (pixels), got {feather!r}")
+    _check_not_empty(image, "image")
+    _check_not_empty(mask, "mask")
     info = image_info(image)
     x = image_to_tensor(image)  # (B, 3, H, W) float in [-1, 1]
     m = mask_to_tensor(mask).to(x.device)  # (B or 1, 1, H, W), {0, 1}
     B, _, H, W = x.shape
     if m.shape[-2:] != x.shape[-2:]:
         raise ValueError(
-            f"mask is {tuple(m.shape[-2:])} (H, W) but the image is {(H, W)}: resize the mask to the "
+            f"mask is {m.shape[-1]}x{m.shape[-2]} (WxH) but the image is {W}x{H}: resize the mask to the "
             "image with nearest neighbour, e.g. mask.resize(image.size, Image.NEAREST) for PIL")
     if m.shape[0] not in (1, B):
         raise ValueError(f"a batch of {m.shape[0]} masks for {B} images: give one mask or one per image")
@@ -356,8 +453,11 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
     m = m.to(x.dtype)
     if mode == "exact":
         if warn_large_hole:
-            _warn_if_large(m, train_size, train_hole)
+            _warn_if_large(m, train_size, train_hole, train_holes)
         x1, x2, flow = _run_generator(generator, x, m, device, dtype, fast_attention)
+        if feather:  # optional seam blending (off by default, as the release)
+            with torch.no_grad():
+                x2 = feather_fill(x2, x, m, feather)
         out, t, l_, h, w, scale = x2 * m + x * (1.0 - m), 0, 0, H, W, 1.0
     else:
         t, l_, h, w = window if window is not None else crop_window(bbox, (H, W), train_size)
@@ -368,7 +468,7 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
             x_s = _resize(x_win, size)  # (B, 3, h', w') at the model's scale
             m_s = (F.interpolate(m_win, size=size, mode="area") > 0).to(x.dtype)  # any overlap is hole
         if warn_large_hole:
-            _warn_if_large(m_s, train_size, train_hole)
+            _warn_if_large(m_s, train_size, train_hole, train_holes)
         x1_s, x2_s, flow_s = _run_generator(generator, x_s, m_s, device, dtype, fast_attention)
         with torch.no_grad():
             fill = _resize(x2_s * m_s + x_s * (1.0 - m_s), (h, w))  # (B, 3, h, w)
@@ -383,6 +483,8 @@ def inpaint(generator: GeneratorFn, image: ImageLike, mask: Union[ImageLike, tor
 
     with torch.no_grad():
         result = tensor_to_image(out, info)  # exact on known pixels
+        if isinstance(image, Image.Image):
+            result = restore_mode(result, image)
         if not return_stages:
             return result
         return InpaintResult(result, tensor_to_image(x1.clamp(-1, 1), info), tensor_to_image(flow.clamp(-1, 1), info),

@@ -16,6 +16,12 @@ Convention (style guide): a ``mask`` is a float tensor of shape (B or 1, 1, H, W
   / :func:`hole_boundary_fraction` show why vanilla and partial convolutions struggle on them
   (notebook 11).
 
+* Training on other holes (config ``hole_kind``, :data:`HOLE_KINDS`): :func:`training_holes`
+  draws the release's box, v2's strokes, a box OR strokes (how v2 trains), the user's own
+  masks (:class:`MaskFolder`: a random one, randomly flipped) or a box against the image's
+  border (:func:`border_box_mask`), one per image; a free-form hole's local box is
+  :func:`local_box_around`.
+
 Every random function takes ``generator``: a ``torch.Generator``, an int seed (a fresh
 generator seeded with it, via :func:`course_lib.seed.make_generator`, so the same int gives
 the same mask every call), or ``None`` (torch's global RNG, which
@@ -28,10 +34,13 @@ from __future__ import annotations
 
 import math
 import numbers
+import os
 from typing import NamedTuple, Optional, Sequence, Union
 
+import numpy as np
 import torch
 import torch.nn.functional as F
+from PIL import Image
 
 from course_lib.seed import make_generator
 
@@ -46,6 +55,12 @@ __all__ = [
     "stroke_masks",
     "partial_conv_mask_updates",
     "hole_boundary_fraction",
+    "HOLE_KINDS",
+    "FREE_FORM_KINDS",
+    "local_box_around",
+    "border_box_mask",
+    "MaskFolder",
+    "training_holes",
 ]
 
 GeneratorLike = Optional[Union[int, torch.Generator]]
@@ -105,15 +120,15 @@ def random_bbox(height: int = 256, width: int = 256, box_height: int = 128, box_
     margin_v, margin_h = _pair(margin, "margin")
     if min(height, width, box_height, box_width) < 1 or min(margin_v, margin_h) < 0:
         raise ValueError(
-            f"random_bbox needs positive sizes and non-negative margins, got image {height}x{width}, "
-            f"box {box_height}x{box_width}, margin ({margin_v}, {margin_h})")
+            f"random_bbox needs positive sizes and non-negative margins, got image {width}x{height} (WxH), "
+            f"box {box_width}x{box_height}, margin ({margin_v}, {margin_h})")
     max_top = height - margin_v - box_height  # exclusive upper bound
     max_left = width - margin_h - box_width
     if max_top < margin_v or max_left < margin_h:
         raise ValueError(
-            f"a {box_height}x{box_width} box with margins ({margin_v}, {margin_h}) does not fit in a "
-            f"{height}x{width} image; use a box of at most "
-            f"{height - 2 * margin_v}x{width - 2 * margin_h} (or smaller margins / a larger image)")
+            f"a {box_width}x{box_height} (WxH) box with margins ({margin_v}, {margin_h}) does not fit in a "
+            f"{width}x{height} image; use a box of at most "
+            f"{width - 2 * margin_h}x{height - 2 * margin_v} (or smaller margins / a larger image)")
     g = _as_generator(generator)
     top = _randint(margin_v, max_top, g) if max_top > margin_v else margin_v
     left = _randint(margin_h, max_left, g) if max_left > margin_h else margin_h
@@ -132,7 +147,7 @@ def _check_bbox(bbox: Sequence[int], height: int, width: int) -> BBox:
     top, left, box_h, box_w = (int(v) for v in bbox)
     if box_h < 1 or box_w < 1 or top < 0 or left < 0 or top + box_h > height or left + box_w > width:
         raise ValueError(
-            f"bbox {tuple(bbox)} (top, left, height, width) does not lie inside a {height}x{width} "
+            f"bbox {tuple(bbox)} (top, left, height, width) does not lie inside a {width}x{height} (WxH) "
             f"image; make top + height <= {height} and left + width <= {width}")
     return BBox(top, left, box_h, box_w)
 
@@ -155,7 +170,7 @@ def bbox_to_mask(bbox: Sequence[int], height: int, width: int,
         raise ValueError(f"max_delta must be non-negative, got {(max_dh, max_dw)}")
     if 2 * (max_dh // 2) >= box_h or 2 * (max_dw // 2) >= box_w:
         raise ValueError(
-            f"max_delta {(max_dh, max_dw)} could shrink the {box_h}x{box_w} box to nothing; "
+            f"max_delta {(max_dh, max_dw)} could shrink the {box_w}x{box_h} (WxH) box to nothing; "
             f"use max_delta < the box size (the release: 32 for a 128 box)")
     g = _as_generator(generator)
     delta_h = _randint(0, max_dh // 2 + 1, g)
@@ -236,7 +251,7 @@ def strokes_to_mask(strokes: Sequence[Sequence[Point]], height: int, width: int,
     Returns a (1, 1, H, W) float32 mask, 1 = hole.
     """
     if height < 1 or width < 1:
-        raise ValueError(f"strokes_to_mask needs a positive size, got {height}x{width}")
+        raise ValueError(f"strokes_to_mask needs a positive size, got {width}x{height} (WxH)")
     widths = ([float(width_px)] * len(strokes) if isinstance(width_px, (int, float))
               else [float(w) for w in width_px])
     if len(widths) != len(strokes):
@@ -366,3 +381,219 @@ def hole_boundary_fraction(mask: torch.Tensor, kernel: int = 3) -> float:
     sees_known = F.max_pool2d(known, kernel, stride=1, padding=kernel // 2)  # (B, 1, H, W): 1 if any known
     holes = mask.sum()
     return float((sees_known * mask).sum() / holes) if holes > 0 else 0.0
+
+
+# ----------------------------------------------------------------------------- training hole kinds
+
+#: Hole kinds the trainer draws (config key ``hole_kind``; :func:`training_holes`):
+#:
+#: * ``"box"``: the release's box (default): one per batch, 96..128 px in a 128 box at 256;
+#: * ``"strokes"``: DeepFill v2's free-form brush strokes, one mask per image;
+#: * ``"box_or_strokes"``: a release box OR-ed with v2 strokes, one per image: how DeepFill
+#:   v2 trains (its strokes are never used alone);
+#: * ``"folder"``: the user's own masks (:class:`MaskFolder`), a random one per image, flipped;
+#: * ``"border"``: a release box pushed against a random side of the image, so the hole
+#:   touches the border (extending a photo past its edge, "outpainting").
+HOLE_KINDS = ("box", "strokes", "box_or_strokes", "folder", "border")
+#: hole kinds whose masks are not one rectangle: a v1 model trained on "box" or "border" never saw them
+FREE_FORM_KINDS = ("strokes", "box_or_strokes", "folder")
+
+
+def local_box_around(mask: torch.Tensor, box_size: int) -> BBox:
+    """The ``box_size`` square that the local critic and the discounted L1 see for a free-form hole.
+
+    The release crops the 128x128 box that holds its rectangular hole; a free-form hole has no
+    such box, so this is the ``box_size`` square centred on the hole's bounding box, moved to lie
+    inside the image. When that square holds no hole pixel at all (a stroke shaped like a ring,
+    or a hole larger than the square), it is centred on the hole pixel nearest to the bounding
+    box's centre instead; an empty hole gives the centred square. ``mask`` is (1, 1, H, W), 1 = hole.
+    Deterministic (no random draw). Returns a :class:`BBox`.
+    """
+    H, W = mask.shape[-2:]
+    if box_size > min(H, W):
+        raise ValueError(f"a local box of {box_size} px does not fit a {W}x{H} (WxH) mask; use "
+                         f"hole_size <= {min(H, W)}")
+    hole = mask.reshape(H, W) > 0.5  # (H, W)
+    points = torch.nonzero(hole)  # (n, 2) rows, cols
+    if points.numel() == 0:
+        cy, cx = H // 2, W // 2
+    else:
+        top, left = points.min(dim=0).values.tolist()
+        bottom, right = points.max(dim=0).values.tolist()
+        cy, cx = (top + bottom + 1) // 2, (left + right + 1) // 2
+    def placed(cy: int, cx: int) -> BBox:
+        t = min(max(cy - box_size // 2, 0), H - box_size)
+        l_ = min(max(cx - box_size // 2, 0), W - box_size)
+        return BBox(t, l_, box_size, box_size)
+    box = placed(cy, cx)
+    if points.numel() and not bool(hole[box.top:box.top + box_size, box.left:box.left + box_size].any()):
+        d2 = (points[:, 0] - cy) ** 2 + (points[:, 1] - cx) ** 2  # (n,)
+        cy, cx = points[int(torch.argmin(d2))].tolist()
+        box = placed(cy, cx)
+    return box
+
+
+def border_box_mask(height: int, width: int, box_size: int, max_delta: int = 32,
+                    generator: GeneratorLike = None) -> tuple[torch.Tensor, BBox]:
+    """A release box pushed against a random side of the image: the hole touches the border.
+
+    One side (top, bottom, left or right) is drawn uniformly; the ``box_size`` square lies
+    against it at a uniformly random position along it, and the hole is the box shrunk by a
+    random ``0..max_delta // 2`` px (as :func:`bbox_to_mask`) on the three sides away from the
+    border only, so it reaches the image's edge: what the model must fill to extend a photo
+    ("outpainting"). Returns ``(mask (1, 1, H, W), box)``; the box is the local critic's patch.
+    """
+    if box_size > min(height, width):
+        raise ValueError(f"a {box_size} px box does not fit a {width}x{height} (WxH) image")
+    half = max_delta // 2
+    if 2 * half >= box_size:
+        raise ValueError(f"max_delta {max_delta} could shrink the {box_size} box to nothing; use "
+                         "max_delta < the box size (the release: 32 for a 128 box)")
+    g = _as_generator(generator)
+    side = _randint(0, 4, g)  # 0 top, 1 bottom, 2 left, 3 right
+    if side < 2:
+        top = 0 if side == 0 else height - box_size
+        left = _randint(0, width - box_size + 1, g)
+    else:
+        left = 0 if side == 2 else width - box_size
+        top = _randint(0, height - box_size + 1, g)
+    dh, dw = _randint(0, half + 1, g), _randint(0, half + 1, g)
+    # shrink every side but the one on the border: (top, bottom, left, right) cuts
+    cut = [dh, dh, dw, dw]
+    cut[side] = 0
+    mask = torch.zeros(1, 1, height, width)  # (1, 1, H, W)
+    mask[..., top + cut[0]: top + box_size - cut[1], left + cut[2]: left + box_size - cut[3]] = 1.0
+    return mask, BBox(top, left, box_size, box_size)
+
+
+class MaskFolder:
+    """A folder of the user's own hole masks, drawn at random for training (``hole_kind="folder"``).
+
+    Every image file under ``folder`` (recursive, as :func:`course_lib.data.list_images`) is a
+    mask; white (> 127.5) is the hole, as the inference command reads masks
+    (:func:`course_lib.images.mask_to_tensor`), or black with ``invert=True`` (masks made for
+    other inpainting projects often mark the hole black). :meth:`draw` picks one uniformly,
+    resizes it to ``size x size`` (nearest neighbour; the aspect ratio is not kept: a mask is a
+    shape, not a photo) and flips it left-right and top-bottom with probability 1/2 each, so a
+    folder of N masks gives about 4N different holes.
+
+    Checks that catch a wrong folder before training starts: no image files is an error; when
+    the first masks (up to 16) are on average more than half hole the convention is probably the
+    other one, an error names ``mask_invert``. A drawn mask with no known pixel at all is an
+    error naming the file (the known-pixel loss divides by the known area). Masks are cached
+    (at most ``cache`` of them, as bools at ``size``).
+    """
+
+    def __init__(self, folder: Union[str, "os.PathLike[str]"], size: int, invert: bool = False,
+                 cache: int = 4096) -> None:
+        from pathlib import Path
+
+        from course_lib.data import list_images  # lazy: data pulls in the data-set classes
+
+        if not str(folder):
+            raise ValueError("hole_kind=folder needs a folder of masks: --set mask_folder=PATH")
+        if not Path(folder).is_dir():
+            raise FileNotFoundError(f"mask folder {str(folder)!r} does not exist or is not a folder; "
+                                    "set mask_folder to a folder of mask images (white = hole)")
+        self.folder, self.size, self.invert = str(folder), int(size), bool(invert)
+        self.paths = list_images(folder)
+        if not self.paths:
+            raise ValueError(f"mask folder {self.folder!r} holds no image files; put your masks there as "
+                             "PNG (white = hole, or black with mask_invert=true)")
+        self._cache: dict[int, torch.Tensor] = {}
+        self._cache_size = int(cache)
+        sample = [self.load(i) for i in range(min(16, len(self.paths)))]
+        mean = float(torch.stack([m.float().mean() for m in sample]).mean())
+        if mean > 0.5:
+            colour = "black" if self.invert else "white"
+            raise ValueError(
+                f"the masks in {self.folder!r} are on average {100 * mean:.0f} % hole (read with {colour} = "
+                "hole): they probably mark the hole the other way round; "
+                + ("drop mask_invert (train without --invert-masks)" if self.invert else
+                   "set mask_invert=true (train --invert-masks, or --set mask_invert=true)")
+                + ", or use masks whose hole is a smaller part of the image")
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, index: int) -> torch.Tensor:
+        """Mask ``index`` at ``size x size`` as a (size, size) bool tensor, True = hole (not flipped)."""
+        if index in self._cache:
+            return self._cache[index]
+        from course_lib.images import load_mask
+
+        path = self.paths[index]
+        hole = load_mask(path)  # (1, 1, h, w) float, 1 = hole (white); raises a clear error on a bad file
+        if self.invert:
+            hole = 1.0 - hole
+        pil = Image.fromarray((hole[0, 0].numpy() * 255).astype("uint8"))
+        pil = pil.resize((self.size, self.size), Image.Resampling.NEAREST)
+        out = torch.from_numpy(np.asarray(pil) > 127)  # (size, size) bool
+        if bool(out.all()):
+            raise ValueError(f"mask {path!r} is all hole at {self.size}x{self.size}: training needs known "
+                             "pixels around the hole; remove it from the folder"
+                             + ("" if self.invert else ", or set mask_invert=true if black marks the hole"))
+        if len(self._cache) < self._cache_size:
+            self._cache[index] = out
+        return out
+
+    def draw(self, generator: GeneratorLike = None) -> torch.Tensor:
+        """A random mask of the folder, randomly flipped: (1, 1, size, size) float32, 1 = hole."""
+        g = _as_generator(generator)
+        mask = self.load(_randint(0, len(self.paths), g)).to(torch.float32).view(1, 1, self.size, self.size)
+        if _uniform(0.0, 1.0, g) < 0.5:
+            mask = mask.flip(-1)
+        if _uniform(0.0, 1.0, g) < 0.5:
+            mask = mask.flip(-2)
+        return mask  # (1, 1, size, size)
+
+
+def training_holes(kind: str, batch: int, size: int, hole_size: int = 128, max_delta: int = 32,
+                   margin: int = 0, generator: GeneratorLike = None, per_sample: bool = False,
+                   folder: Optional[MaskFolder] = None) -> tuple[torch.Tensor, list[BBox]]:
+    """The holes of one training batch, of the kind ``kind`` (:data:`HOLE_KINDS`).
+
+    * ``"box"``: :func:`random_box_mask` (release: one box per batch, mask (1, 1, H, W); one per
+      image with ``per_sample=True``);
+    * ``"strokes"``: v2's :func:`brush_stroke_mask` with brush widths scaled by ``size / 256``
+      (12..40 px at 256), one per image;
+    * ``"box_or_strokes"``: a release box (:func:`random_bbox`, :func:`bbox_to_mask`) OR the
+      strokes, one per image (DeepFill v2's training masks);
+    * ``"folder"``: :meth:`MaskFolder.draw`, one per image (``folder`` is required);
+    * ``"border"``: :func:`border_box_mask`, one per image.
+
+    Every kind but the release box is drawn per image, since the generator, the losses and the
+    critics take (B, 1, H, W) masks with one local box per image. The local box
+    (``hole_size`` square) is the box itself for the box kinds and :func:`local_box_around` the
+    hole for strokes and folder masks. Returns ``(mask, boxes)``: mask (1 or B, 1, size, size),
+    ``boxes`` a list of :class:`BBox` of the same length, ready for :func:`local_patch`.
+    """
+    if kind not in HOLE_KINDS:
+        raise ValueError(f"unknown hole kind {kind!r}; choose one of {', '.join(HOLE_KINDS)}")
+    if not isinstance(batch, int) or batch < 1:
+        raise ValueError(f"batch must be a positive int, got {batch!r}")
+    g = _as_generator(generator)
+    if kind == "box":
+        return random_box_mask(batch, size, size, hole_size, hole_size, margin=margin, max_delta=max_delta,
+                               per_sample=per_sample, generator=g)
+    if kind == "folder" and folder is None:
+        raise ValueError("hole_kind 'folder' needs a MaskFolder (config: --set mask_folder=PATH)")
+    scale = size / 256.0
+    masks, boxes = [], []
+    for _ in range(batch):
+        if kind == "border":
+            m, box = border_box_mask(size, size, hole_size, max_delta, generator=g)
+        elif kind == "box_or_strokes":
+            box = random_bbox(size, size, hole_size, hole_size, margin, generator=g)
+            m = bbox_to_mask(box, size, size, max_delta, generator=g)
+            strokes = brush_stroke_mask(size, size, g, min_width=12.0 * scale, max_width=40.0 * scale)
+            m = torch.maximum(m, strokes)  # logical OR of two {0, 1} masks
+        else:
+            if kind == "strokes":
+                m = brush_stroke_mask(size, size, g, min_width=12.0 * scale, max_width=40.0 * scale)
+            else:
+                m = folder.draw(g)  # type: ignore[union-attr]
+            box = local_box_around(m, hole_size)
+        masks.append(m)
+        boxes.append(box)
+    return torch.cat(masks, dim=0), boxes  # (B, 1, size, size), B boxes

@@ -45,6 +45,11 @@ __all__ = [
     "resize_nearest",
     "use_reference_ops",
     "fold_same_padding",
+    "folded_same_conv2d",
+    "same_conv2d_input_grad",
+    "upsample_conv2d",
+    "FAST_PATH_FLAGS",
+    "use_fast_path",
     "tf_default_init_",
     "SameConv2d",
     "GenConv",
@@ -117,8 +122,94 @@ def fold_same_padding(enabled: bool = True) -> contextlib.AbstractContextManager
     return _switched(_FOLD, enabled)
 
 
+def folded_same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
+                       stride: int = 1, dilation: int = 1) -> torch.Tensor:
+    """TF ``'SAME'`` conv with the padding folded into ``F.conv2d`` (the fast training path).
+
+    Per axis, TF pads ``(before, after)`` (:func:`same_padding`); the symmetric part
+    ``min(before, after)`` becomes the conv's own zero padding (no padded copy) and only the
+    rest, TF's odd extra pixel at the bottom/right of a stride-2 conv on an even size, is
+    padded by hand (one ``F.pad``). For a stride-2 conv that pad adds one more zero row
+    (column) when the padded size would be odd: the conv never reads it (the output size
+    does not change) and oneDNN runs even sizes faster. Same output as
+    :func:`same_conv2d`'s default path up to float rounding (another summation order:
+    about 1e-6 relative), values and gradients (``tests/test_ops.py``).
+    """
+    kh, kw = weight.shape[-2:]
+    pads, sym = [], []
+    for n, k in ((x.shape[-1], kw), (x.shape[-2], kh)):  # F.pad order: the last axis first
+        before, after = same_padding(n, k, stride, dilation)
+        common = min(before, after)
+        extra_after = after - common
+        if stride == 2 and extra_after and (n + before + after) % 2:
+            extra_after += 1  # an unread zero row: an even padded size
+        pads += [before - common, extra_after]
+        sym.append(common)
+    if any(pads):
+        x = F.pad(x, pads)  # (B, C_in, H + extra, W + extra): the asymmetric remainder only
+    return F.conv2d(x, weight, bias, stride, (sym[1], sym[0]), dilation)
+
+
+_PARITY_TAPS = ((1.0, 0.0, 0.0), (0.0, 1.0, 1.0)), ((1.0, 1.0, 0.0), (0.0, 0.0, 1.0))  # A_0, A_1 (2 x 3)
+
+
+def upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """A 3x3 TF ``'SAME'`` conv of the x2 pixel-repetition upsampling of ``x``, without upsampling (sub-pixel form).
+
+    ``x`` (B, C_in, H, W), ``weight`` (C_out, C_in, 3, 3) -> (B, C_out, 2H, 2W): equal to
+    ``same_conv2d(resize_nearest(x, (2H, 2W)), weight, bias)`` (the release's ``gen_deconv``;
+    its x2 align-corners resize repeats each pixel) up to float rounding. Output row ``2I + u``
+    reads upsampled rows ``2I + u - 1 .. 2I + u + 1``, i.e. input rows ``I - 1, I, I`` (u = 0) or
+    ``I, I, I + 1`` (u = 1): a 2x2 kernel whose taps are sums of the 3x3 kernel's rows
+    (``A_u W A_v^T``). The four parities run as one 2x2 conv with ``4 C_out`` outputs
+    on ``x`` (padding 1: the zero border of the upsampled image), 4 multiply-adds per
+    output instead of 9 on a map a quarter the size, then are interleaved.
+    """
+    B, _, H, W = x.shape
+    c_out = weight.shape[0]
+    taps = torch.tensor(_PARITY_TAPS, dtype=weight.dtype, device=weight.device)  # (2, 2, 3): A_u
+    kernels = torch.einsum("uak,oikl,vbl->uvoiab", taps, weight, taps)  # (2, 2, C_out, C_in, 2, 2)
+    kernels = kernels.reshape(4 * c_out, weight.shape[1], 2, 2)  # (u, v, C_out) outputs
+    b4 = None if bias is None else bias.repeat(4)
+    y = F.conv2d(x, kernels, b4, 1, 1).view(B, 2, 2, c_out, H + 1, W + 1)  # window start I + u
+    parts = [y[:, u, v, :, u:u + H, v:v + W] for u in (0, 1) for v in (0, 1)]  # each (B, C_out, H, W)
+    out = torch.stack(parts, dim=-1).view(B, c_out, H, W, 2, 2)  # (.., I, J, u, v)
+    return out.permute(0, 1, 2, 4, 3, 5).reshape(B, c_out, 2 * H, 2 * W)  # (B, C_out, 2H, 2W)
+
+
+def _is_pixel_repetition(n: int) -> bool:
+    """True when TF's x2 align-corners resize of ``n`` rows repeats each row (index table ``i // 2``)."""
+    return bool(torch.equal(nearest_indices(n, 2 * n), torch.arange(2 * n) // 2))
+
+
+def same_conv2d_input_grad(grad: torch.Tensor, weight: torch.Tensor, input_size: tuple[int, int],
+                           stride: int = 1, dilation: int = 1) -> torch.Tensor:
+    """The gradient of a TF ``'SAME'`` conv's output w.r.t. its input, as a differentiable transposed conv.
+
+    ``grad`` (B, C_out, H', W') = d loss / d :func:`same_conv2d` output; returns
+    (B, C_in, H, W) with ``input_size = (H, W)``: the transposed conv of ``grad`` with
+    ``weight`` (the symmetric part of the padding as its ``padding``), the rows and columns
+    that fell on TF's extra padding cropped. The chain rule written out, for
+    :meth:`course_lib.critics.Critic.input_gradient`: a gradient penalty built on it is
+    differentiated by first-order kernels (a transposed conv's weight gradient) instead of
+    autograd's double backward of a conv.
+    """
+    kh, kw = weight.shape[-2:]
+    pads, crop = [], []
+    for axis, (n, k) in enumerate(((input_size[0], kh), (input_size[1], kw))):
+        before, after = same_padding(n, k, stride, dilation)
+        common = min(before, after)
+        target = n + before + after - 2 * common  # the conv's input after the hand-made pad
+        base = (grad.shape[2 + axis] - 1) * stride - 2 * common + dilation * (k - 1) + 1
+        pads.append((common, target - base))
+        crop.append(before - common)
+    g = F.conv_transpose2d(grad, weight, None, stride, (pads[0][0], pads[1][0]),
+                           (pads[0][1], pads[1][1]), 1, dilation)  # (B, C_in, H + extra, W + extra)
+    return g[:, :, crop[0]:crop[0] + input_size[0], crop[1]:crop[1] + input_size[1]]  # (B, C_in, H, W)
+
+
 def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
-                stride: int = 1, dilation: int = 1) -> torch.Tensor:
+                stride: int = 1, dilation: int = 1, fold: bool = False) -> torch.Tensor:
     """TF ``'SAME'`` conv: pad a copy with :func:`pad_same`, then a padding-free conv.
 
     ``x`` (B, C_in, H, W), ``weight`` (C_out, C_in, k, k) -> (B, C_out, ceil(H/s), ceil(W/s)).
@@ -130,11 +221,42 @@ def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
     weights' outputs would depend on the CPU; weight gradients differ (~1e-5) on every CPU.
     Inside :func:`fold_same_padding` (fast inference) a stride-1 conv with an odd kernel,
     whose 'SAME' padding ``(k - 1) * dilation / 2`` is the same on every side, is folded.
+    ``fold=True`` (the fast training path, :func:`use_fast_path`) folds every conv, the
+    stride-2 ones included (:func:`folded_same_conv2d`).
     """
+    if fold:
+        return folded_same_conv2d(x, weight, bias, stride, dilation)
     k = weight.shape[-1]
     if _FOLD["on"] and stride == 1 and k % 2 == 1 and weight.shape[-2] == k:
         return F.conv2d(x, weight, bias, 1, (k - 1) * dilation // 2, dilation)
     return F.conv2d(pad_same(x, k, stride, dilation), weight, bias, stride, 0, dilation)
+
+
+FAST_PATH_FLAGS = ("fold_padding", "batched_attention", "explicit_input_gradient")  # set by use_fast_path()
+
+
+def use_fast_path(*modules: nn.Module, enabled: bool = True) -> None:
+    """Switch ``modules`` (and their children) onto the fast training path, or back; in place.
+
+    Sets every flag of :data:`FAST_PATH_FLAGS` that a child has: every :class:`SameConv2d`
+    folds its padding (``fold_padding``, :func:`folded_same_conv2d`),
+    :class:`course_lib.generator.RefineNetwork` runs the batched dense contextual attention
+    (``batched_attention``, :func:`course_lib.attention_fast.contextual_attention_batched`) and
+    the critics give :func:`course_lib.losses.gradient_penalty` their input gradient by the
+    chain rule written out (``explicit_input_gradient``,
+    :meth:`course_lib.critics.Critic.input_gradient`). All are second
+    implementations equal to the step-by-step path to float rounding (~1e-6 relative), values
+    and gradients, everywhere in the image, so the trainer's losses are unchanged but for
+    the last bits. A per-module flag, not a global switch: it travels with the module (a
+    ``copy.deepcopy``, e.g. an EMA copy, keeps it) and is not saved in the state dict.
+    """
+    for module in modules:
+        if not isinstance(module, nn.Module):
+            raise TypeError(f"use_fast_path expects nn.Module arguments, got {type(module).__name__}")
+        for child in module.modules():
+            for flag in FAST_PATH_FLAGS:
+                if hasattr(child, flag):
+                    setattr(child, flag, bool(enabled))
 
 
 def nearest_indices(in_size: int, out_size: int, align_corners: bool = True,
@@ -299,8 +421,10 @@ class SameConv2d(nn.Conv2d):
         """Called by ``nn.Conv2d.__init__``: TF's default init instead of PyTorch's."""
         tf_default_init_(self)
 
+    fold_padding = False  # set by use_fast_path(): fold the padding into the conv (folded_same_conv2d)
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C_in, H, W) -> (B, C_out, H', W')
-        return same_conv2d(x, self.weight, self.bias, self.stride[0], self.dilation[0])
+        return same_conv2d(x, self.weight, self.bias, self.stride[0], self.dilation[0], self.fold_padding)
 
 
 class GenConv(SameConv2d):
@@ -338,4 +462,8 @@ class GenDeconv(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C_out, 2H, 2W)
         h, w = x.shape[-2:]
-        return self.conv(resize_nearest(x, (2 * h, 2 * w)))
+        conv = self.conv
+        if (conv.fold_padding and conv.kernel_size == (3, 3) and conv.dilation == (1, 1)
+                and _is_pixel_repetition(h) and _is_pixel_repetition(w)):  # the fast training path
+            return ACTIVATIONS[conv.activation](upsample_conv2d(x, conv.weight, conv.bias))
+        return conv(resize_nearest(x, (2 * h, 2 * w)))

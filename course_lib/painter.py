@@ -5,8 +5,9 @@ make (:func:`course_lib.masks.strokes_to_mask`, a disk swept along each stroke),
 each stroke runs the generator once and shows the coarse result (stage 1, pasted into the
 hole), the refined result (stage 2, the final image) and the attention flow. All of it is
 plain Python that the tests drive without a browser (:meth:`MaskPainter.paint`,
-:meth:`MaskPainter.fill`); :meth:`MaskPainter.widget` adds the ``ipycanvas`` canvas whose
-mouse events call the same methods.
+:meth:`MaskPainter.fill`, or both and the figure in one call, :meth:`MaskPainter.draw`, the
+fallback where the widget stays blank); :meth:`MaskPainter.widget` adds the ``ipycanvas``
+canvas whose mouse events call the same methods.
 
 :func:`hands_on_model` picks the model: the official Places2 weights when they are in
 ``data/weights/`` (256x256 photos, about a second per fill on a laptop CPU), else the bundled
@@ -167,6 +168,16 @@ class MaskPainter:
         fig.suptitle(f"filled in {result.seconds * 1000:.0f} ms", fontsize=9)
         fig.tight_layout()
         return fig
+
+    def draw(self, points: Sequence[Point], brush: Optional[float] = None) -> Figure:
+        """Paint one stroke through ``points`` (canvas pixels), fill, and return :meth:`figure`.
+
+        The painter without its canvas, in one call: what to run where the widget stays blank
+        (e.g. on Colab without its custom widget manager); the strokes add up as on the canvas.
+        """
+        self.paint(points, brush)
+        self.fill()
+        return self.figure()
 
     # -------------------------------------------------------------- the widget
 

@@ -4,10 +4,12 @@ Every ``*_figure`` function is pure: it takes numbers and tensors and returns a 
 matplotlib ``Figure`` (nothing global, nothing shown), so the same code draws the lesson
 figures (``scripts/make_figures.py``), the notebook plots, and the widgets' callbacks, and
 is unit-tested without a browser. Widgets are core ipywidgets plus matplotlib drawn into
-an ``ipywidgets.Output`` (works in Jupyter, VS Code and Colab).
+an ``ipywidgets.Output`` (works in Jupyter, VS Code and Colab), shown by :func:`display_widget`
+with ipywidgets 7 (Colab's) or 8.
 """
 from __future__ import annotations
 
+import sys
 from typing import Any, Callable, Optional, Sequence
 
 import numpy as np
@@ -27,7 +29,12 @@ __all__ = [
     "draw_discount",
     "discount_widget",
     "figure_widget",
+    "WIDGET_VIEW",
+    "on_colab",
+    "widget_view",
     "widget_bundle",
+    "enable_colab_widgets",
+    "colab_fallback_html",
     "display_widget",
     "ones_channel_figure",
     "receptive_field_figure",
@@ -243,31 +250,119 @@ def figure_widget(control: Any, figure_for: Callable[[Any], Figure]) -> Any:
     return widgets.VBox([control, output])
 
 
-def widget_bundle(widget: Any, still: Figure, dpi: int = 72) -> dict[str, Any]:
-    """One display's data: the live ``widget`` plus ``still`` as a PNG, for where there is no kernel.
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
 
-    A front end shows the richest type it can render: JupyterLab, VS Code and Colab the
-    widget view (``application/vnd.jupyter.widget-view+json``), GitHub and nbviewer, which
-    cannot run widgets, the PNG instead of the widget's ``text/plain`` repr. So the stored
-    notebook reads well without a kernel, and a live one shows no duplicate figure.
+
+def on_colab() -> bool:
+    """True inside a Google Colab kernel (which imports ``google.colab`` at start-up)."""
+    return "google.colab" in sys.modules
+
+
+def widget_view(widget: Any) -> dict[str, Any]:
+    """The ``application/vnd.jupyter.widget-view+json`` data that shows ``widget``: the same in ipywidgets 7 and 8.
+
+    Both versions display a widget with ``{"version_major": 2, "version_minor": 0, "model_id": ...}``
+    (ipywidgets 7 from ``_ipython_display_``, 8 from ``_repr_mimebundle_``) and both have
+    ``get_view_spec()``, which returns exactly that; so this reads it there instead of relying
+    on either display method. Raises ``TypeError`` for anything that is not a live widget
+    with a view (a plain object, a closed widget, a model-only widget).
     """
+    get_view_spec = getattr(widget, "get_view_spec", None)
+    if not callable(get_view_spec) or getattr(widget, "_view_name", None) is None:
+        raise TypeError(f"display_widget needs an ipywidgets widget with a view (a slider, a VBox, a Canvas, ...), "
+                        f"got {type(widget).__name__}")
+    if getattr(widget, "comm", None) is None:
+        raise TypeError(f"this {type(widget).__name__} was closed (widget.close()); make a new one to display it")
+    return dict(get_view_spec())
+
+
+def _png_base64(still: Figure, dpi: int) -> str:
     import base64
     import io
 
-    repr_bundle = getattr(widget, "_repr_mimebundle_", None)
-    bundle = repr_bundle() if callable(repr_bundle) else None  # {"text/plain", "...widget-view+json"}
-    if not isinstance(bundle, dict) or "application/vnd.jupyter.widget-view+json" not in bundle:
-        raise TypeError(f"widget_bundle needs an ipywidgets widget that can be displayed, got {type(widget).__name__}")
+    if not isinstance(still, Figure):
+        raise TypeError(f"still must be a matplotlib Figure (the widget's starting picture), got {type(still).__name__}")
     buffer = io.BytesIO()
     still.savefig(buffer, format="png", dpi=dpi, bbox_inches="tight")
-    return {**bundle, "image/png": base64.b64encode(buffer.getvalue()).decode("ascii")}
+    return base64.b64encode(buffer.getvalue()).decode("ascii")
 
 
-def display_widget(widget: Any, still: Figure, dpi: int = 72) -> None:
-    """Display ``widget`` with ``still`` stored as its picture (see :func:`widget_bundle`)."""
-    from IPython.display import display
+def widget_bundle(widget: Any, still: Figure, dpi: int = 72) -> dict[str, Any]:
+    """One display's data: the live ``widget`` plus ``still`` as a PNG, for where there is no kernel.
 
+    A front end shows the richest type it can render: JupyterLab and VS Code the widget view
+    (``application/vnd.jupyter.widget-view+json``), GitHub and nbviewer, which cannot run
+    widgets, the PNG instead of the widget's ``text/plain`` repr. So the stored notebook reads
+    well without a kernel, and a live one shows no duplicate figure. Works with ipywidgets 7
+    and 8 (:func:`widget_view`).
+    """
+    view = widget_view(widget)
+    plaintext = repr(widget)
+    plaintext = plaintext[:110] + "…" if len(plaintext) > 110 else plaintext  # as ipywidgets shortens it
+    return {"text/plain": plaintext, WIDGET_VIEW: view, "image/png": _png_base64(still, dpi)}
+
+
+def enable_colab_widgets() -> bool:
+    """On Colab, turn on its custom widget manager, which third-party widgets (ipycanvas) need there.
+
+    ``google.colab.output.enable_custom_widget_manager()`` installs Colab's display hook, which
+    marks every later widget display for that manager; calling it again does no harm. Returns
+    True on Colab, False elsewhere (where it does nothing).
+    """
+    if not on_colab():
+        return False
+    from google.colab import output  # type: ignore[import-not-found]
+
+    output.enable_custom_widget_manager()
+    return True
+
+
+def colab_fallback_html(still: Figure, redraw: Optional[str] = None, dpi: int = 72) -> str:
+    """The folded note shown under a widget on Colab: the still picture and a call that draws without the widget.
+
+    ``redraw`` is code that draws the same picture without any widget (e.g.
+    ``"discount_figure(0.95)"``); without it the note names the ``still=`` argument.
+    """
+    import html
+
+    how = (f"run <code>{html.escape(redraw)}</code> in a new cell (change its numbers to see another setting)"
+           if redraw else "run the call that drew the picture (this cell's <code>still=</code> argument) in a "
+                          "new cell, with other numbers")
+    return ("<details class=\"course-widget-fallback\"><summary>Widget blank? Its picture, and how to draw "
+            "without it</summary>"
+            f"<p>The picture of the widget's starting state is below. To see another setting without the widget, "
+            f"{how}.</p><img src=\"data:image/png;base64,{_png_base64(still, dpi)}\"/></details>")
+
+
+def display_widget(widget: Any, still: Figure, dpi: int = 72, redraw: Optional[str] = None) -> None:
+    """Display ``widget`` live, with ``still`` (a Figure of its starting state) for where it cannot run.
+
+    Outside Colab (JupyterLab, VS Code, classic Notebook): one output holding the widget view
+    and ``still`` as a PNG (:func:`widget_bundle`), which GitHub and nbviewer show instead.
+
+    On Colab: the widget through Colab's normal path, ``display(widget)`` after
+    :func:`enable_colab_widgets`, so the display message is exactly the one ipywidgets sends
+    and Colab's display hook marks it for the custom widget manager (no raw bundle, no PNG
+    riding along that Colab could show in the widget's place); below it a folded note with
+    ``still`` and ``redraw``, the code that draws the same picture without the widget, for
+    when the widget stays blank. Works with ipywidgets 7 and 8.
+    """
+    from IPython.display import HTML, display
+
+    if redraw is not None and not isinstance(redraw, str):
+        raise TypeError(f"redraw must be a line of code as a str (e.g. \"discount_figure(0.95)\"), "
+                        f"got {type(redraw).__name__}")
+    if on_colab():
+        widget_view(widget)  # the same clear TypeError as elsewhere
+        fallback = colab_fallback_html(still, redraw, dpi)
+        enable_colab_widgets()
+        display(widget)
+        display(HTML(fallback))
+        return
     display(widget_bundle(widget, still, dpi=dpi), raw=True)
+    handle_displayed = getattr(widget, "_handle_displayed", None)  # ipywidgets 7's on_displayed callbacks
+    if callable(handle_displayed):
+        handle_displayed()
 
 
 # ----------------------------------------------------------------------------- notebook 07

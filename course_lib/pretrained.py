@@ -21,7 +21,8 @@ those. The cache folder is :func:`weights_dir`: ``--dir`` / ``directory=``, else
 path gives, for :func:`load_pretrained`, ``inpaint --checkpoint``, ``evaluate
 --checkpoint`` and ``train --init``:
 
-* an official name (``places2``, ...) -> its converted file in the cache;
+* an official name (``places2``, ...) -> its converted file in the cache (a file or folder
+  of that name in the current folder is read as a path instead);
 * a run folder -> its newest ``checkpoints/step_*.pt``; a trainer checkpoint -> the
   **weight average** of the generator when the run keeps one (``ema_decay > 0``,
   :mod:`course_lib.ema`: what validation and ``train --export`` use), else the trained
@@ -227,7 +228,7 @@ def cached_weights(name: str, directory: Optional[PathLike] = None) -> Optional[
 def list_drive_folder(folder_id: str) -> list[tuple[str, str]]:
     """``[(file_id, file_name), ...]`` of a public Google Drive folder, through gdown.
 
-    Uses ``gdown.download_folder(id=..., skip_download=True)`` (gdown >= 5), which reads
+    Uses ``gdown.download_folder(id=..., skip_download=True)`` (gdown >= 5.1), which reads
     the folder's page and downloads nothing.
     """
     try:
@@ -237,6 +238,9 @@ def list_drive_folder(folder_id: str) -> list[tuple[str, str]]:
                           "'course_lib[weights]'), then run the command again") from None
     try:
         files = gdown.download_folder(id=folder_id, skip_download=True, quiet=True)
+    except TypeError as err:  # gdown < 5.1 has no skip_download
+        raise ImportError(f"this gdown ({getattr(gdown, '__version__', '?')}) cannot list a folder without "
+                          f"downloading it ({err}); pip install -U 'gdown>=5.1'") from None
     except Exception as err:  # gdown raises its own errors, requests' and bs4's
         raise SourceRefused(f"Google Drive did not list the folder {folder_id} ({type(err).__name__}: "
                             f"{str(err).splitlines()[0] if str(err) else ''})") from None

@@ -31,6 +31,8 @@ LOCK_NAME = "train.lock"
 class RunLockedError(RuntimeError):
     """Another live training run holds the run folder's lock."""
 
+    exit_code = 2  # of every command (course_lib.__main__.run_command)
+
 
 def _owner() -> dict:
     return {"pid": os.getpid(), "host": socket.gethostname(), "since": time.strftime("%Y-%m-%d %H:%M:%S")}

@@ -63,7 +63,8 @@ from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_fla
 from course_lib.ema import WeightEMA
 from course_lib.generator import Generator
 from course_lib.losses import LossWeights, critic_loss, generator_loss
-from course_lib.masks import random_box_mask
+from course_lib.masks import MaskFolder, random_box_mask, training_holes
+from course_lib.ops import use_fast_path
 from course_lib.precision import resolve_amp
 from course_lib.runlock import RunLock
 from course_lib.seed import make_generator, seed_everything
@@ -72,10 +73,15 @@ __all__ = [
     "Trainer",
     "TrainResult",
     "NonFiniteLossError",
+    "TrainOutOfMemoryError",
+    "out_of_memory_advice",
+    "estimate_train_memory",
+    "memory_table",
     "BatchStream",
     "LOG_COLUMNS",
     "image_grid",
     "save_image_grid",
+    "rewind_csv",
     "build_models",
     "loss_weights",
     "train",
@@ -95,15 +101,22 @@ FP16_SKIP_LIMIT = 5  # fp16: non-finite updates in a row (skipped by the scaler)
 class NonFiniteLossError(RuntimeError):
     """A loss became NaN or Inf; training stopped and nothing was written for that step."""
 
+    exit_code = 1  # of ``python -m course_lib train`` (course_lib.__main__.run_command)
+
 
 @dataclass
 class TrainResult:
-    """What :meth:`Trainer.fit` did: ``status`` is 'finished', 'interrupted' or 'stopped'."""
+    """What :meth:`Trainer.fit` did: ``status`` is 'finished', 'interrupted', 'stopped' or 'time_limit'.
+
+    ``signal`` is the signal that stopped the run (``signal.SIGINT`` for Ctrl-C, ``signal.SIGTERM``),
+    else None; the command line exits with ``128 + signal`` (130, 143).
+    """
 
     status: str
     step: int
     checkpoint: Optional[Path]
     last_losses: dict[str, float]
+    signal: Optional[int] = None
 
 
 # ----------------------------------------------------------------------------- data order
@@ -143,7 +156,7 @@ class BatchStream:
         remaining = self._epoch_indices()[self.index:]
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=remaining, drop_last=True,
                             num_workers=self.num_workers, pin_memory=self.pin_memory,
-                            persistent_workers=False)
+                            persistent_workers=False, worker_init_fn=_worker_ignores_ctrl_c)
         self._it = iter(loader)
 
     def next(self) -> torch.Tensor:
@@ -170,6 +183,16 @@ class BatchStream:
     def load_state_dict(self, state: dict[str, int]) -> None:
         self.epoch, self.index, self.seed = int(state["epoch"]), int(state["index"]), int(state["seed"])
         self._it = None
+
+
+def _worker_ignores_ctrl_c(worker_id: int) -> None:
+    """A DataLoader worker ignores SIGINT: Ctrl-C reaches the whole process group, and the
+    trainer (main process) finishes its step with the workers' batches before it stops.
+
+    SIGTERM keeps torch's handling (the worker ends, and multiprocessing ends its workers with
+    SIGTERM when the program exits); :meth:`Trainer.fit` then abandons the step and saves.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
 
 
 # ----------------------------------------------------------------------------- pieces
@@ -223,12 +246,156 @@ def save_image_grid(columns: list[torch.Tensor], path: Union[str, os.PathLike]) 
     return path
 
 
+def rewind_csv(path: Union[str, os.PathLike], step: int) -> int:
+    """Drop the rows of a per-step CSV log (first column ``step``) after ``step``; return how many.
+
+    A resumed run continues from its checkpoint's step, so the rows a killed run wrote after
+    it would otherwise appear twice. The kept rows go to a temporary file that is renamed over
+    the log, so a kill during the rewind leaves the old or the new log, whole.
+    """
+    path = Path(path)
+    if not path.is_file():
+        return 0
+    with open(path, newline="") as f:
+        rows = list(csv.reader(f))
+    if not rows or not rows[0] or rows[0][0] != "step":
+        return 0
+    body = rows[1:]
+    kept = [r for r in body if r and r[0].isdigit() and int(r[0]) <= step]
+    if len(kept) == len(body):
+        return 0
+    tmp = path.with_name(f".{path.name}.rewind.tmp")
+    with open(tmp, "w", newline="") as f:
+        csv.writer(f).writerows([rows[0], *kept])
+    os.replace(tmp, path)
+    return len(body) - len(kept)
+
+
 def _finite(values: dict[str, torch.Tensor]) -> tuple[bool, dict[str, float]]:
     """All losses finite? Plus their float values (one device sync for all of them)."""
     names = list(values)
     numbers = torch.stack([values[k].detach().float().reshape(()) for k in names]).tolist()
     floats = dict(zip(names, numbers))
     return all(math.isfinite(v) for v in numbers), floats
+
+
+_TENSORBOARD_NOTED = False
+
+
+def _tensorboard_missing_once() -> None:
+    """One line on stderr, the first time a run asks for TensorBoard events that cannot be written."""
+    global _TENSORBOARD_NOTED
+    if _TENSORBOARD_NOTED:
+        return
+    _TENSORBOARD_NOTED = True
+    print("note: tensorboard is not installed, so no TensorBoard events are written (log.csv and val.csv "
+          "hold every number); install it with pip install tensorboard (or the extra: pip install -e "
+          "'.[tensorboard]'), or --set tensorboard=false to silence this", file=sys.stderr, flush=True)
+
+
+class TrainOutOfMemoryError(ValueError):
+    """The run needs more memory than the device has; the message says which sizes to try.
+
+    A ValueError, so the command line prints it as one line (exit code 2) like other settings
+    that do not fit; nothing is written for the step that ran out (the last checkpoint stays).
+    """
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    """A CUDA (or MPS) out-of-memory error, or the CPU allocator's 'can't allocate memory'."""
+    oom = getattr(torch, "OutOfMemoryError", torch.cuda.OutOfMemoryError)
+    if isinstance(err, oom):
+        return True
+    text = str(err)
+    return isinstance(err, RuntimeError) and ("out of memory" in text or "can't allocate memory" in text)
+
+
+def out_of_memory_advice(config: TrainConfig, device: Union[str, torch.device] = "cuda") -> str:
+    """What to try when a training step runs out of memory: smaller batches, then smaller images.
+
+    The activations grow with ``batch_size * image_size ** 2`` (README "Memory per batch size",
+    an estimate from :func:`estimate_train_memory`), so halving the batch halves most of it;
+    ``amp=bf16`` roughly halves it again on a GPU that has bf16.
+    """
+    c = config
+    tips = []
+    if c.batch_size > 1:
+        tips.append(f"--set batch_size={max(1, c.batch_size // 2)}")
+    if c.amp == "off" and torch.device(device).type == "cuda":
+        tips.append("--set amp=bf16")
+    if c.image_size >= 128:
+        half = c.image_size // 2
+        tips.append(f"--set image_size={half - half % 8} --set hole_size={max(8, c.hole_size // 2)}")
+    where = f"{torch.device(device).type} memory"
+    return (f"out of {where} at batch_size {c.batch_size}, image_size {c.image_size} (cnum {c.cnum}); try "
+            + " or ".join(tips) + " (README 'Memory per batch size' has an estimate per batch size at 256 px); "
+            "the last checkpoint is untouched, so --resume continues from it")
+
+
+def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None) -> dict[str, int]:
+    """Estimated bytes of one training step at the config's sizes, counted from the activations.
+
+    Runs one critic step and one generator step of the release on CPU at batch 1 and batch 2
+    (float32, random images, a release box) and sums the bytes of every tensor that autograd
+    saves for the backward pass (``torch.autograd.graph.saved_tensors_hooks``); the per-image
+    part is the difference of the two, so ``activations = fixed + per_image * batch_size``.
+    Weights, gradients and Adam's two moments are ``4 x`` the parameters' bytes. Returns
+    ``{"parameters", "activations_per_image", "activations_fixed", "total"}`` for
+    ``batch_size`` (default: the config's). An estimate: the allocator's caching, cuDNN's
+    workspaces and the temporaries of the backward pass come on top (README "Memory per batch size").
+    """
+    from course_lib.losses import critic_loss, generator_loss
+    c = config
+    batch = c.batch_size if batch_size is None else int(batch_size)
+    generator, local_critic, global_critic = build_models(c)
+    weights = loss_weights(c)
+    params = sum(p.numel() * p.element_size() for m in (generator, local_critic, global_critic)
+                 for p in m.parameters())
+
+    def saved_bytes(b: int) -> int:
+        g = make_generator(c.seed)
+        x = torch.rand(b, 3, c.image_size, c.image_size, generator=g) * 2 - 1  # (b, 3, H, W)
+        mask, boxes = random_box_mask(b, c.image_size, c.image_size, c.hole_size, c.hole_size,
+                                      margin=c.margin, max_delta=c.max_delta, generator=g)
+        peak = 0
+        for phase in ("critic", "generator"):
+            total = [0]
+            seen: set[int] = set()
+
+            def pack(t: torch.Tensor) -> torch.Tensor:
+                key = t.untyped_storage().data_ptr()
+                if key not in seen:  # a tensor saved twice costs its memory once
+                    seen.add(key)
+                    total[0] += t.untyped_storage().nbytes()
+                return t
+            with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+                if phase == "critic":
+                    with torch.no_grad():
+                        _, x2, _ = generator(x * (1.0 - mask), mask)
+                    critic_loss(x, x2, mask, boxes[0], local_critic, global_critic, weights=weights, generator=g)
+                else:
+                    x1, x2, _ = generator(x * (1.0 - mask), mask)
+                    generator_loss(x, x1, x2, mask, boxes[0], local_critic, global_critic, weights=weights)
+            peak = max(peak, total[0])
+        return peak
+
+    one, two = saved_bytes(1), saved_bytes(2)
+    per_image = max(two - one, 0)
+    fixed = max(one - per_image, 0)
+    return {"parameters": 4 * params, "activations_per_image": per_image, "activations_fixed": fixed,
+            "total": 4 * params + fixed + per_image * batch}
+
+
+def memory_table(config: Union[TrainConfig, str] = "places2", batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> str:
+    """README's "Memory per batch size" table: :func:`estimate_train_memory` for each batch size, in GiB."""
+    if not isinstance(config, TrainConfig):
+        config = load_config(config)
+    est = estimate_train_memory(config, 1)
+    rows = ["| batch_size | estimated GiB (float32) |", "|---|---|"]
+    for b in batch_sizes:
+        total = est["parameters"] + est["activations_fixed"] + est["activations_per_image"] * b
+        rows.append(f"| {b} | {total / 2**30:.1f} |")
+    return "\n".join(rows)
 
 
 def _in_ci() -> bool:
@@ -243,7 +410,9 @@ class Trainer:
     ``Trainer(config, out_dir, resume=None)``; ``resume`` is ``None`` (fresh run),
     ``"auto"`` (the newest checkpoint in ``out_dir`` if there is one, else fresh),
     ``True`` (the newest checkpoint, which must exist) or a path to a checkpoint file or
-    run folder. Resuming restores weights, both optimisers, the AMP scalers, the step,
+    run folder. Settings may change on resume (``lr`` and ``betas`` go into the restored
+    optimisers) except :attr:`FIXED_ON_RESUME`; what changed is said when :meth:`fit` starts.
+    Resuming restores weights, both optimisers, the AMP scalers, the step,
     every RNG (python, numpy, torch CPU/CUDA, the hole sampler) and the data position, so
     on CPU "3 steps + resume + 3 steps" gives bit-identical weights to "6 steps". This
     holds with DataLoader workers too, because course_lib's data sets draw their crops
@@ -271,8 +440,7 @@ class Trainer:
             self._lock.check()
         resume_path = self._resolve_resume(resume)
         saved = ckpt_io.load_checkpoint(resume_path) if resume_path is not None else None
-        if saved is not None:
-            self._check_compatible(TrainConfig.from_dict(saved["config"]))
+        changed = self._check_compatible(TrainConfig.from_dict(saved["config"])) if saved is not None else {}
 
         seed_everything(config.seed)  # identical initial weights on every rank
         self.generator, self.local_critic, self.global_critic = (
@@ -280,6 +448,7 @@ class Trainer:
         if config.channels_last:
             for m in self.models:
                 m.to(memory_format=torch.channels_last)
+        use_fast_path(*self.models)  # the fast training path: the same maths to float rounding (course_lib.ops)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = config.cudnn_benchmark
         betas = tuple(config.betas)
@@ -297,6 +466,10 @@ class Trainer:
         self.ema: Optional[WeightEMA] = WeightEMA(self.generator, config.ema_decay) if config.ema_decay > 0 else None
         # Holes and gradient-penalty alphas come from their own generator (one per rank).
         self.mask_rng = make_generator(config.seed + 1_000_003 * (self.dist.rank + 1))
+        # hole_kind = "folder": the user's masks (checked now, so a wrong folder fails before step 1)
+        self.mask_folder: Optional[MaskFolder] = (
+            MaskFolder(config.mask_folder, config.image_size, invert=config.mask_invert)
+            if config.hole_kind == "folder" else None)
         self.step = 0
         self.skipped_updates = 0  # fp16 updates the scaler skipped (non-finite loss), this process
         self._nonfinite_in_a_row = {"critic": 0, "generator": 0}  # per phase: a good generator update
@@ -310,6 +483,14 @@ class Trainer:
         self._val_batch: Optional[tuple[torch.Tensor, torch.Tensor]] = None
 
         self._notes: list[str] = []  # said when fit() starts
+        if changed:
+            self._notes.append("resumed with changed settings: " + ", ".join(
+                f"{k} {a} -> {b}" for k, (a, b) in changed.items()) + (
+                " (set into the restored optimisers)" if {"lr", "betas"} & set(changed) else ""))
+        if val_dataset is None and config.val_images > 0:
+            self._val_dataset = self._make_val_dataset()
+        if self.dist.is_main:
+            self._warn_about_data()
         if init is not None and (saved is not None or ckpt_io.latest_checkpoint(self.out_dir) is not None):
             raise ValueError(f"--init starts a new run, but {self.out_dir} already holds checkpoints; choose a "
                              "new --out, or continue that run with --resume")
@@ -376,21 +557,74 @@ class Trainer:
             raise FileNotFoundError(f"--resume {path}: no such checkpoint file")
         return path
 
-    def _check_compatible(self, saved: TrainConfig) -> None:
-        """Shape-defining keys must match the checkpoint's; everything else may change."""
-        keys = ("cnum", "critic_cnum", "image_size", "hole_size")
-        diff = {k: (getattr(saved, k), getattr(self.config, k)) for k in keys
+    # Keys a resumed run cannot change: the models' shapes (the weights would not fit) and the
+    # seed (the data order and every random state continue from the checkpoint's).
+    FIXED_ON_RESUME = ("cnum", "critic_cnum", "image_size", "hole_size", "seed")
+
+    def _check_compatible(self, saved: TrainConfig) -> dict[str, tuple[Any, Any]]:
+        """Refuse a change of :attr:`FIXED_ON_RESUME`; return every other changed key as ``{key: (old, new)}``.
+
+        Everything else may change on resume and takes effect: the step reads the config, and
+        ``lr`` / ``betas`` are set into the restored optimisers (:meth:`_load_state`), which
+        keep their moment estimates.
+        """
+        diff = {k: (getattr(saved, k), getattr(self.config, k)) for k in self.FIXED_ON_RESUME
                 if getattr(saved, k) != getattr(self.config, k)}
         if diff:
-            raise ValueError("cannot resume: the checkpoint's model sizes differ from the config's "
-                             + ", ".join(f"{k} {a} (checkpoint) vs {b} (config)" for k, (a, b) in diff.items())
-                             + "; drop those --set overrides or start a new run folder")
+            raise ValueError("cannot resume: " + ", ".join(f"{k} {a} (checkpoint) vs {b} (config)"
+                                                           for k, (a, b) in diff.items())
+                             + f"; {', '.join(self.FIXED_ON_RESUME)} cannot change on resume, so drop those "
+                             "--set overrides (or --config) or start a new run folder")
+        old, new = saved.to_dict(), self.config.to_dict()
+        return {k: (old[k], new[k]) for k in new if old.get(k) != new[k]}
 
     def _make_dataset(self, split: str, n: int) -> Dataset:
         from course_lib.data import make_dataset
         c = self.config
         return make_dataset(c.data, root=c.data_root or None, split=split, size=c.image_size,
-                            seed=c.seed, n=n)
+                            seed=c.seed, n=n, flip=c.flip and split == c.split)
+
+    def _make_val_dataset(self) -> Optional[Dataset]:
+        """The validation images: ``val_flist`` (an flist file or a folder) when set, else the data
+        set's ``val_split`` (for ``data=flist`` the ``*_val.flist`` that make-flist wrote next to
+        ``data_root``). When they cannot be read, validation is turned off with one line on stderr."""
+        from course_lib.data import FlistDataset, ImageFolderDataset
+        c = self.config
+        try:
+            if c.val_flist:
+                path = Path(c.val_flist).expanduser()
+                if path.is_dir():
+                    return ImageFolderDataset(path, size=c.image_size, mode="center_crop", seed=c.seed)
+                return FlistDataset(path, size=c.image_size, mode="center_crop", seed=c.seed)
+            return self._make_dataset(c.val_split, max(c.val_images, 1))
+        except (ValueError, FileNotFoundError, OSError) as err:
+            if c.val_flist:  # the user named this list: a wrong path is a mistake, not a default
+                raise ValueError(f"val_flist {c.val_flist!r}: {err}") from None
+            if self.dist.is_main:
+                print(f"validation disabled: {err}", file=sys.stderr)
+            c.val_images = 0
+            return None
+
+    def _warn_about_data(self) -> None:
+        """Loud warnings before training: validation images that are training images, a tiny data set."""
+        from course_lib.data import TINY_DATASET, shared_images
+        train_paths = getattr(self.dataset, "paths", None)
+        val_paths = getattr(self._val_dataset, "paths", None)
+        if train_paths is not None and val_paths is not None and self.config.val_images > 0:
+            shared = shared_images(train_paths, val_paths[:self.config.val_images])
+            if shared:
+                print(f"WARNING: {len(shared)} of the {min(len(val_paths), self.config.val_images)} validation "
+                      f"images are TRAINING images (first: {shared[0]}): val.csv will measure how well the "
+                      "model remembers them, not how it fills photos it never saw. Hold some out: `python -m "
+                      "course_lib make-flist FOLDER data/train.flist --val-fraction 0.1` writes "
+                      "data/train_val.flist, which train reads by default, or pass --val-flist LIST",
+                      file=sys.stderr, flush=True)
+        if train_paths is not None and len(train_paths) < TINY_DATASET:
+            advice = "" if self.config.flip else "; --set flip=true mirrors them at random (twice the variety)"
+            print(f"WARNING: only {len(train_paths)} training images (fewer than {TINY_DATASET}): the model "
+                  "will learn them by heart and fill new photos poorly; expect the validation numbers to stop "
+                  f"improving early. Add photos (thousands; README 'Training on your own photos'){advice}",
+                  file=sys.stderr, flush=True)
 
     def autocast(self) -> Any:
         """The mixed-precision context of this run (a no-op when ``amp = 'off'``)."""
@@ -405,12 +639,19 @@ class Trainer:
             x = x.contiguous(memory_format=torch.channels_last)
         return x
 
-    def sample_hole(self, batch: int) -> tuple[torch.Tensor, list]:
-        """One box and one hole for the whole batch (release); mask (1, 1, H, W)."""
+    def sample_hole(self, batch: int) -> tuple[torch.Tensor, Any]:
+        """The step's holes: one box for the whole batch (release, mask (1, 1, H, W)), or, for the other
+        ``hole_kind`` values (:func:`course_lib.masks.training_holes`), one hole and one local box per
+        image (mask (B, 1, H, W))."""
         c = self.config
-        mask, bboxes = random_box_mask(batch, c.image_size, c.image_size, c.hole_size, c.hole_size,
-                                       margin=c.margin, max_delta=c.max_delta, generator=self.mask_rng)
-        return mask.to(self.device), bboxes[0]
+        if c.hole_kind == "box" and not c.hole_per_sample:
+            mask, bboxes = random_box_mask(batch, c.image_size, c.image_size, c.hole_size, c.hole_size,
+                                           margin=c.margin, max_delta=c.max_delta, generator=self.mask_rng)
+            return mask.to(self.device), bboxes[0]
+        mask, bboxes = training_holes(c.hole_kind, batch, c.image_size, c.hole_size, c.max_delta, c.margin,
+                                      generator=self.mask_rng, per_sample=c.hole_per_sample,
+                                      folder=self.mask_folder)
+        return mask.to(self.device), bboxes
 
     def _generate(self, x_incomplete: torch.Tensor, mask: torch.Tensor, train: bool,
                   generator: Optional[nn.Module] = None) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
@@ -550,6 +791,9 @@ class Trainer:
                                    f"the average starts from its weights at step {saved['step']}")
         self.opt_g.load_state_dict(saved["opt_g"])
         self.opt_d.load_state_dict(saved["opt_d"])
+        for opt in (self.opt_g, self.opt_d):  # --set lr / betas on resume: the config's values, not the saved ones
+            for group in opt.param_groups:
+                group["lr"], group["betas"] = self.config.lr, tuple(self.config.betas)
         if saved.get("scaler_g"):
             self.scaler_g.load_state_dict(saved["scaler_g"])
         if saved.get("scaler_d"):
@@ -610,12 +854,17 @@ class Trainer:
         self._csv.writeheader()
         self._csv.writerows(rows)
         self._csv_file.flush()
+        rewind_csv(self.out_dir / "val.csv", self.step)  # every log restarts at the checkpoint's step
+        for grid in (self.out_dir / "images").glob("step_*.png"):
+            if grid.stem[5:].isdigit() and int(grid.stem[5:]) > self.step:
+                grid.unlink(missing_ok=True)
         if self.config.tensorboard and self._tb is None:
             try:
                 from torch.utils.tensorboard import SummaryWriter
                 self._tb = SummaryWriter(str(self.out_dir / "tb"), purge_step=self.step + 1)
-            except ImportError:  # tensorboard is optional
+            except ImportError:  # tensorboard is optional: say so once per process
                 self._tb = None
+                _tensorboard_missing_once()
 
     def _close_logs(self) -> None:
         if self._csv_file is not None:
@@ -655,21 +904,17 @@ class Trainer:
     def _validation_batch(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
         if self._val_batch is None:
             c = self.config
-            ds = self._val_dataset
+            ds = self._val_dataset if self._val_dataset is not None else self._make_val_dataset()
             if ds is None:
-                try:
-                    ds = self._make_dataset(c.val_split, max(c.val_images, 1))
-                except (ValueError, FileNotFoundError, OSError) as err:
-                    print(f"validation disabled: {err}", file=sys.stderr)
-                    c.val_images = 0
-                    return None
+                return None
             n = min(len(ds), c.val_images)
             if n == 0:
                 return None
             x = torch.stack([ds[i] for i in range(n)])  # (N, 3, H, W)
-            mask, _ = random_box_mask(n, c.image_size, c.image_size, c.hole_size, c.hole_size,
-                                      margin=c.margin, max_delta=c.max_delta, per_sample=True,
-                                      generator=make_generator(c.seed + 4242))  # (N, 1, H, W) fixed
+            # fixed seeded holes of the training kind, one per image (box: as before this option)
+            mask, _ = training_holes(c.hole_kind, n, c.image_size, c.hole_size, c.max_delta, c.margin,
+                                     generator=make_generator(c.seed + 4242), per_sample=True,
+                                     folder=self.mask_folder)  # (N, 1, H, W)
             self._val_batch = (x, mask)
         return self._val_batch
 
@@ -725,20 +970,34 @@ class Trainer:
             return False
         return sys.stderr.isatty() and not _in_ci()
 
-    # -- Ctrl-C
+    # -- Ctrl-C and SIGTERM
+    STOP_SIGNALS = ("SIGINT", "SIGTERM")  # SIGTERM: what Colab, SLURM, Docker and systemd send before SIGKILL
+
     def request_stop(self) -> None:
         """Finish the current step, save a checkpoint and return from :meth:`fit`."""
         self._stop_requested = True
 
-    def _on_sigint(self, signum: int, frame: Any) -> None:
-        if self._stop_requested:  # second Ctrl-C: stop right now (a checkpoint is still written)
+    def _on_stop_signal(self, signum: int, frame: Any) -> None:
+        """Ctrl-C or SIGTERM: finish this step and save; a second one abandons the step (still saving).
+
+        The message goes straight to the stderr file descriptor: a handler must not print
+        through Python's buffered streams, which the interrupted code may be writing.
+        """
+        name = "Ctrl-C" if signum == signal.SIGINT else signal.Signals(signum).name
+        self._stop_signal = signum
+        if self._stop_requested:  # the second one: stop right now (a checkpoint is still written)
             raise KeyboardInterrupt
         self._stop_requested = True
-        self._say("Ctrl-C: finishing this step, then saving a checkpoint (Ctrl-C again to stop at once)")
+        if self.dist.is_main:
+            os.write(2, f"\n{name}: finishing this step, then saving a checkpoint ({name} again to stop "
+                        "at once)\n".encode())
 
     # -- the loop
     def fit(self, max_iters: Optional[int] = None, max_minutes: Optional[float] = None) -> TrainResult:
-        """Train until step ``max_iters`` (default: the config's), Ctrl-C or a non-finite loss.
+        """Train until step ``max_iters`` (default: the config's), Ctrl-C, SIGTERM or a non-finite loss.
+
+        Ctrl-C and SIGTERM (in the main thread) finish the step and save a checkpoint; a second
+        one abandons the step and still saves (:attr:`TrainResult.signal` says which signal).
 
         ``max_minutes`` stops (with a checkpoint) after that much wall time, e.g. before a
         Colab session ends; the status is then 'time_limit'.
@@ -755,6 +1014,10 @@ class Trainer:
                 self._notes.append(f"removed {len(stale)} unfinished checkpoint file(s) of a run that was killed")
         try:
             return self._fit(total, max_minutes)
+        except RuntimeError as err:
+            if _is_out_of_memory(err):
+                raise TrainOutOfMemoryError(out_of_memory_advice(self.config, self.device)) from err
+            raise
         finally:
             if self._lock is not None:
                 self._lock.release()
@@ -763,9 +1026,12 @@ class Trainer:
         c = self.config
         self._bar = None
         self._open_logs()
-        old_handler = None
+        old_handlers: dict[int, Any] = {}
+        self._stop_signal: Optional[int] = None
         if threading.current_thread() is threading.main_thread():
-            old_handler = signal.signal(signal.SIGINT, self._on_sigint)
+            for name in self.STOP_SIGNALS:
+                signum = getattr(signal, name)
+                old_handlers[signum] = signal.signal(signum, self._on_stop_signal)
         if self.dist.is_main and self._use_bar():
             from tqdm.auto import tqdm
             self._bar = tqdm(total=total, initial=self.step, desc="train", dynamic_ncols=True)
@@ -812,26 +1078,36 @@ class Trainer:
                             self._say(f"warning: generator replicas differ by {diff:.3g} at step {self.step}")
                 if stop:
                     status = "stopped" if self._stop_requested else "time_limit"
-                    self._say(f"{status.replace('_', ' ')}: step {self.step}; checkpoint {self.last_checkpoint}")
+                    by = f" by {signal.Signals(self._stop_signal).name}" if self._stop_signal else ""
+                    self._say(f"{status.replace('_', ' ')}{by}: step {self.step}; checkpoint {self.last_checkpoint}")
                     break
             else:
                 if self._saved_step != self.step:
                     self.save_checkpoint()
-        except KeyboardInterrupt:
+        except (KeyboardInterrupt, RuntimeError) as err:
             # Interrupted inside a step: save what we have (the step counter is that of the
-            # last completed step; the critics may have taken a few extra updates).
+            # last completed step; the critics may have taken a few extra updates). Also when
+            # a SIGTERM sent to every process of the run (kill -- -PGID, systemd, SLURM) ended
+            # the DataLoader workers, which torch reports as a RuntimeError.
+            worker_stopped = isinstance(err, RuntimeError) and "DataLoader worker" in str(err) and (
+                self._stop_requested or "Terminated" in str(err))
+            if isinstance(err, RuntimeError) and not worker_stopped:
+                raise
             status = "interrupted"
+            self._stop_signal = self._stop_signal or (signal.SIGTERM if worker_stopped else signal.SIGINT)
             path = self.save_checkpoint(gather_rng=False)
-            self._say(f"interrupted at step {self.step}; saved {path}; continue with --resume")
+            why = " (the signal also ended the data loader's workers)" if worker_stopped else ""
+            self._say(f"interrupted at step {self.step}{why}; saved {path}; continue with --resume")
         finally:
-            if old_handler is not None:
-                signal.signal(signal.SIGINT, old_handler)
+            for signum, handler in old_handlers.items():
+                signal.signal(signum, handler if handler is not None else signal.SIG_DFL)
             if self._bar is not None:
                 self._bar.close()
                 self._bar = None
             self._close_logs()
             self._stop_requested = False
-        return TrainResult(status, self.step, self.last_checkpoint, row)
+        return TrainResult(status, self.step, self.last_checkpoint, row,
+                           signal=self._stop_signal if status in ("stopped", "interrupted") else None)
 
     def close(self) -> None:
         """Leave the process group of a distributed run."""
@@ -912,49 +1188,86 @@ def build_parser() -> argparse.ArgumentParser:
                         help="after training, also write generator-only weights to PATH")
     parser.add_argument("--export-half", action="store_true", help="store the exported weights as float16")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
+    _add_data_options(parser)
     return parser
 
 
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """Options for training on your own photos and masks; each is a shorthand for a --set KEY=VALUE."""
+    from course_lib.config import HOLE_KINDS
+    group = parser.add_argument_group("your own photos and masks (shorthands for --set)")
+    group.add_argument("--val-flist", default=None, metavar="LIST",
+                       help="validation images: an flist or a folder (val_flist); default for data=flist: "
+                            "the <name>_val.flist that make-flist --val-fraction wrote next to data_root")
+    group.add_argument("--holes", default=None, choices=HOLE_KINDS, metavar="KIND",
+                       help="training holes (hole_kind): box (release, default), strokes (DeepFill v2), "
+                            "box_or_strokes (v2's training), folder (your masks, --mask-folder), border "
+                            "(a box touching the image's edge)")
+    group.add_argument("--mask-folder", default=None, metavar="DIR",
+                       help="with --holes folder: your mask images, white = hole (mask_folder)")
+    group.add_argument("--invert-masks", action="store_true",
+                       help="with --holes folder: black is the hole in those masks (mask_invert)")
+
+
+def _data_overrides(args: argparse.Namespace) -> list[str]:
+    """The --set strings that the shorthand options stand for (explicit --set values come after them)."""
+    out = []
+    if args.val_flist is not None:
+        out.append(f"val_flist={args.val_flist}")
+    if args.holes is not None:
+        out.append(f"hole_kind={args.holes}")
+    if args.mask_folder is not None:
+        out.append(f"mask_folder={args.mask_folder}")
+        if args.holes is None:
+            out.append("hole_kind=folder")
+    if args.invert_masks:
+        out.append("mask_invert=true")
+    return out
+
+
 def main(argv: Optional[list[str]] = None) -> int:
-    """``python -m course_lib train ...``; exit code 0 done, 1 non-finite loss, 2 bad input, 130 Ctrl-C."""
+    """``python -m course_lib train ...``; exit code 0 done, 1 non-finite loss, 2 bad input, 130 Ctrl-C, 143 SIGTERM.
+
+    Ctrl-C and SIGTERM finish the step and save a checkpoint before the exit (130 = 128 +
+    SIGINT, 143 = 128 + SIGTERM), so ``train && evaluate`` runs evaluate only after a finished
+    run. Errors are reported by the one boundary of every command,
+    :func:`course_lib.__main__.run_command`.
+    """
     import json
     args = build_parser().parse_args(argv)
-    try:
-        if args.config is None and args.resume is not None:
-            found = (ckpt_io.latest_checkpoint(args.out) if args.resume == "auto" else Path(args.resume))
-            if found is not None and Path(found).is_dir():
-                found = ckpt_io.latest_checkpoint(found)
-            base = (TrainConfig.from_dict(ckpt_io.load_checkpoint(found)["config"]) if found is not None
-                    else load_config("toy_cpu"))
-        elif args.config is None and args.init is not None:  # the init file's own config, or the release's
-            from course_lib.pretrained import load_weights
-            saved = load_weights(args.init).config
-            base = TrainConfig.from_dict(saved) if "image_size" in saved else load_config("places2")
-        else:
-            base = load_config(args.config or "toy_cpu")
-        config = apply_overrides(base, args.overrides) if args.overrides else base
-    except (KeyError, ValueError, TypeError, FileNotFoundError) as err:
-        message = err.args[0] if isinstance(err, KeyError) and err.args else err
-        print(f"train: {message}", file=sys.stderr)
-        return 2
+    args.overrides = _data_overrides(args) + args.overrides
+    if args.config is None and args.resume is not None:
+        found = (ckpt_io.latest_checkpoint(args.out) if args.resume == "auto" else Path(args.resume))
+        if found is not None and Path(found).is_dir():
+            found = ckpt_io.latest_checkpoint(found)
+        base = (TrainConfig.from_dict(ckpt_io.load_checkpoint(found)["config"]) if found is not None
+                else load_config("toy_cpu"))
+    elif args.config is None and args.init is not None:  # the init file's own config, or the release's
+        from course_lib.pretrained import load_weights
+        saved = load_weights(args.init).config
+        base = TrainConfig.from_dict(saved) if "image_size" in saved else load_config("places2")
+    else:
+        base = load_config(args.config or "toy_cpu")
+    config = apply_overrides(base, args.overrides) if args.overrides else base
     if args.print_config:
         print(json.dumps(config.to_dict(), indent=2))
         return 0
     trainer = Trainer(config, args.out, resume=args.resume, init=args.init, fresh_critics=args.fresh_critics)
     try:
         result = trainer.fit(max_minutes=args.max_minutes)
-    except NonFiniteLossError as err:
-        print(f"train: {err}", file=sys.stderr)
-        return 1
     finally:
         trainer.close()
     if args.export and trainer.dist.is_main:
-        path = trainer.export_generator(args.export, half=args.export_half)
-        print(f"generator weights: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        if result.signal is None:
+            path = trainer.export_generator(args.export, half=args.export_half)
+            print(f"generator weights: {path} ({path.stat().st_size / 1e6:.2f} MB)")
+        else:
+            print(f"not exporting {args.export}: the run was stopped; --resume finishes it")
     if trainer.dist.is_main:
         print(f"{result.status} at step {result.step}; checkpoint {result.checkpoint}")
-    return 130 if result.status == "interrupted" else 0
+    return 128 + int(result.signal) if result.signal is not None else 0
 
 
 if __name__ == "__main__":
-    raise SystemExit(main())
+    from course_lib.__main__ import run_command
+    raise SystemExit(run_command("train", main, sys.argv[1:]))

@@ -1,10 +1,11 @@
 #!/usr/bin/env python
-"""Benchmark course_lib: generator inference, contextual attention, a training step, each against its reference.
+"""Benchmark course_lib: generator inference, contextual attention, generator and critic steps, a training step, each against its reference.
 
 Usage::
 
     python scripts/benchmark.py                     # 256..2048, attention B=8, train step B=16; cuda if available
-    python scripts/benchmark.py --quick             # 256 and 512, no train step (about 2 min on 2 CPU cores)
+    python scripts/benchmark.py --quick             # 256 and 512, the step rows, no full train step
+    python scripts/benchmark.py --only-steps        # generator / critic steps against the per-image-loop port
     python scripts/benchmark.py --device cuda --json bench.json
     python scripts/benchmark.py --only-generator --sizes 512   # fast vs step-by-step generator only
 

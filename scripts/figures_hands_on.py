@@ -46,7 +46,24 @@ def equal_psnr() -> Figure:
     return equal_psnr_figure(pair, *sharp)
 
 
+def seam_blending() -> Figure:
+    """Exact mode without and with seam blending (``feather``): the raw fill pasted, then faded into its surroundings."""
+    from course_lib.inpainting import inpaint
+    from course_lib.plots import show_images
+
+    toy = load_generator(toy_weights())
+    x = toy_image("faces", size=64, generator=make_generator(4))[None]  # (1, 3, 64, 64)
+    mask = bbox_to_mask((18, 14, 26, 30), 64, 64, max_delta=0)  # (1, 1, 64, 64) a 30x26 (WxH) box
+    raw = inpaint(toy, x, mask, mode="exact", warn_large_hole=False)  # (1, 3, 64, 64)
+    blended = inpaint(toy, x, mask, mode="exact", feather=3, warn_large_hole=False)
+    diff = ((blended - raw).abs().amax(dim=1, keepdim=True) * 4).clamp(0, 1)  # (1, 1, 64, 64) x4 to show it
+    return show_images([x * (1 - mask) + mask, raw, blended, diff],
+                       ["input (hole white)", "exact, raw fill (default)", "exact, --feather 3",
+                        "|difference| x 4"])
+
+
 FIGURES = {
+    "10_seam_blending.png": seam_blending,
     "10_hole_sizes.png": hole_sizes,
     "10_attention_map.png": attention_map,
     "10_equal_psnr.png": equal_psnr,

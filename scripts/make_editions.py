@@ -190,6 +190,13 @@ _MISSING_MESSAGE = ("This copy of the course does not name its GitHub repository
                     "!pip install -q --no-deps git+https://github.com/OWNER/NAME@BRANCH")
 
 
+# What the install cell pip-installs beside course_lib, also with --no-deps (Colab has their
+# dependencies). ipycanvas 0.13 and 0.14 declare ipywidgets >=7.6,<9, so they work with Colab's
+# ipywidgets 7.7.1 as with 8; the upper bound keeps a later release that may drop ipywidgets 7
+# (which --no-deps would not notice) off Colab until `make test-colab` has tried it.
+COLAB_PACKAGES = ("tqdm", "ipycanvas>=0.13,<0.15")
+
+
 def install_source(repository: Optional[CourseRepository]) -> str:
     """The install cell: on Colab only, pip-installs course_lib from ``repository`` (``--no-deps``).
 
@@ -212,7 +219,8 @@ def install_source(repository: Optional[CourseRepository]) -> str:
         *[f"            {json.dumps(piece)}" for piece in message[:-1]],
         f"            {json.dumps(message[-1])})",
         "    url = f\"git+https://github.com/{COURSE_REPOSITORY}@{COURSE_REF}\"",
-        "    if subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\", url, \"tqdm\", \"ipycanvas\"]).returncode:",
+        "    if subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\", url, "
+        + ", ".join(json.dumps(package) for package in COLAB_PACKAGES) + "]).returncode:",
         "        raise RuntimeError(f\"pip could not install {url} (see above): is the repository public, \"",
         "                           f\"with a branch or tag {COURSE_REF!r}? ([tool.course] in pyproject.toml)\")",
         "    importlib.invalidate_caches()",

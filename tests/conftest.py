@@ -19,7 +19,8 @@ import pytest
 
 # Variables that change what course_lib or its dependencies do. Removed for every test.
 COURSE_ENV = (
-    "CI", "COURSE_LIB_CI", "COURSE_LIB_SAMPLES", "COURSE_LIB_WEIGHTS", "COURSE_LIB_DRIVE_URL", "COURSE_LIB_DATA_URL",
+    "CI", "COURSE_LIB_CI", "COURSE_LIB_SAMPLES", "COURSE_LIB_DEBUG", "COURSE_LIB_WEIGHTS", "COURSE_LIB_DRIVE_URL",
+    "COURSE_LIB_DATA_URL",
     "WORLD_SIZE", "RANK", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT",
     "PYTHONHASHSEED",
 )
@@ -27,7 +28,7 @@ COURSE_ENV = (
 
 @pytest.fixture(autouse=True)
 def fixed_process_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """cwd: a fresh empty folder; umask 022; SIGINT: Python's default; no course variables."""
+    """cwd: a fresh empty folder; umask 022; SIGINT: Python's default; SIGTERM: the system's; no course variables."""
     for name in COURSE_ENV:
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("MPLBACKEND", "Agg")  # no display in CI, and no GUI window from a test
@@ -35,9 +36,11 @@ def fixed_process_state(tmp_path_factory: pytest.TempPathFactory, monkeypatch: p
     umask = os.umask(0o022)
     handler = signal.getsignal(signal.SIGINT)
     signal.signal(signal.SIGINT, signal.default_int_handler)
+    term_handler = signal.signal(signal.SIGTERM, signal.SIG_DFL)
     try:
         yield
     finally:
         signal.signal(signal.SIGINT, handler if handler is not None else signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, term_handler if term_handler is not None else signal.SIG_DFL)
         os.umask(umask)
 

@@ -11,6 +11,8 @@ import torch.nn.functional as F
 from course_lib.attention import contextual_attention
 from course_lib.attention_fast import (
     DEFAULT_MAX_BYTES,
+    _diagonal_sum,
+    contextual_attention_batched,
     chunk_rows,
     contextual_attention_fast,
     fast_attention_settings,
@@ -243,3 +245,64 @@ def test_empty_and_full_masks_through_inference():
             with use_fast_attention():
                 _, fast, _ = gen(x, mask)
         assert_near(fast * mask, dense * mask)
+
+
+# ---------------------------------------------------------------- the training path: batched dense layer
+
+def test_diagonal_sum_equals_a_loop_over_the_padded_matrix():
+    """out[p, q] = sum over d of m[p + d, q + d], zero outside; TF 'SAME' puts the extra tap at the end."""
+    g = torch.Generator().manual_seed(3)
+    m = torch.randn(2, 5, 7, generator=g, dtype=torch.float64)
+    for k, shifts in ((3, (-1, 0, 1)), (2, (0, 1)), (1, (0,)), (4, (-1, 0, 1, 2))):
+        expected = torch.zeros_like(m)
+        for p in range(5):
+            for q in range(7):
+                for d in shifts:
+                    if 0 <= p + d < 5 and 0 <= q + d < 7:
+                        expected[:, p, q] += m[:, p + d, q + d]
+        assert torch.allclose(_diagonal_sum(m, k), expected, rtol=0, atol=1e-12)
+
+
+@pytest.mark.parametrize("shape, fuse, shared", [((4, 6, 16, 24), True, False), ((3, 5, 14, 22), True, True),
+                                                 ((2, 4, 10, 10), False, False)])
+def test_batched_layer_equals_the_dense_layer_everywhere(shape, fuse, shared):
+    """Odd grids (7x11, 5x5), per-sample masks (box, border box, empty, full) or one shared mask:
+    values, gradients w.r.t. f and b (different tensors) and the flow."""
+    B, C, H, W = shape
+    g = torch.Generator().manual_seed(4)
+    f = torch.randn(B, C, H, W, generator=g).requires_grad_(True)  # (B, C, H, W)
+    b = (f.detach() + 0.5 * torch.randn(B, C, H, W, generator=g)).requires_grad_(True)
+    mask = _masks(B, H, W)[:1] if shared else _masks(B, H, W)
+    w = torch.randn(B, C, H, W, generator=g)
+    y, flow = contextual_attention(f, b, mask, fuse=fuse)
+    grads = torch.autograd.grad((y * w).sum(), (f, b))
+    y2, flow2 = contextual_attention_batched(f, b, mask, fuse=fuse)
+    grads2 = torch.autograd.grad((y2 * w).sum(), (f, b))
+    assert_near(y2, y)
+    for got, want in zip(grads2, grads):
+        assert_near(got, want)
+    torch.testing.assert_close(flow2, flow)
+
+
+def test_batched_layer_is_exact_in_float64_and_handles_other_sizes():
+    g = torch.Generator().manual_seed(5)
+    f = torch.randn(3, 4, 14, 18, generator=g, dtype=torch.float64).requires_grad_(True)
+    mask = _masks(3, 14, 18).double()
+    w = torch.randn(3, 4, 14, 18, generator=g, dtype=torch.float64)
+    y, _ = contextual_attention(f, f, mask)
+    y2, _ = contextual_attention_batched(f, f, mask)
+    assert_near(y2, y, 1e-12)
+    assert_near(torch.autograd.grad((y2 * w).sum(), f)[0], torch.autograd.grad((y * w).sum(), f)[0], 1e-12)
+    f = torch.randn(2, 3, 12, 8, generator=g)  # foreground and background of different sizes, no mask
+    b = torch.randn(2, 3, 8, 10, generator=g)
+    assert_near(contextual_attention_batched(f, b, None)[0], contextual_attention(f, b, None)[0])
+
+
+def test_batched_layer_bad_inputs_name_the_fix():
+    f = torch.randn(1, 2, 8, 8)
+    with pytest.raises(ValueError, match="odd ksize"):
+        contextual_attention_batched(f, f, None, ksize=4)
+    with pytest.raises(ValueError, match="multiple of rate"):
+        contextual_attention_batched(torch.randn(1, 2, 7, 8), torch.randn(1, 2, 7, 8), None)
+    with pytest.raises(ValueError, match="fuse_k"):
+        contextual_attention_batched(f, f, None, fuse_k=0)

@@ -8,12 +8,16 @@ holds that rendering, and ``test_readme_holds_the_table`` keeps the two in step.
 """
 from __future__ import annotations
 
+import errno
+import io
 import os
 import pickle
 import re
+import shutil
 import struct
 import subprocess
 import sys
+import types
 import zlib
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,6 +29,7 @@ import torch
 from PIL import Image
 
 from course_lib.__main__ import main as cli_main
+from course_lib.checkpoint import list_checkpoints
 
 REPO = Path(__file__).resolve().parents[1]
 TOY_WEIGHTS = REPO / "course_lib" / "weights" / "toy_cpu.pt"
@@ -559,6 +564,274 @@ def _(tmp_path, capsys, generator):
         inpaint(generator, Image.open(save_rgb(tmp_path / "a.png")), mask, mode="crop", window=(0, 0, 40, 32))
 
 
+# --- settings, disks and data sets that fail later (issue 26) --------------------------
+
+@case("set-not-finite", "CLI + API", "--set lr=nan (or inf, for any number)", "error: lr must be a finite number")
+def _(tmp_path, capsys, generator):
+    from course_lib.config import TrainConfig
+    expect_cli_error(capsys, r"lr must be a finite number, got 'nan'.*--set lr=", "train", "--out", tmp_path / "r",
+                     "--set", "lr=nan")
+    expect_cli_error(capsys, r"betas must be a finite number, got 'inf'", "train", "--out", tmp_path / "r",
+                     "--set", "betas=0.5,inf")
+    with pytest.raises(ValueError, match=r"gamma must be a finite number"):
+        TrainConfig(gamma=float("nan"))
+    assert not (tmp_path / "r").exists()
+
+
+@case("resume-changes-model-size", "CLI", "train --resume --set cnum=8 on a run trained with cnum 4",
+      "error: cnum cannot change on resume; drop the override or start a new run folder")
+def _(tmp_path, capsys, generator):
+    run = tmp_path / "run"
+    rc, err = run_cli(capsys, "train", "--out", run, *TINY_TRAIN)
+    assert rc == 0, err
+    expect_cli_error(capsys, r"cannot resume: cnum 4 \(checkpoint\) vs 8 \(config\).*cannot change on resume.*"
+                     r"new run folder", "train", "--out", run, "--resume", "--set", "cnum=8")
+    assert [p.name for p in list_checkpoints(run / "checkpoints")] == ["step_00000002.pt"]
+
+
+class FullDisk(io.FileIO):
+    """A file on a disk with ``room`` bytes left: writes fill it, then fail with ENOSPC as the kernel's do."""
+
+    room = 20_000
+
+    def write(self, data) -> int:
+        data = memoryview(data).cast("B")
+        left = self.room - self.tell()
+        if left <= 0:
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
+        return super().write(data[:left])
+
+
+class Proxy(types.SimpleNamespace):
+    """A stand-in for a module inside one course_lib module: the given attributes, else the module's."""
+
+    def __init__(self, module, **replaced) -> None:
+        super().__init__(**replaced)
+        self._module = module
+
+    def __getattr__(self, name):
+        return getattr(self._module, name)
+
+
+def fill_disk(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every checkpoint write (course_lib.checkpoint.atomic_save) now meets a full disk."""
+    from course_lib import checkpoint
+    opener = lambda fd, mode="wb": io.BufferedWriter(FullDisk(fd, mode))  # noqa: E731
+    monkeypatch.setattr(checkpoint, "os", Proxy(os, fdopen=opener))
+
+
+@case("disk-full-checkpoint", "CLI + API", "a full disk while a checkpoint is saved (simulated ENOSPC, and torch's "
+      "'unexpected pos' with no errno)", "error: the disk is full, free MB vs needed MB; the checkpoints already there intact, no half file")
+def _(tmp_path, capsys, generator):
+    from course_lib import checkpoint
+    run = tmp_path / "run"
+    rc, err = run_cli(capsys, "train", "--out", run, *TINY_TRAIN)
+    assert rc == 0, err
+    saved = (run / "checkpoints" / "step_00000002.pt").read_bytes()
+    with pytest.MonkeyPatch.context() as mp:
+        fill_disk(mp)
+        expect_cli_error(capsys, r"cannot save .*step_00000003\.pt: its disk is full.*MB free.*needs about .*MB"
+                         r".*free some space.*intact", "train", "--out", run, "--resume", "--set", "max_iters=3")
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["step_00000002.pt"]  # no temporary file
+    assert (run / "checkpoints" / "step_00000002.pt").read_bytes() == saved
+    # torch's own writer may report the full disk as "unexpected pos" with no errno: the free space decides
+    target = tmp_path / "model.pt"
+    target.write_bytes(b"the previous file")
+
+    def torch_save_fails(obj, handle):
+        handle.write(b"x" * 1000)
+        raise RuntimeError("[enforce fail at inline_container.cc:672] . unexpected pos 704 vs 598")
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(checkpoint, "torch", Proxy(torch, save=torch_save_fails))
+        mp.setattr(checkpoint, "shutil", Proxy(shutil, disk_usage=lambda p: types.SimpleNamespace(free=4096)))
+        with pytest.raises(OSError, match=r"model\.pt: its disk is full .*0\.0 MB free, the file needs about 0\.4 MB") as info:
+            checkpoint.atomic_save({"w": torch.zeros(100_000)}, target)
+        assert info.value.errno == errno.ENOSPC
+        mp.setattr(checkpoint, "shutil", Proxy(shutil, disk_usage=lambda p: types.SimpleNamespace(free=10**12)))
+        with pytest.raises(RuntimeError, match="unexpected pos"):  # plenty of space: not the disk, the error as it is
+            checkpoint.atomic_save({"w": torch.zeros(100_000)}, target)
+    assert target.read_bytes() == b"the previous file" and sorted(p.name for p in tmp_path.iterdir()) == ["model.pt", "run"]
+
+
+@case("convert-read-only-folder", "CLI", "convert into a read-only folder", "error: permission denied, choose a folder you can write; no file written")
+def _(tmp_path, capsys, generator):
+    folder = unwritable_folder(tmp_path)
+    try:
+        expect_cli_error(capsys, r"(ermission denied|read-only file system): cannot write or read .*out\.pt; "
+                         r"choose a file or folder you can write", "convert", TF_FIXTURE, folder / "out.pt")
+        assert not (folder / "out.pt").exists()
+    finally:
+        if folder != Path("/sys"):
+            folder.chmod(0o755)
+
+
+def corrupt_folder(tmp_path: Path, n: int = 4) -> Path:
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i in range(n):
+        (folder / f"img{i}.png").write_bytes(os.urandom(300))
+    return folder
+
+
+@case("train-all-images-corrupt", "CLI", "train on a folder where every image is corrupt",
+      "error: none of the N image files could be read: corrupt or not images")
+def _(tmp_path, capsys, generator):
+    folder = corrupt_folder(tmp_path)
+    with pytest.warns(RuntimeWarning, match="skipping unreadable image"):
+        expect_cli_error(capsys, r"none of the 4 image files .* could be read .*img0\.png.*corrupt or not images",
+                         "train", "--out", tmp_path / "r", *TINY_TRAIN, "--set", "data=folder",
+                         "--set", f"data_root={folder}")
+    assert not list((tmp_path / "r" / "checkpoints").glob("*.pt"))
+
+
+@case("evaluate-all-images-corrupt", "CLI", "evaluate --data on a folder where every image is corrupt",
+      "error: none of the N image files could be read: corrupt or not images")
+def _(tmp_path, capsys, generator):
+    folder = corrupt_folder(tmp_path)
+    with pytest.warns(RuntimeWarning, match="skipping unreadable image"):
+        expect_cli_error(capsys, r"none of the 4 image files .* could be read .*corrupt or not images", "evaluate",
+                         "--data", folder, "--n", "2")
+
+
+@case("inpaint-0x0-image", "API", "inpaint() on a 0 x 0 image and mask (PIL, array or tensor)",
+      "error: the image is 0x0 pixels: nothing to inpaint")
+def _(tmp_path, capsys, generator):
+    from course_lib.inpainting import inpaint
+    with pytest.raises(ValueError, match=r"the image is 0x0 pixels \(WxH\): it has no pixels"):
+        inpaint(generator, Image.new("RGB", (0, 0)), np.zeros((0, 0), bool))
+    with pytest.raises(ValueError, match=r"the image is an array of shape \(0, 5, 3\)"):
+        inpaint(generator, np.zeros((0, 5, 3), np.uint8), np.zeros((0, 5), bool))
+    with pytest.raises(ValueError, match=r"the image is a tensor of shape \(3, 4, 0\)"):
+        inpaint(generator, torch.zeros(3, 4, 0), torch.zeros(4, 0))
+    with pytest.raises(ValueError, match=r"the mask is 0x0 pixels"):
+        inpaint(generator, Image.new("RGB", (4, 4)), Image.new("L", (0, 0)))
+# --- your own photos, masks and training data ----------------------------------
+
+def _photo_folder(folder: Path, n: int) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        save_rgb(folder / f"p{i}.png", 40, 40, seed=i)
+    return folder
+
+
+@case("mask-zero-one", "CLI", "a PNG mask holding only 0 and 1 (a NumPy 0/1 array saved as is)",
+      "result: read as 1 = hole, and the output line says so")
+def _(tmp_path, capsys, generator):
+    m = np.zeros((32, 32), np.uint8)
+    m[8:20, 8:20] = 1
+    Image.fromarray(m).save(tmp_path / "m01.png")
+    capsys.readouterr()
+    rc = cli_main(["inpaint", "--image", str(save_rgb(tmp_path / "a.png")), "--mask", str(tmp_path / "m01.png"),
+                   "--checkpoint", str(TOY_WEIGHTS), "--output", str(tmp_path / "o.png")])
+    out = capsys.readouterr().out
+    assert rc == 0 and "0/1 mask: 1 read as hole" in out
+    assert not np.array_equal(np.asarray(Image.open(tmp_path / "o.png"))[8:20, 8:20],
+                              np.asarray(Image.open(tmp_path / "a.png"))[8:20, 8:20])
+
+
+@case("mask-inverted", "CLI", "a black-is-hole mask (97 % of a 200 x 150 photo read as hole)",
+      "error: the mask makes 97 % of the 200x150 (WxH) image a hole; add --invert-mask (or --allow-mostly-hole)")
+def _(tmp_path, capsys, generator):
+    m = np.full((150, 200), 255, np.uint8)
+    m[60:90, 80:110] = 0  # the user's hole, painted black
+    Image.fromarray(m).save(tmp_path / "m.png")
+    expect_cli_error(capsys, r"makes 97 % of the 200x150 \(WxH\) image.*--invert-mask.*--allow-mostly-hole",
+                     "inpaint", "--image", save_rgb(tmp_path / "a.png", 150, 200), "--mask", tmp_path / "m.png",
+                     "--checkpoint", TOY_WEIGHTS, "--output", tmp_path / "o.png")
+
+
+@case("grey-photo-inpaint", "CLI", "a greyscale (L) photo to inpaint", "result: a greyscale (L) image, known pixels unchanged")
+def _(tmp_path, capsys, generator):
+    grey = np.random.default_rng(0).integers(0, 256, (32, 32), dtype=np.uint8)
+    Image.fromarray(grey).save(tmp_path / "g.png")
+    rc, err = run_cli(capsys, "inpaint", "--image", tmp_path / "g.png", "--mask", save_mask(tmp_path / "m.png"),
+                      "--checkpoint", TOY_WEIGHTS, "--output", tmp_path / "o.png")
+    out = Image.open(tmp_path / "o.png")
+    known = np.asarray(Image.open(tmp_path / "m.png")) == 0
+    assert rc == 0 and out.mode == "L" and np.array_equal(np.asarray(out)[known], grey[known])
+
+
+@case("hole-larger-than-trained", "CLI", "a hole larger than the checkpoint's training holes (toy model: 32 px holes in 64 px images)",
+      "result: a warning line with the model's own sizes, naming --no-hole-warning")
+def _(tmp_path, capsys, generator):
+    rc, err = run_cli(capsys, "inpaint", "--image", save_rgb(tmp_path / "a.png", 128, 128), "--mask",
+                      save_mask(tmp_path / "m.png", 128, 128, (40, 40, 40, 40)), "--checkpoint", TOY_WEIGHTS,
+                      "--output", tmp_path / "o.png", "--mode", "exact")
+    assert rc == 0 and "inpaint: warning:" in err and "64x64 images" in err and "--no-hole-warning" in err
+
+
+@case("feather-negative", "CLI", "inpaint --feather -2", "error: --feather must be 0 or more pixels")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"--feather must be 0 or more pixels, got -2", "inpaint", "--image",
+                     save_rgb(tmp_path / "a.png"), "--mask", save_mask(tmp_path / "m.png"), "--checkpoint",
+                     TOY_WEIGHTS, "--output", tmp_path / "o.png", "--feather", "-2")
+
+
+@case("validation-is-training", "CLI", "train --set data=flist on a list with no held-out *_val.flist next to it",
+      "result: a loud WARNING that the validation images are training images, naming make-flist --val-fraction")
+def _(tmp_path, capsys, generator):
+    from course_lib.data import write_flist
+    write_flist(_photo_folder(tmp_path / "photos", 4), tmp_path / "all.flist")
+    with pytest.warns(RuntimeWarning):
+        rc, err = run_cli(capsys, "train", "--out", tmp_path / "r", *TINY_TRAIN, "--set", "data=flist",
+                          "--set", f"data_root={tmp_path / 'all.flist'}", "--set", "val_images=2", "--set", "max_iters=1")
+    assert rc == 0 and "WARNING: 2 of the 2 validation images are TRAINING images" in err and "--val-fraction" in err
+
+
+@case("val-flist-missing", "CLI", "train --val-flist naming a file that does not exist", "error: val_flist ... does not exist; write one with make-flist")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"val_flist .*nope\.flist.*does not exist.*make-flist", "train", "--out", tmp_path / "r",
+                     *TINY_TRAIN, "--set", "val_images=2", "--val-flist", tmp_path / "nope.flist")
+
+
+@case("hole-kind-unknown", "CLI", "--set hole_kind=circles", "error: hole_kind must be one of box, strokes, box_or_strokes, folder, border")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"hole_kind must be one of .*'box', 'strokes'", "train", "--out", tmp_path / "r",
+                     "--set", "hole_kind=circles")
+
+
+@case("mask-folder-not-given", "CLI", "train --holes folder without --mask-folder", "error: hole_kind=folder needs your masks: --set mask_folder=PATH")
+def _(tmp_path, capsys, generator):
+    expect_cli_error(capsys, r"hole_kind=folder needs your masks.*mask_folder=PATH", "train", "--out", tmp_path / "r",
+                     "--holes", "folder")
+
+
+@case("mask-folder-inverted", "CLI", "train --mask-folder DIR whose masks mark the hole black",
+      "error: the masks are on average N % hole; train --invert-masks")
+def _(tmp_path, capsys, generator):
+    folder = tmp_path / "masks"
+    folder.mkdir()
+    for i in range(3):
+        save_mask(folder / f"m{i}.png", 32, 32, (4 * i, 4, 10, 10))
+        Image.fromarray(255 - np.asarray(Image.open(folder / f"m{i}.png"))).save(folder / f"m{i}.png")
+    expect_cli_error(capsys, r"on average \d+ % hole.*--invert-masks", "train", "--out", tmp_path / "r", *TINY_TRAIN,
+                     "--mask-folder", folder)
+
+
+@case("train-out-of-memory", "CLI", "a training step that runs out of GPU memory",
+      "error: out of memory at batch_size B; try --set batch_size=B/2, amp=bf16 or a smaller image_size")
+def _(tmp_path, capsys, generator):
+    from course_lib.train import Trainer
+
+    def out_of_memory(self):
+        raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+    original = Trainer.train_step
+    Trainer.train_step = out_of_memory
+    try:
+        expect_cli_error(capsys, r"out of cpu memory at batch_size 2.*--set batch_size=1.*--resume", "train",
+                         "--out", tmp_path / "r", *TINY_TRAIN)
+    finally:
+        Trainer.train_step = original
+
+
+@case("tiny-dataset", "CLI", "train on a folder of 4 photos", "result: a WARNING that the set is tiny (under 500 images), suggesting flip=true")
+def _(tmp_path, capsys, generator):
+    rc, err = run_cli(capsys, "train", "--out", tmp_path / "r", *TINY_TRAIN, "--set", "data=folder",
+                      "--set", f"data_root={_photo_folder(tmp_path / 'photos', 4)}", "--set", "max_iters=1")
+    assert rc == 0 and "only 4 training images (fewer than 500)" in err and "flip=true" in err
+
+
 @pytest.mark.parametrize("row", CASES, ids=[c.id for c in CASES])
 def test_bad_input(row: Case, tmp_path: Path, capsys: pytest.CaptureFixture, generator) -> None:
     row.run(tmp_path, capsys, generator)
@@ -568,6 +841,78 @@ def test_the_table_is_large_and_unique() -> None:
     ids = [c.id for c in CASES]
     assert len(ids) == len(set(ids))
     assert len(CASES) >= 30
+
+
+# ----------------------------------------------------------------------------- the one error boundary
+
+def _raising(err: BaseException):
+    def command(argv: list[str]) -> int:
+        raise err
+    return command
+
+
+def _worker_error() -> Exception:
+    """What torch re-raises in the main process when a DataLoader worker fails."""
+    from course_lib.data import UnreadableImagesError
+    return UnreadableImagesError(
+        "Caught UnreadableImagesError in DataLoader worker process 0.\nOriginal Traceback (most recent call "
+        "last):\n  File \"data.py\", line 1, in _load\ncourse_lib.data.UnreadableImagesError: none of the 3 "
+        "image files of this dataset could be read")
+
+
+BOUNDARY = [  # (error, exit code, the one line it must become)
+    (OSError(errno.EROFS, os.strerror(errno.EROFS), "/mnt/ro/out.pt"), 2,
+     r"read-only file system: cannot write or read /mnt/ro/out\.pt; choose a file or folder you can write"),
+    (PermissionError(errno.EACCES, os.strerror(errno.EACCES), "/root/out.png"), 2,
+     r"permission denied: cannot write or read /root/out\.png"),
+    (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), "/runs/x/log.csv"), 2,
+     r"the disk is full \(No space left on device\) while writing /runs/x/log\.csv; free some space"),
+    (OSError(errno.ENOSPC, os.strerror(errno.ENOSPC)), 2,  # a flush that fails names no file
+     r"error: the disk is full \(No space left on device\) while writing; free some space"),
+    (FileNotFoundError(errno.ENOENT, os.strerror(errno.ENOENT), "/nowhere/a.png"), 2,
+     r"No such file or directory: /nowhere/a\.png"),
+    (FileNotFoundError("--image a.png does not exist"), 2, r"error: --image a\.png does not exist\n"),
+    (MemoryError(), 2, r"out of memory .*lower batch_size"),
+    (KeyError("unknown config key(s) ['x']"), 2, r"error: unknown config key\(s\) \['x'\]\n"),
+    (_worker_error(), 2, r"error: none of the 3 image files of this dataset could be read\n"),
+    (RuntimeError("DataLoader worker (pid 4242) is killed by signal: Killed. "), 2,
+     r"error: DataLoader worker \(pid 4242\) is killed by signal: Killed: the system ended a data-loading "
+     r"process .*lower --set num_workers"),
+]
+
+
+@pytest.mark.parametrize("err, code, pattern", BOUNDARY, ids=[type(e).__name__ + str(i) for i, (e, _, _) in enumerate(BOUNDARY)])
+def test_the_boundary_turns_each_fault_into_one_line_and_its_exit_code(err, code, pattern, capsys, monkeypatch):
+    from course_lib.__main__ import run_command
+    assert run_command("cmd", _raising(err), []) == code
+    out = capsys.readouterr().err
+    assert re.search(pattern, out), out
+    assert out.startswith("cmd: error: ") and "Traceback" not in out and out.count("\n") == 2
+    monkeypatch.setenv("COURSE_LIB_DEBUG", "1")  # the debug switch: the exception itself, with its traceback
+    with pytest.raises(type(err)):
+        run_command("cmd", _raising(err), [])
+
+
+def test_the_boundary_exit_codes_for_nan_ctrl_c_and_bugs(capsys, monkeypatch):
+    from course_lib.__main__ import EXIT_CODES, run_command, usage
+    from course_lib.train import NonFiniteLossError
+    assert run_command("train", _raising(NonFiniteLossError("non-finite generator loss at step 4")), []) == 1
+    assert "train: error: non-finite generator loss at step 4" in capsys.readouterr().err
+    assert run_command("inpaint", _raising(KeyboardInterrupt()), []) == 130
+    assert capsys.readouterr().err == "inpaint: interrupted (Ctrl-C)\n"
+    # Not a user mistake: a bug. Its traceback is shown, with a line that says so, and exit code 3.
+    assert run_command("evaluate", _raising(ZeroDivisionError("division by zero")), []) == 3
+    err = capsys.readouterr().err
+    assert "Traceback" in err and "ZeroDivisionError" in err
+    assert err.strip().splitlines()[-1].startswith("evaluate: internal error (a bug in course_lib")
+    monkeypatch.setenv("COURSE_LIB_DEBUG", "1")
+    with pytest.raises(KeyboardInterrupt):
+        run_command("inpaint", _raising(KeyboardInterrupt()), [])
+    text = usage()
+    for code, meaning in EXIT_CODES.items():
+        assert f"  {code:<11} {meaning}" in text
+    readme = (REPO / "README.md").read_text()
+    assert all(f"\n| {code} | " in readme for code in EXIT_CODES), "README's exit-code table misses a code"
 
 
 def markdown_table() -> str:

@@ -36,7 +36,7 @@ def _load_script():
 
 TINY = ["--device", "cpu", "--cnum", "4", "--critic-cnum", "4", "--sizes", "32", "64", "--reference-max", "32",
         "--attention-batch", "2", "--attention-size", "16", "--train-batch", "2", "--train-size", "32",
-        "--repeats", "1", "--warmup", "0"]
+        "--repeats", "1", "--warmup", "0", "--no-steps"]
 
 
 def _generator_rows(sizes: list[int], reference_max: int) -> list[str]:
@@ -215,3 +215,46 @@ def test_per_image_loop_baseline_computes_the_same_layer(shared_mask):
         y_i, flow_i = contextual_attention(feat[i:i + 1], feat[i:i + 1], m)
         torch.testing.assert_close(y[i:i + 1], y_i)
         torch.testing.assert_close(flow[i:i + 1], flow_i)
+
+
+def test_step_rows_against_the_port(tmp_path, capsys):
+    """--only-steps: every path of both steps, the port ratios, the counted work; tiny sizes, no toy config."""
+    out = tmp_path / "steps.json"
+    argv = ["--device", "cpu", "--cnum", "2", "--critic-cnum", "2", "--only-steps", "--step-size", "16",
+            "--step-repeats", "1", "--toy-config", "none", "--json", str(out)]
+    assert _load_script().main(argv) == 0
+    result = json.loads(out.read_text())
+    rows = {row["name"]: row for row in result["rows"]}
+    names = []
+    for kind, where in (("generator", "16x16, B=4"), ("generator", "32x32, B=2"), ("critic", "32x32, B=8")):
+        name = f"{kind} step {where}, cnum 2"
+        names += [f"{name}: {path}" for path in ("fast", "step-by-step", "port")]
+        names += [f"{name}: port / fast", f"{name}: port / step-by-step"]
+        assert rows[f"{name}: fast"]["gflop"] > 0 and rows[f"{name}: fast"]["flop_ms"] > 0
+        assert rows[f"{name}: port / fast"]["median"] == pytest.approx(
+            rows[f"{name}: port"]["median"] / rows[f"{name}: fast"]["median"])
+    assert [r["name"] for r in result["rows"]] == ["sgemm 2048x2048x2048 float32"] + names
+    assert "port / fast" in capsys.readouterr().out
+
+
+def test_port_generator_runs_the_same_weights_with_symmetric_padding():
+    """The port is a different model only at the stride-2 convs' padding and the resizes: same shapes, close values."""
+    from course_lib.bench import PortCritic, PortGenerator, _port_conv
+    from course_lib.critics import GlobalCritic
+    from course_lib.generator import Generator
+    from course_lib.ops import SameConv2d
+
+    torch.manual_seed(0)
+    gen = Generator(2)
+    x = torch.rand(2, 3, 32, 32) * 2 - 1
+    mask = torch.zeros(1, 1, 32, 32)
+    mask[..., 8:20, 10:22] = 1
+    x1, x2, flow = PortGenerator(gen)(x, mask)
+    assert x1.shape == x2.shape == x.shape and flow is None
+    conv = SameConv2d(2, 3, 3)
+    h = torch.randn(1, 2, 8, 8)
+    assert torch.allclose(_port_conv(conv, h), conv(h), atol=1e-6)  # stride 1: the same conv
+    down = SameConv2d(2, 3, 3, stride=2)
+    assert not torch.allclose(_port_conv(down, h), down(h))  # stride 2: half a pixel apart, not TF 'SAME'
+    critic = GlobalCritic(2, size=32)
+    assert PortCritic(critic)(x).shape == (2, 1)

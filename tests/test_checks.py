@@ -1204,12 +1204,12 @@ def _alt_softmax(scores, mm, softmax_scale=10.0):
 
 def _alt_fuse(scores, fuse_k=3):
     B, L, H, W = scores.shape
-    r = fuse_k // 2
+    lo, hi = (fuse_k - 1) // 2, fuse_k // 2  # TF 'SAME': the extra offset goes down/right
 
     def diagonal_sum(m):  # m (B, P, Q): out[p, q] = sum_d m[p + d, q + d], zero outside
         P, Q = m.shape[-2:]
-        mp = F.pad(m, (r, r, r, r))
-        return sum(mp[:, r + d:r + d + P, r + d:r + d + Q] for d in range(-r, r + 1))
+        mp = F.pad(m, (lo, hi, lo, hi))
+        return sum(mp[:, lo + d:lo + d + P, lo + d:lo + d + Q] for d in range(-lo, hi + 1))
 
     m = diagonal_sum(scores.permute(0, 2, 3, 1).reshape(B, H * W, L))  # row-major
     m = m.view(B, H, W, H, W).transpose(1, 2).transpose(3, 4).reshape(B, W * H, W * H)
@@ -1285,6 +1285,7 @@ def _alt_gp(critic, real, fake, mask, alpha):
 
 def _alt_save(obj, path):
     path = Path(path)
+    os.makedirs(path.parent, exist_ok=True)
     handle = tempfile.NamedTemporaryFile(dir=path.parent, prefix=".ckpt-", delete=False)
     try:
         with handle:
@@ -1379,12 +1380,12 @@ WRONG: dict[str, list[tuple[str, object]]] = {
     "spatial_discount": [
         ("float64", _discount_float64), ("gamma you are given", _discount_fixed_gamma),
         ("default gamma is the release's 0.9", _discount_paper_default), ("list", _discount_nested_list),
-        ("max of", _discount_product), ("off-by-one", _discount_symmetric_mine),
+        ("not their product", _discount_product), ("off-by-one", _discount_symmetric_mine),
         ("wrong axis", _discount_transposed), ("NumPy", as_numpy("spatial_discount")),
         ("is None", forgets_return("spatial_discount")), ("generator", as_generator("spatial_discount"))],
     "extract_patches": [
         ("'SAME' padding", _patches_loop_no_pad), ("use the stride argument", _patches_unit_stride),
-        ("not with copies of the border pixels", _patches_reflect), ("no 'SAME' padding", _patches_centre_pad),
+        ("not with copies of the border pixels", _patches_reflect), ("k - 1) // 2 gives", _patches_centre_pad),
         ("(k, k, C) order", _patches_hwc), ("in place", _patches_in_place_pad),
         ("float64", as_float64("extract_patches")), (NO_GRAD, under_no_grad("extract_patches")),
         (NO_GRAD, through_numpy("extract_patches")), ("list", lambda x, k, s=1: list(A.extract_patches(x, k, s))),
@@ -1432,7 +1433,7 @@ WRONG: dict[str, list[tuple[str, object]]] = {
         ("softmax_scale", _layer_switch(scale=10.0)), ("mask=None means there is no hole", _layer_switch(none_hole=True)),
         ("mask=None", _layer_crashes_without_mask), ("smallest input", _layer_no_fuse_k),
         ("expected a pair", _layer_y_only), (NO_GRAD, _layer_no_grad), ("smallest input", _layer_switch(k_fixed=3)),
-        ("pass every argument (stride", _layer_ignores_stride), ("same ksize and stride", _layer_mask_without_stride)],
+        ("pass the stride argument", _layer_ignores_stride), ("same ksize and stride", _layer_mask_without_stride)],
     "stage_input": [
         ("ones channel", _input_mask_only), ("the order is", _input_ones_last), ("1 = hole", _input_known_is_one),
         ("shared mask", _input_cat_mask), ("float64", _input_double_ones), ("as it comes", _input_blanked),

@@ -213,7 +213,7 @@ def test_cli(tmp_path, capsys):
     assert load_pretrained(out).cnum == 4
     assert cli_main(["convert", str(FIXTURE / "snap-0"), str(tmp_path / "g.pt"), "--no-critics"]) == 0
     assert "local_critic" not in torch.load(tmp_path / "g.pt", weights_only=True)
-    assert main([str(tmp_path / "missing"), str(tmp_path / "x.pt")]) == 2
+    assert cli_main(["convert", str(tmp_path / "missing"), str(tmp_path / "x.pt")]) == 2
     assert "not a checkpoint" in capsys.readouterr().err
     assert not (tmp_path / "x.pt").exists()
 

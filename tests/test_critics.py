@@ -168,3 +168,32 @@ def test_flatten_nhwc_order_by_hand():
     assert flat[0, :3].tolist() == [0.0, 4.0, 8.0]  # the three channels at (0, 0) first
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         flatten_nhwc(torch.zeros(2, 3, 4))
+
+
+@pytest.mark.parametrize("cls, size", [(LocalCritic, 32), (GlobalCritic, 48), (GlobalCritic, 20)])
+def test_input_gradient_equals_autograd(cls, size):
+    """The chain rule written out (the fast path's gradient penalty) against autograd, and its weight gradients."""
+    from course_lib.losses import gradient_penalty
+    from course_lib.ops import use_fast_path
+
+    torch.manual_seed(0)
+    critic = cls(4, size=size)
+    x = torch.randn(3, 3, size, size, requires_grad=True)
+    (expected,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    got = critic.input_gradient(x)
+    assert torch.allclose(got, expected, atol=1e-5 * float(expected.abs().max()), rtol=0)
+    g = torch.Generator().manual_seed(1)
+    real, fake = torch.rand(3, 3, size, size, generator=g), torch.rand(3, 3, size, size, generator=g)
+    mask = torch.zeros(1, 1, size, size)
+    mask[..., 2: size // 2, 3: size - 2] = 1.0
+    ref = gradient_penalty(critic, real, fake, mask, generator=5)
+    params = list(critic.parameters())
+    ref_grads = [torch.zeros_like(p) if d is None else d
+                 for p, d in zip(params, torch.autograd.grad(ref, params, allow_unused=True))]
+    use_fast_path(critic)
+    fast = gradient_penalty(critic, real, fake, mask, generator=5)
+    assert torch.allclose(fast, ref, atol=1e-5 * float(ref.abs()), rtol=0)
+    # the biases do not change the input gradient (leaky_relu' is piecewise constant): no gradient, or zero
+    for a, b in zip(torch.autograd.grad(fast, params, allow_unused=True), ref_grads):
+        a = torch.zeros_like(b) if a is None else a
+        assert torch.allclose(a, b, atol=1e-5 * max(float(b.abs().max()), 1e-12), rtol=0)

@@ -400,7 +400,7 @@ def test_the_install_cell_does_nothing_off_colab_or_when_installed(monkeypatch):
 def test_the_install_cell_installs_the_configured_repository_on_colab(monkeypatch):
     pip = _run_install_cell(monkeypatch, me.CourseRepository(*JDOE), on_colab=True, installed=False)
     assert pip.calls == [[sys.executable, "-m", "pip", "install", "-q", "--no-deps",
-                          "git+https://github.com/jdoe/deepfill-course@v0.1.0", "tqdm", "ipycanvas"]]
+                          "git+https://github.com/jdoe/deepfill-course@v0.1.0", "tqdm", "ipycanvas>=0.13,<0.15"]]
     assert pip.widget_manager == 1, "on Colab the install cell must enable third-party widgets (ipycanvas)"
     with pytest.raises(RuntimeError, match=r"pip could not install git\+https://github.com/jdoe/deepfill-course@v0.1.0"):
         _run_install_cell(monkeypatch, me.CourseRepository(*JDOE), on_colab=True, installed=False, returncode=1)

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
+from course_lib.__main__ import main as cli_main
 from course_lib.evaluate import baseline_fill, evaluate, evaluation_mask, evaluation_masks, format_table, main
 from course_lib.generator import Generator
 from course_lib.toy import ToyDataset
@@ -140,7 +141,7 @@ def test_cli_with_checkpoint_csv_and_baseline_only(tmp_path, capsys):
     assert main(["--data", str(REPO / "data" / "samples" / "images"), "--n", "2", "--mask", "strokes"]) == 0
     printed = capsys.readouterr().out
     assert "baseline only" in printed and "2 images of 256x256" in printed
-    assert main(["--checkpoint", str(tmp_path / "missing.pt"), "--data", "toy"]) == 2
+    assert cli_main(["evaluate", "--checkpoint", str(tmp_path / "missing.pt"), "--data", "toy"]) == 2
     assert "does not exist" in capsys.readouterr().err
 
 

@@ -149,7 +149,7 @@ def test_large_hole_warning():
         inpaint(FakeGenerator(), image, _mask(256, 256, 10, 10, 128, 128))  # training size: fine
         inpaint(FakeGenerator(), image, _mask(256, 256, 10, 10, 140, 60), warn_large_hole=False)
     small = _image(64, 64)
-    with pytest.warns(UserWarning, match="40x10"):  # more than 128/256 of a 64 px side
+    with pytest.warns(UserWarning, match=r"10x40 px \(WxH"):  # more than 128/256 of a 64 px side
         inpaint(FakeGenerator(), small, _mask(64, 64, 0, 0, 40, 10))
     with pytest.warns(UserWarning, match="trained"):  # more than 128 px, even on a large image
         inpaint(FakeGenerator(), _image(600, 600), _mask(600, 600, 0, 0, 200, 20))

@@ -4,6 +4,7 @@ import pytest
 import torch
 from PIL import Image
 
+from course_lib.__main__ import main as cli_main
 from course_lib.config import TrainConfig
 from course_lib.generator import Generator
 from course_lib.inpaint_cli import find_mask, load_generator, main
@@ -66,8 +67,8 @@ def test_folder_mode_matches_mask_names(weights, tmp_path):
 def test_missing_mask_is_a_clear_error(weights, tmp_path, capsys):
     (tmp_path / "imgs").mkdir(), (tmp_path / "masks").mkdir()
     _write_pair(tmp_path / "imgs", tmp_path, "c", (16, 16), (2, 2, 4, 4))
-    code = main(["--image", str(tmp_path / "imgs"), "--mask", str(tmp_path / "masks"),
-                 "--checkpoint", str(weights / "g.pt"), "--output", str(tmp_path / "out")])
+    code = cli_main(["inpaint", "--image", str(tmp_path / "imgs"), "--mask", str(tmp_path / "masks"),
+                     "--checkpoint", str(weights / "g.pt"), "--output", str(tmp_path / "out")])
     assert code == 2
     assert "no mask for c.png" in capsys.readouterr().err
 
@@ -117,12 +118,13 @@ def test_mode_is_chosen_and_printed(weights, tmp_path, capsys):
     assert main([*args, "--output", str(tmp_path / "a.png")]) == 0
     assert "(exact, whole 400x300 image)" in capsys.readouterr().out
     assert main([*args, "--output", str(tmp_path / "c.png"), "--mode", "crop"]) == 0
-    assert "(crop, window 256x256 at (x=52, y=0), run at 256x256)" in capsys.readouterr().out
+    # crop mode works at the model's training size, read from its checkpoint (32 px here; 256 for the official weights)
+    assert "(crop, window 120x120 at (x=120, y=60), run at 32x32)" in capsys.readouterr().out
     assert main([*args, "--output", str(tmp_path / "t.png"), "--memory-gb", "0.0001"]) == 0  # auto: too big
     assert "(crop, window" in capsys.readouterr().out
     src, out = np.asarray(Image.open(tmp_path / "in" / "big.png")), np.asarray(Image.open(tmp_path / "c.png"))
     known = np.ones((300, 400), bool)
     known[100:140, 150:210] = False
     assert np.array_equal(out[known], src[known])
-    assert main([*args, "--output", str(tmp_path / "x.png"), "--memory-gb", "0"]) == 2
+    assert cli_main(["inpaint", *args, "--output", str(tmp_path / "x.png"), "--memory-gb", "0"]) == 2
     assert "--memory-gb must be positive" in capsys.readouterr().err

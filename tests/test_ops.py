@@ -1,4 +1,6 @@
 """ops.py against hand-worked TF tables (padding and nearest-resize index tables)."""
+import copy
+
 import pytest
 import torch
 import torch.nn.functional as F
@@ -6,7 +8,8 @@ import torch.nn.functional as F
 import course_lib.ops as ops
 from course_lib.ops import (GenConv, GenDeconv, SameConv2d, nearest_indices, pad_same, tf_default_init_,
                             resize_nearest, resize_nearest_reference, same_conv2d,
-                            same_padding, use_reference_ops, fold_same_padding)
+                            same_padding, use_reference_ops, fold_same_padding, folded_same_conv2d,
+                            same_conv2d_input_grad, upsample_conv2d, use_fast_path)
 
 
 @pytest.mark.parametrize("size,kernel,stride,dilation,expected", [
@@ -274,3 +277,93 @@ def test_resize_nearest_reference_switch_and_bool():
         ref = resize_nearest(x, (16, 12))
     assert torch.equal(resize_nearest(x, (16, 12)), ref)
     assert ref.dtype == torch.bool
+
+
+# ------------------------------------------------------- the training path's folded conv
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("stride,dilation,kernel", CONV_CASES)
+def test_folded_same_conv2d_equals_the_tf_formula_every_stride(size, stride, dilation, kernel):
+    """Stride 2 included: the symmetric part in the conv, TF's odd extra pixel as one small pad."""
+    g = torch.Generator().manual_seed(hash((size, stride, dilation, kernel, "train")) % 2**31)
+    x = torch.randn(2, 6, *size, generator=g, requires_grad=True)  # (B, C_in, H, W)
+    w = torch.randn(4, 6, kernel, kernel, generator=g, requires_grad=True)
+    b = torch.randn(4, generator=g, requires_grad=True)
+    expected = _explicit_same_conv(x, w, b, stride, dilation)
+    grads = torch.autograd.grad(expected.square().sum(), (x, w, b))
+    out = folded_same_conv2d(x, w, b, stride, dilation)
+    assert out.shape == expected.shape
+    assert torch.equal(same_conv2d(x, w, b, stride, dilation, fold=True), out)
+    assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()), rtol=0)
+    for got, want in zip(torch.autograd.grad(out.square().sum(), (x, w, b)), grads):
+        assert torch.allclose(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+
+
+def test_folded_same_conv2d_pads_only_the_odd_pixel():
+    """A 5x5 stride-2 conv on 8x8: TF pads (1, 2); the fold pads nothing at the top and keeps the values."""
+    x = torch.zeros(1, 1, 8, 8)
+    x[0, 0, 0, 0] = 1.0  # only the top-left pixel: TF output (0, 0) reads it with tap (1, 1)
+    w = torch.arange(25.0).view(1, 1, 5, 5)
+    out = folded_same_conv2d(x, w, None, 2)
+    assert out.shape == (1, 1, 4, 4)
+    expected = torch.zeros(1, 1, 4, 4)
+    expected[0, 0, 0, 0] = w[0, 0, 1, 1]  # padded row 1 = image row 0
+    assert torch.equal(out, expected)
+
+
+def test_use_fast_path_sets_the_flags_and_back():
+    from course_lib.critics import GlobalCritic
+    from course_lib.generator import Generator
+
+    gen, critic = Generator(2), GlobalCritic(2, size=32)
+    convs = [m for m in (*gen.modules(), *critic.modules()) if isinstance(m, SameConv2d)]
+    assert convs and not any(c.fold_padding for c in convs) and not gen.refine.batched_attention
+    keys = set(gen.state_dict())
+    use_fast_path(gen, critic)
+    assert all(c.fold_padding for c in convs) and gen.refine.batched_attention
+    assert set(gen.state_dict()) == keys  # nothing new in a checkpoint
+    assert copy.deepcopy(gen).refine.batched_attention  # an EMA copy keeps it
+    use_fast_path(gen, critic, enabled=False)
+    assert not any(c.fold_padding for c in convs) and not gen.refine.batched_attention
+    with pytest.raises(TypeError, match="nn.Module"):
+        use_fast_path(gen.state_dict())
+
+
+@pytest.mark.parametrize("size", [(8, 8), (7, 5), (1, 3)])
+def test_upsample_conv2d_equals_resize_then_conv(size):
+    """The sub-pixel form of gen_deconv against the x2 resize + 3x3 'SAME' conv, values and gradients."""
+    g = torch.Generator().manual_seed(size[0] * 10 + size[1])
+    x = torch.randn(2, 6, *size, generator=g, requires_grad=True)  # (B, C_in, H, W)
+    w = torch.randn(4, 6, 3, 3, generator=g, requires_grad=True)
+    b = torch.randn(4, generator=g, requires_grad=True)
+    expected = same_conv2d(resize_nearest(x, (2 * size[0], 2 * size[1])), w, b)
+    out = upsample_conv2d(x, w, b)
+    assert out.shape == expected.shape == (2, 4, 2 * size[0], 2 * size[1])
+    assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()), rtol=0)
+    gy = torch.randn(expected.shape, generator=g)
+    for got, want in zip(torch.autograd.grad(out, (x, w, b), gy), torch.autograd.grad(expected, (x, w, b), gy)):
+        assert torch.allclose(got, want, atol=1e-5 * float(want.abs().max()), rtol=0)
+
+
+def test_gen_deconv_fast_path_equals_the_default():
+    torch.manual_seed(0)
+    layer = GenDeconv(6, 4)
+    x = torch.randn(2, 6, 5, 8)
+    expected = layer(x)
+    use_fast_path(layer)
+    out = layer(x)
+    assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()), rtol=0)
+
+
+@pytest.mark.parametrize("size", SIZES)
+@pytest.mark.parametrize("stride,dilation,kernel", CONV_CASES)
+def test_same_conv2d_input_grad_equals_autograd(size, stride, dilation, kernel):
+    g = torch.Generator().manual_seed(hash((size, stride, dilation, kernel, "grad")) % 2**31)
+    x = torch.randn(2, 3, *size, generator=g, requires_grad=True)  # (B, C_in, H, W)
+    w = torch.randn(5, 3, kernel, kernel, generator=g)
+    y = _explicit_same_conv(x, w, None, stride, dilation)
+    gy = torch.randn(y.shape, generator=g)
+    (expected,) = torch.autograd.grad(y, x, gy)
+    out = same_conv2d_input_grad(gy, w, size, stride, dilation)
+    assert out.shape == x.shape
+    assert torch.allclose(out, expected, atol=1e-5 * float(expected.abs().max()), rtol=0)

@@ -85,6 +85,24 @@ def test_the_widget_redraws_after_a_stroke_and_clears(model):
     assert painter.strokes == [] and painter.mask.sum() == 0 and "paint a stroke" in painter._views["status"].value
 
 
+def test_draw_is_the_painter_without_its_canvas(model):
+    """draw(points) = paint + fill + figure: the non-interactive call named where the widget stays blank."""
+    x = _image()
+    painter = MaskPainter(model.generator, x, scale=4, brush=3.0)
+    fig = painter.draw([(40, 40), (120, 90)])
+    assert len(fig.axes) == 4 and fig.axes[2].get_title() == "refined (stage 2)"
+    expected = strokes_to_mask([[(9.625, 9.625), (29.625, 22.125)]], 64, 64, 3.0)  # (canvas + 0.5) / 4 - 0.5
+    assert torch.equal(painter.mask, expected)
+    with torch.no_grad():
+        _, x2, _ = model.generator(x[None] * (1 - expected), expected)
+    assert torch.allclose(painter.last.refined, (x2 * expected + x[None] * (1 - expected))[0], atol=1e-6)
+    painter.draw([(200, 200)], brush=8.0)  # strokes add up, each with its own brush
+    assert len(painter.strokes) == 2 and painter.widths == [3.0, 8.0]
+    assert torch.equal(painter.mask, strokes_to_mask(painter.strokes, 64, 64, [3.0, 8.0]))
+    with pytest.raises(ValueError, match="at least one"):
+        painter.draw([])
+
+
 @pytest.mark.parametrize("bad, match", [
     (torch.zeros(3, 60, 64), "multiples of 8"), (torch.zeros(1, 64, 64), r"\(3, H, W\)"), ("an image", r"\(3, H, W\)"),
 ])

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import sys
 
 os.environ.setdefault("MPLBACKEND", "Agg")
 
@@ -76,25 +77,163 @@ def test_figure_widget_redraws_on_each_change():
         plots.figure_widget(object(), figure_for)
 
 
-def test_widget_bundle_holds_the_view_and_a_png_of_the_still():
-    widgets = pytest.importorskip("ipywidgets")
+def _own_display_data(widget) -> dict:
+    """What ipywidgets itself sends to show ``widget``: 8 returns it, 7 publishes it through display()."""
+    if callable(getattr(widget, "_repr_mimebundle_", None)):  # ipywidgets 8
+        return widget._repr_mimebundle_()
+    from ipywidgets.widgets import widget as module  # ipywidgets 7: _ipython_display_ -> display(data, raw=True)
+
+    sent = []
+    original = module.display
+    module.display = lambda data, raw=False: sent.append(data)
+    try:
+        widget._ipython_display_()
+    finally:
+        module.display = original
+    assert len(sent) == 1
+    return sent[0]
+
+
+def _small_figure() -> Figure:
+    fig = Figure(figsize=(4, 2))
+    fig.subplots().plot([0, 1], [0, 1])
+    return fig
+
+
+def _png_size(b64: str) -> tuple[int, int]:
     import base64
     import io
 
     from PIL import Image
 
-    slider = widgets.FloatSlider(value=0.5)
-    fig = Figure(figsize=(4, 2))
-    fig.subplots().plot([0, 1], [0, 1])
-    bundle = plots.widget_bundle(slider, fig, dpi=50)
-    assert bundle["application/vnd.jupyter.widget-view+json"]["model_id"] == slider.model_id
-    assert "FloatSlider" in bundle["text/plain"]
-    image = Image.open(io.BytesIO(base64.b64decode(bundle["image/png"])))
+    image = Image.open(io.BytesIO(base64.b64decode(b64)))
     assert image.format == "PNG"
+    return image.size
+
+
+def test_widget_view_is_what_ipywidgets_itself_sends():
+    widgets = pytest.importorskip("ipywidgets")
+    for widget in (widgets.FloatSlider(value=0.5), widgets.VBox([widgets.IntSlider(), widgets.Output()])):
+        own = _own_display_data(widget)
+        assert plots.widget_view(widget) == own[plots.WIDGET_VIEW]
+        assert own[plots.WIDGET_VIEW] == {"version_major": 2, "version_minor": 0, "model_id": widget.model_id}
+
+
+def test_widget_view_refuses_what_cannot_be_shown():
+    widgets = pytest.importorskip("ipywidgets")
+    with pytest.raises(TypeError, match="ipywidgets widget with a view.*got object"):
+        plots.widget_view(object())
+    with pytest.raises(TypeError, match="with a view.*got Widget"):
+        plots.widget_view(widgets.Widget())  # a bare model: no view to show
+    slider = widgets.IntSlider()
+    slider.close()
+    with pytest.raises(TypeError, match="was closed"):
+        plots.widget_view(slider)
+
+
+def test_widget_bundle_holds_the_view_and_a_png_of_the_still():
+    widgets = pytest.importorskip("ipywidgets")
+    slider = widgets.FloatSlider(value=0.5)
+    bundle = plots.widget_bundle(slider, _small_figure(), dpi=50)
+    assert set(bundle) == {"text/plain", plots.WIDGET_VIEW, "image/png"}
+    assert bundle[plots.WIDGET_VIEW]["model_id"] == slider.model_id
+    assert bundle["text/plain"] == _own_display_data(slider)["text/plain"] and "FloatSlider" in bundle["text/plain"]
+    width, height = _png_size(bundle["image/png"])
     # bbox_inches="tight" trims the margins: at most 4 x 2 inches at 50 dpi, and not tiny
-    assert 100 < image.width <= 200 and 50 < image.height <= 100
+    assert 100 < width <= 200 and 50 < height <= 100
     with pytest.raises(TypeError, match="widget"):
-        plots.widget_bundle(object(), fig)
+        plots.widget_bundle(object(), _small_figure())
+    with pytest.raises(TypeError, match=r"still must be a matplotlib Figure .*got str"):
+        plots.widget_bundle(slider, "picture.png")
+
+
+class _Display:
+    """Stands in for IPython.display.display: records (object, raw) per call."""
+
+    def __init__(self, log: list):
+        self.log = log
+
+    def __call__(self, obj, raw=False):
+        self.log.append(("display", obj, raw))
+
+
+def _fake_colab(monkeypatch, log: list) -> None:
+    import types
+
+    colab, output = types.ModuleType("google.colab"), types.ModuleType("google.colab.output")
+    output.enable_custom_widget_manager = lambda: log.append(("enable_custom_widget_manager",))
+    colab.output = output
+    monkeypatch.setitem(sys.modules, "google.colab", colab)
+    monkeypatch.setitem(sys.modules, "google.colab.output", output)
+
+
+def test_display_widget_off_colab_sends_one_bundle(monkeypatch):
+    widgets = pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+    log: list = []
+    monkeypatch.setattr(IPython.display, "display", _Display(log))
+    slider = widgets.FloatSlider(value=0.5)
+    displayed = []
+    if hasattr(slider, "on_displayed"):  # ipywidgets 7: its on_displayed callbacks still fire
+        slider.on_displayed(lambda w, **kwargs: displayed.append(w))
+    assert not plots.on_colab() and plots.enable_colab_widgets() is False
+    plots.display_widget(slider, _small_figure(), dpi=40, redraw="f(1)")
+    assert displayed == ([slider] if hasattr(slider, "on_displayed") else [])
+    assert len(log) == 1
+    _, bundle, raw = log[0]
+    assert raw is True and set(bundle) == {"text/plain", plots.WIDGET_VIEW, "image/png"}
+    assert bundle[plots.WIDGET_VIEW] == _own_display_data(slider)[plots.WIDGET_VIEW]
+
+
+def test_display_widget_on_colab_uses_its_display_path_after_the_widget_manager(monkeypatch):
+    widgets = pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    log: list = []
+    _fake_colab(monkeypatch, log)
+    monkeypatch.setattr(IPython.display, "display", _Display(log))
+    box = widgets.VBox([widgets.FloatSlider(value=0.5)])
+    assert plots.on_colab()
+    plots.display_widget(box, _small_figure(), dpi=40, redraw="discount_figure(0.95, box=128)")
+    assert [entry[0] for entry in log] == ["enable_custom_widget_manager", "display", "display"]
+    assert log[1][1] is box and log[1][2] is False  # the widget itself, through IPython's display, not raw
+    note = log[2][1]
+    assert isinstance(note, IPython.display.HTML) and log[2][2] is False
+    assert "<code>discount_figure(0.95, box=128)</code>" in note.data and "course-widget-fallback" in note.data
+    png = note.data.split('src="data:image/png;base64,', 1)[1].split('"', 1)[0]
+    assert _png_size(png)[0] > 50
+    # a second widget: the manager is asked again (harmless on Colab), the widget shown again
+    plots.display_widget(box, _small_figure())
+    assert [entry[0] for entry in log[3:]] == ["enable_custom_widget_manager", "display", "display"]
+    assert "still=" in log[5][1].data  # without redraw the note names the cell's still= argument
+
+
+def test_display_widget_refuses_bad_input_before_showing_anything(monkeypatch):
+    widgets = pytest.importorskip("ipywidgets")
+    import IPython.display
+
+    for on_colab in (False, True):
+        log: list = []
+        if on_colab:
+            _fake_colab(monkeypatch, log)
+        else:
+            monkeypatch.delitem(sys.modules, "google.colab", raising=False)
+        monkeypatch.setattr(IPython.display, "display", _Display(log))
+        with pytest.raises(TypeError, match="ipywidgets widget with a view"):
+            plots.display_widget(_small_figure(), _small_figure())  # the figure passed as the widget
+        with pytest.raises(TypeError, match="still must be a matplotlib Figure"):
+            plots.display_widget(widgets.IntSlider(), None)
+        with pytest.raises(TypeError, match="redraw must be a line of code"):
+            plots.display_widget(widgets.IntSlider(), _small_figure(), redraw=["f(1)"])
+        assert log == [], on_colab
+
+
+def test_colab_fallback_html_escapes_the_code():
+    html = plots.colab_fallback_html(_small_figure(), "painter.draw([(1, 2)]) if a < b else None")
+    assert "<code>painter.draw([(1, 2)]) if a &lt; b else None</code>" in html
+    assert html.startswith("<details") and html.endswith("</details>")
 
 
 def test_show_images_and_to_display():

@@ -451,3 +451,43 @@ def test_notebook_model_uses_the_cache_downloads_when_asked_and_otherwise_notes_
     assert P.official_or_toy("celeba", download_now=True, quiet=True).size == 64  # refused: the toy model
     out = capsys.readouterr().out
     assert "the download failed (Google Drive did not send" in out and "using the toy model" in out
+
+
+def test_list_drive_folder_reads_gdowns_listing(monkeypatch):
+    import collections
+    import types
+    entry = collections.namedtuple("GoogleDriveFileToDownload", ("id", "path", "local_path"))
+    calls = []
+
+    def listing(**kwargs):
+        calls.append(kwargs)
+        return [entry("f1", "places2/checkpoint.txt", "/x/places2/checkpoint.txt"),
+                entry("f2", "places2/snap-0.index", "/x/places2/snap-0.index")]
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download_folder=listing, __version__="6"))
+    assert P.list_drive_folder("abc") == [("f1", "checkpoint.txt"), ("f2", "snap-0.index")]
+    assert calls == [{"id": "abc", "skip_download": True, "quiet": True}]
+
+    def old_gdown(id, quiet=False):  # noqa: A002 (gdown's name) - gdown < 5.1: no skip_download
+        raise AssertionError("not reached")
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download_folder=old_gdown, __version__="4.7"))
+    with pytest.raises(ImportError, match=r"gdown \(4.7\) cannot list a folder.*gdown>=5.1"):
+        P.list_drive_folder("abc")
+
+    def refused(**kwargs):
+        raise RuntimeError("Cannot retrieve the folder information from the link.\nmore")
+    monkeypatch.setitem(sys.modules, "gdown", types.SimpleNamespace(download_folder=refused))
+    with pytest.raises(F.SourceRefused, match=r"did not list the folder abc \(RuntimeError: Cannot retrieve"):
+        P.list_drive_folder("abc")
+
+
+def test_the_installed_gdown_has_the_api_course_lib_calls():
+    """Where gdown is installed: download_folder takes id, skip_download and quiet (no network)."""
+    import inspect
+    gdown = pytest.importorskip("gdown")
+    params = inspect.signature(gdown.download_folder).parameters
+    assert {"id", "skip_download", "quiet"} <= set(params)
+    from gdown.download import get_url_from_gdrive_confirmation  # follows Drive's confirmation page
+    page = ('<form id="download-form" action="https://drive.usercontent.google.com/download" method="get">'
+            '<input type="hidden" name="id" value="F"><input type="hidden" name="confirm" value="t"></form>')
+    url = get_url_from_gdrive_confirmation(page)
+    assert url.startswith("https://drive.usercontent.google.com/download?") and "id=F" in url and "confirm=t" in url

@@ -21,8 +21,10 @@ The helpers below make every check robust in the same way: :func:`call` turns an
 into a hint and fails when an input was changed in place; :func:`expect_tensor` /
 :func:`expect_close` name a result of the wrong type (None, a Python float, a generator, a
 NumPy array, a list), dtype or shape, each with its own hint; :func:`compare_cases` runs a
-list of :class:`Case` inputs and, when no planted mistake explains a wrong result, shows the
-smallest case on which the two functions differ; :func:`expect_gradient` compares the
+list of :class:`Case` inputs and names a planted mistake only when it gives the student's
+result on every case (:func:`consistent_variants`: a mistake that merely coincides on one
+input is not named); when none does, it shows the smallest case on which the two functions
+differ; :func:`expect_gradient` compares the
 gradient of a fixed random weighted sum of the output with the reference's (no gradient,
 NaN/inf gradient, different gradient). :func:`check` itself turns an unexpected error of a
 check into a failed check, so a wrong function never crashes it.
@@ -58,6 +60,7 @@ __all__ = [
     "compare_gradients",
     "compare_cases",
     "smallest_difference",
+    "consistent_variants",
     "exception_hint",
     "Case",
     "diagnose",
@@ -599,13 +602,62 @@ def compare_cases(name: str, fn: Callable[..., Any], reference: Callable[..., An
         problem = _type_problem(picked, case.what)
         if problem:
             fail(name, *problem)
-        known = variants(case) if variants else None
+        known = consistent_variants(fn, case, cases, variants, picked, select, atol, rtol) if variants else None
         show = "" if (known and diagnose(picked, known, atol, rtol)) else \
             smallest_difference(fn, reference, cases, select, atol, rtol)
         expect_close(name, picked, expected, case.what, hint, variants=known, atol=atol, rtol=rtol,
                      shape_hint=shape_hint, show=show)
         outs.append(out)
     return outs
+
+
+def _same_output(a: Any, b: Any, atol: float, rtol: float) -> bool:
+    """Whether two outputs agree (tensors within tolerance, NaN equal to NaN; None with None)."""
+    if a is None or b is None:
+        return a is None and b is None
+    if isinstance(a, tuple) and a and isinstance(a[0], torch.Tensor):
+        a = a[0]
+    if isinstance(b, tuple) and b and isinstance(b[0], torch.Tensor):
+        b = b[0]
+    try:
+        a, b = torch.as_tensor(a).detach(), torch.as_tensor(b).detach()
+        if a.shape != b.shape:
+            return False
+        return bool(torch.allclose(a.to(torch.float64), b.to(torch.float64), atol=atol, rtol=rtol,
+                                   equal_nan=True))
+    except Exception:
+        return False
+
+
+def consistent_variants(fn: Callable[..., Any], case: Case, cases: Sequence[Case],
+                        variants: Callable[[Case], Mapping[str, Any]], picked: Any,
+                        select: Callable[[Any], Any] = lambda out: out, atol: float = 1e-5,
+                        rtol: float = 1e-4) -> dict[str, Any]:
+    """The planted mistakes of ``variants(case)`` that explain ``fn`` on EVERY case, not only on ``case``.
+
+    A mistake whose output happens to equal the student's on one input (a hinge that is
+    inactive there, a transpose of a symmetric box) must not be named: it is kept only
+    when it gives the student's output on each of ``cases`` (a case on which either of them
+    raises is no evidence). Returns ``{hint: output on case}`` for the mistakes kept.
+    """
+    here = {hint: out for hint, out in variants(case).items() if _same_output(picked, out, atol, rtol)}
+    if not here:
+        return {}
+    for other in sorted(cases, key=_size):  # the small cases first: a mismatch is found cheaply
+        if other is case or not here:
+            continue
+        try:
+            mine = fn(*_clone_args(other.args), **_clone_args(other.kwargs))
+            mine = select(mine) if isinstance(mine, tuple) else mine
+        except BaseException:  # noqa: BLE001 - a crash is compared like an output
+            mine = None
+        subset = getattr(variants, "only", None)
+        theirs = subset(other, set(here)) if subset is not None else variants(other)
+        if mine is None:
+            continue  # a crash on another case is no evidence either way (it is reported on its own)
+        here = {hint: out for hint, out in here.items()
+                if theirs.get(hint) is None or _same_output(mine, theirs.get(hint), atol, rtol)}
+    return here
 
 
 def _weight_like(out: torch.Tensor) -> torch.Tensor:
@@ -619,7 +671,7 @@ def _grads(tensors: Sequence[torch.Tensor]) -> list[Optional[torch.Tensor]]:
 
 def compare_gradients(name: str, what: str, got: Sequence[Optional[torch.Tensor]],
                       want: Sequence[Optional[torch.Tensor]], labels: Sequence[str],
-                      atol: float = 1e-5, rtol: float = 1e-4, hint: str = "") -> None:
+                      atol: float = 1e-5, rtol: float = 1e-4, hint: str = "", nan_hint: str = "") -> None:
     """Fail with the gradient hints unless every ``got`` matches ``want`` (None counts as zeros)."""
     for g, w, label in zip(got, want, labels):
         if w is None or not bool((w != 0).any()):
@@ -627,7 +679,8 @@ def compare_gradients(name: str, what: str, got: Sequence[Optional[torch.Tensor]
         if g is None or not bool((g != 0).any()):
             fail(name, f"{what}: no gradient reaches {label}", NO_GRADIENT_HINT)
         if not torch.isfinite(g).all() and torch.isfinite(w).all():
-            fail(name, f"{what}: the gradient with respect to {label} contains NaN or inf", NAN_GRADIENT_HINT)
+            fail(name, f"{what}: the gradient with respect to {label} contains NaN or inf",
+                 nan_hint or NAN_GRADIENT_HINT)
         if not torch.allclose(g.to(w.dtype), w, atol=atol, rtol=rtol, equal_nan=True):
             diff = torch.nan_to_num((g.to(w.dtype) - w).abs(), nan=float("inf")).max().item()
             fail(name, f"{what}: the gradient with respect to {label} differs from course_lib's by up "
@@ -636,7 +689,7 @@ def compare_gradients(name: str, what: str, got: Sequence[Optional[torch.Tensor]
 
 def expect_gradient(name: str, fn: Callable[..., Any], reference: Callable[..., Any], case: Case,
                     wrt: Sequence[Any], select: Callable[[Any], Any] = lambda out: out,
-                    atol: float = 1e-5, rtol: float = 1e-4, hint: str = "") -> None:
+                    atol: float = 1e-5, rtol: float = 1e-4, hint: str = "", nan_hint: str = "") -> None:
     """Compare the gradient of a fixed random weighted sum of the output with the reference's.
 
     ``wrt`` lists the positions (ints) or keyword names of the tensor inputs to differentiate
@@ -680,7 +733,8 @@ def expect_gradient(name: str, fn: Callable[..., Any], reference: Callable[..., 
         except Exception as err:
             fail(name, f"{case.what}: backward through your result raised {type(err).__name__}: "
                        f"{str(err).strip().splitlines()[0] if str(err).strip() else ''}", exception_hint(err))
-    compare_gradients(name, case.what, _grads(leaves), want, labels, atol=atol, rtol=rtol, hint=hint)
+    compare_gradients(name, case.what, _grads(leaves), want, labels, atol=atol, rtol=rtol, hint=hint,
+                      nan_hint=nan_hint)
     for leaf in leaves:
         leaf.grad = None
 

@@ -53,15 +53,21 @@ def _randn(gen: torch.Generator, *shape: int) -> torch.Tensor:
 
 def _variants(name: str, mistakes: dict[str, Callable[..., Any]]) -> Callable[[Case], dict[str, Any]]:
     """``case -> {full hint: output}`` of the planted ``mistakes`` (each on its own copies)."""
-    def run(case: Case) -> dict[str, Any]:
+    def only(case: Case, hints: Any = None) -> dict[str, Any]:
         outs: dict[str, Any] = {}
         for phrase, wrong in mistakes.items():
+            if hints is not None and MISTAKE_HINTS[name][phrase] not in hints:
+                continue
             try:
                 out = wrong(*_clone_args(case.args), **_clone_args(case.kwargs))
             except Exception:
                 continue
             outs[MISTAKE_HINTS[name][phrase]] = out[0] if isinstance(out, tuple) else out
         return outs
+
+    def run(case: Case) -> dict[str, Any]:
+        return only(case)
+    run.only = only  # type: ignore[attr-defined]  # consistent_variants runs only the candidates
     return run
 
 
@@ -112,7 +118,17 @@ def _patches_replicate_padding(x: torch.Tensor, kernel: int, stride: int = 1) ->
     return cols.view(B, C, kernel, kernel, -1).permute(0, 4, 1, 2, 3)
 
 
+def _patches_half_padding(x: torch.Tensor, kernel: int, stride: int = 1) -> torch.Tensor:
+    B, C = x.shape[:2]
+    cols = F.unfold(x, kernel, stride=stride, padding=(kernel - 1) // 2)  # symmetric, rounded down
+    return cols.view(B, C, kernel, kernel, -1).permute(0, 4, 1, 2, 3)
+
+
 _hints("extract_patches", {
+    "k - 1 in total": "for an even kernel (or a stride that does not divide the size) TF 'SAME' pads more "
+                      "than a symmetric padding=(k - 1) // 2 gives (k - 1 in total for stride 1, "
+                      "(out - 1) * stride + k - H in general), half (rounded down) at the top/left, the rest "
+                      "at the bottom/right. Use course_lib.ops.pad_same(x, kernel, stride)",
     "'SAME' padding": "no 'SAME' padding: without padding you get fewer patches than positions. "
                       "Pad first with course_lib.ops.pad_same(x, kernel, stride), then unfold",
     "off-by-one padding": "off-by-one padding: PyTorch's symmetric padding=kernel//2 is not TF "
@@ -135,14 +151,16 @@ _hints("extract_patches", {
                     "off-by-one padding": _patches_symmetric_padding,
                     "permute": _patches_view_not_permute,
                     "(C, k, k) order": _patches_channels_last,
-                    "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding})
+                    "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding,
+                    "k - 1 in total": _patches_half_padding})
 def _check_extract_patches(fn: Callable[..., Any]) -> None:
     """extract_patches(x, kernel, stride) -> (B, L, C, k, k), TF 'SAME' zero padding."""
     name = "extract_patches"
     gen = make_generator(3)
     mistakes = {"'SAME' padding": _patches_valid_padding, "off-by-one padding": _patches_symmetric_padding,
                 "permute": _patches_view_not_permute, "(C, k, k) order": _patches_channels_last,
-                "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding}
+                "stride": _patches_ignore_stride, "zeros": _patches_replicate_padding,
+                "k - 1 in total": _patches_half_padding}
     x = torch.arange(2 * 6 * 8, dtype=torch.float32).view(1, 2, 6, 8) + 1.0  # (1, 2, 6, 8)
     ramp = Case((x, 3, 1), {}, "extract_patches(x, 3, 1) on a 1x2x6x8 ramp")
     out = _run(name, fn, A.extract_patches, [ramp], mistakes,
@@ -224,8 +242,8 @@ def _check_normalize_patches(fn: Callable[..., Any]) -> None:
     zero = expect_tensor(name, zero, shape=(1, 1, 3, 3, 3), what="the result for an all-zero patch",
                          hint="keep the shape (B, L, C, k, k): divide by a norm computed with keepdim=True",
                          dtype=torch.float32, finite=False)
-    if not torch.isfinite(zero).all() or zero.abs().max() > 0:
-        fail(name, "an all-zero patch did not stay all zero", MISTAKE_HINTS[name]["zero patch"])
+    if not torch.isfinite(zero).all():
+        fail(name, "an all-zero patch became NaN or inf", MISTAKE_HINTS[name]["zero patch"])
     generic = "divide each patch by max(sqrt(sum of its squares over (C, k, k)), eps)"
     cases = [Case((w,), {}, "normalize_patches(w)"),
              Case((w,), {"eps": 1e-2}, "normalize_patches(w, eps=1e-2)"),
@@ -233,9 +251,19 @@ def _check_normalize_patches(fn: Callable[..., Any]) -> None:
              Case((w[1:, 3:4, :1, :2, :2] * 1e3,), {}, "normalize_patches on one 1x2x2 patch")]
     _run(name, fn, A.normalize_patches, cases, _NORMALIZE_MISTAKES, generic, atol=1e-6)
     smooth = w.clone()
-    smooth[0, 1] = 1e-3 * _randn(gen, 3, 3, 3)  # no exact zero: course_lib's gradient is finite
+    smooth[0, 1] = 1e-3 * _randn(gen, 3, 3, 3)  # no exact zero
     expect_gradient(name, fn, A.normalize_patches, Case((smooth,), {}, "normalize_patches(w)"), wrt=(0,),
                     atol=1e-4, rtol=1e-4)
+    # w itself holds an all-zero patch (zero padding, a blanked hole): course_lib's gradient is finite
+    # there (zero), and one NaN would spread to every weight through the batch's shared conv weights.
+    expect_gradient(name, fn, A.normalize_patches, Case((w,), {}, "normalize_patches(w) with an all-zero patch"),
+                    wrt=(0,), atol=1e-4, rtol=1e-4,
+                    hint="the gradient differs on the patches whose norm is at or below eps: divide by "
+                         "norm.clamp(min=eps), so that such a patch's gradient is 1 / eps",
+                    nan_hint="the gradient is NaN on an all-zero patch: sqrt(sum(w ** 2)) has an infinite "
+                             "derivative at 0, and 0 * inf = NaN. Use w.flatten(2).norm(dim=2) (or "
+                             "torch.linalg.vector_norm), whose gradient at 0 is 0, or take the root only "
+                             "where the sum is positive (torch.where)")
 
 
 # ---------------------------------------------------------------- matching_scores
@@ -265,7 +293,15 @@ def _scores_symmetric(f: torch.Tensor, w_normed: torch.Tensor) -> torch.Tensor:
     return torch.cat([F.conv2d(f[i:i + 1], w_normed[i], padding=k // 2) for i in range(f.shape[0])])
 
 
+def _scores_transposed_conv(f: torch.Tensor, w_normed: torch.Tensor) -> torch.Tensor:
+    k = w_normed.shape[-1]
+    return torch.cat([F.conv_transpose2d(f[i:i + 1], w_normed[i].transpose(0, 1), padding=k // 2)
+                      for i in range(f.shape[0])])
+
+
 _hints("matching_scores", {
+    "transposed convolution": "a transposed convolution flips the patches (and pads symmetrically): use "
+                              "F.conv2d, a cross-correlation, and do not flip; pad with pad_same(f, k)",
     "'SAME'": "the score map must keep the foreground size: 'SAME' zero padding "
               "(course_lib.ops.pad_same(f, k)) before the convolution",
     "own patches": "each image must be matched against its own patches: loop over the batch "
@@ -282,13 +318,15 @@ _hints("matching_scores", {
 @register("matching_scores", reference=A.matching_scores, notebook=NB03,
           hint="matching_scores(f, w_normed) -> (B, L, Hf, Wf): conv of f with its image's patches, 'SAME'",
           mistakes={"'SAME'": _scores_valid, "own patches": _scores_first_image,
-                    "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric})
+                    "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric,
+                    "transposed convolution": _scores_transposed_conv})
 def _check_matching_scores(fn: Callable[..., Any]) -> None:
     """matching_scores(f, w_normed) -> (B, L, Hf, Wf): conv of f with its image's patches, 'SAME'."""
     name = "matching_scores"
     gen = make_generator(5)
     mistakes = {"'SAME'": _scores_valid, "own patches": _scores_first_image,
-                "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric}
+                "flip": _scores_flipped, "foreground": _scores_true_cosine, "even": _scores_symmetric,
+                "transposed convolution": _scores_transposed_conv}
     cases = []
     for f_shape, b_shape, k in (((2, 4, 5, 6), (2, 4, 5, 6), 3), ((1, 3, 6, 4), (1, 3, 3, 5), 3),
                                 ((3, 2, 5, 7), (3, 2, 4, 4), 3), ((1, 2, 5, 7), (1, 2, 6, 5), 4),
@@ -330,6 +368,29 @@ def _valid_one_padding(mask: torch.Tensor, ksize: int) -> torch.Tensor:
     return (F.avg_pool2d(m, ksize, stride=1).flatten(1) == 0).to(mask.dtype)  # (B, L)
 
 
+def _valid_symmetric_padding(mask: torch.Tensor, ksize: int) -> torch.Tensor:
+    # PyTorch's symmetric padding=k//2: 'SAME' for an odd k; one window too many per axis for an even k
+    means = F.avg_pool2d(mask, ksize, stride=1, padding=ksize // 2)  # (B, 1, H (+1), W (+1))
+    return (means.flatten(1) == 0).to(mask.dtype)
+
+
+def _pad_reversed(x: torch.Tensor, k: int) -> torch.Tensor:
+    """TF 'SAME' (stride 1) with the odd pixel on the wrong side: more at the top/left."""
+    total = k - 1
+    return F.pad(x, (total - total // 2, total // 2, total - total // 2, total // 2))
+
+
+def _valid_reversed_same(mask: torch.Tensor, ksize: int) -> torch.Tensor:
+    means = F.avg_pool2d(_pad_reversed(mask, ksize), ksize, stride=1)  # (B, 1, H, W)
+    return (means.flatten(1) == 0).to(mask.dtype)
+
+
+def _valid_symmetric_cropped(mask: torch.Tensor, ksize: int) -> torch.Tensor:
+    H, W = mask.shape[-2:]
+    means = F.avg_pool2d(mask, ksize, stride=1, padding=ksize // 2)[..., :H, :W]  # (B, 1, H, W)
+    return (means.flatten(1) == 0).to(mask.dtype)
+
+
 _hints("valid_patches", {
     "window": "a patch is valid only if no hole pixel lies anywhere in its k x k window "
               "(mean of the mask over the window == 0), not just at its centre",
@@ -340,19 +401,26 @@ _hints("valid_patches", {
     "ksize argument": "use the ksize argument for the window size, do not hard-code 3",
     "zero padding": "use zero padding ('SAME', course_lib.ops.pad_same) for the mask: outside the image "
                     "is not hole, so patches on the border can be valid",
+    "even ksize": "PyTorch's symmetric padding=ksize // 2 is TF 'SAME' only for an odd ksize: for an even "
+                  "ksize it gives one window too many per axis. Pad with course_lib.ops.pad_same(mask, ksize) "
+                  "(the extra row/column at the bottom/right)",
+    "bottom/right": "for an even ksize TF 'SAME' puts the extra padding row/column at the bottom/right, not "
+                    "at the top/left: pad with course_lib.ops.pad_same(mask, ksize)",
 })
+
+_VALID_MISTAKES = {"window": _valid_centre_only, "inverted": _valid_inverted, "exactly 0": _valid_half,
+                   "ksize argument": _valid_fixed_ksize, "zero padding": _valid_one_padding,
+                   "even ksize": _valid_symmetric_padding, "bottom/right": _valid_reversed_same,
+                   "extra padding row": _valid_symmetric_cropped}
+MISTAKE_HINTS["valid_patches"]["extra padding row"] = MISTAKE_HINTS["valid_patches"]["bottom/right"]
 
 
 @register("valid_patches", reference=lambda mask, ksize: A.valid_patches(mask, ksize), notebook=NB04,
           hint="valid_patches(mask, ksize) -> (B, L): 1.0 where the ksize window holds no hole pixel",
-          mistakes={"window": _valid_centre_only, "inverted": _valid_inverted,
-                    "exactly 0": _valid_half, "ksize argument": _valid_fixed_ksize,
-                    "zero padding": _valid_one_padding})
+          mistakes=_VALID_MISTAKES)
 def _check_valid_patches(fn: Callable[..., Any]) -> None:
     """valid_patches(mask, ksize) -> (B, L): 1.0 where the ksize window holds no hole pixel."""
     name = "valid_patches"
-    mistakes = {"window": _valid_centre_only, "inverted": _valid_inverted, "exactly 0": _valid_half,
-                "ksize argument": _valid_fixed_ksize, "zero padding": _valid_one_padding}
     mask = torch.zeros(2, 1, 6, 7)
     mask[0, :, 1:4, 2:5] = 1.0  # a hole inside
     mask[1, :, 0:2, 4:7] = 1.0  # a hole at the top-right border
@@ -361,12 +429,39 @@ def _check_valid_patches(fn: Callable[..., Any]) -> None:
     shared[..., 4, 2] = 1.0
     tiny = torch.zeros(1, 1, 3, 4)
     tiny[..., 0, 0] = 1.0
+    corner = torch.zeros(1, 1, 5, 6)  # hole pixels in the first and the last row and column
+    corner[..., 0, 2] = corner[..., 4, 5] = corner[..., 2, 0] = 1.0
     cases = [Case((mask, ksize), {}, f"valid_patches(mask, {ksize}) for a (2, 1, 6, 7) mask") for ksize in (3, 5)]
     cases += [Case((shared, 3), {}, "valid_patches(mask, 3) for a shared (1, 1, 9, 5) mask"),
-              Case((tiny, 3), {}, "valid_patches(mask, 3) for a (1, 1, 3, 4) mask with one hole pixel")]
-    _run(name, fn, lambda m, k: A.valid_patches(m, k), cases, mistakes,
-         "pad the mask with zeros ('SAME'), take the mean over each ksize x ksize window and return "
-         "(mean == 0) as a float, one value per patch in row-major order", atol=0, rtol=0)
+              Case((tiny, 3), {}, "valid_patches(mask, 3) for a (1, 1, 3, 4) mask with one hole pixel"),
+              Case((tiny, 1), {}, "valid_patches(mask, 1): a 1x1 window is the pixel itself")]
+    even = [Case((corner, 2), {}, "valid_patches(mask, 2) for a (1, 1, 5, 6) mask with hole pixels on the border"),
+            Case((mask, 4), {}, "valid_patches(mask, 4) for a (2, 1, 6, 7) mask"),
+            Case((tiny, 2), {}, "valid_patches(mask, 2) for a (1, 1, 3, 4) mask with one hole pixel")]
+    generic = ("pad the mask with zeros ('SAME', pad_same: any extra row/column at the bottom/right), take the "
+               "mean over each ksize x ksize window and return (mean == 0) as a float, one value per patch in "
+               "row-major order")
+    reference = lambda m, k: A.valid_patches(m, k)  # noqa: E731
+    _run(name, fn, reference, cases, _VALID_MISTAKES, generic, atol=0, rtol=0)
+    _run_even(name, fn, reference, even, cases + even, _VALID_MISTAKES, generic, "ksize", atol=0, rtol=0)
+
+
+def _run_even(name: str, fn: Callable[..., Any], reference: Callable[..., Any], even: list[Case],
+              all_cases: list[Case], mistakes: dict[str, Callable[..., Any]], generic: str, what: str,
+              atol: float = 1e-4, rtol: float = 1e-4) -> None:
+    """Compare on the even-size cases, after the odd ones passed: a crash there names the padding rule."""
+    for case in even:
+        try:
+            fn(*_clone_args(case.args), **_clone_args(case.kwargs))
+        except NotImplementedError:
+            raise
+        except Exception as err:  # noqa: BLE001 - the odd sizes work, so the even rule is the likely cause
+            fail(name, f"{case.what} raised {type(err).__name__}: {str(err).strip().splitlines()[0] if str(err).strip() else ''}"
+                 f" (the odd sizes worked)",
+                 f"an even {what} needs TF 'SAME' padding: (k - 1) // 2 before and the rest (one more) after, "
+                 f"i.e. course_lib.ops.pad_same(x, k); PyTorch's symmetric padding=k // 2 adds one row and "
+                 f"column too many for an even k")
+    compare_cases(name, fn, reference, even, generic, variants=_variants(name, mistakes), atol=atol, rtol=rtol)
 
 
 # ---------------------------------------------------------------- masked_softmax
@@ -414,9 +509,9 @@ def _softmax_fixed_scale(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: 
 
 
 _hints("masked_softmax", {
-    "-inf": "the release gives invalid patches a score of 0, not -inf, before the softmax: "
-            "they still take a share exp(0) of the denominator and the kept weights sum to < 1 "
-            "(and -inf makes NaN where every patch is invalid)",
+    "-inf": "the release gives invalid patches a score of 0, not -inf, before the softmax, and does not "
+            "renormalise after it: they still take a share exp(0) of the denominator and the kept weights "
+            "sum to < 1 (-inf, or a renormalisation, makes NaN where every patch is invalid)",
     "unmasked": "unmasked softmax: multiply the scores by mm before the softmax and the "
                 "attention by mm after it",
     "before the softmax": "mask the scores before the softmax too (scores * mm): an invalid "
@@ -457,7 +552,12 @@ def _check_masked_softmax(fn: Callable[..., Any]) -> None:
     mm2 = torch.tensor([[1.0, 1.0, 0.0, 1.0, 0.0, 0.0], [0.0] * 6])  # (B, L)
     out = call(name, fn, scores.clone(), mm2.clone(), softmax_scale=10.0)
     if isinstance(out, torch.Tensor) and out.shape == scores.shape and torch.isnan(out).any():
-        fail(name, "NaN where every patch of an image is invalid", MISTAKE_HINTS[name]["-inf"])
+        minus_inf = _softmax_neg_inf(scores.clone(), mm2.clone(), 10.0)
+        if torch.allclose(out.detach().double(), minus_inf.double(), atol=1e-6, equal_nan=True):
+            fail(name, "NaN where every patch of an image is invalid", MISTAKE_HINTS[name]["-inf"])
+        fail(name, "NaN where every patch of an image is invalid (image 1 of the batch)",
+             "an image may have no valid patch at all (its mm is all 0): the release's softmax then gives "
+             "0 everywhere, never NaN; look for a division by a sum that is 0 there, or a -inf")
     large = 12.0 * _randn(gen, 1, 6, 2, 3)  # scores * 10 reach a few hundred: exp overflows float32
     cases = [Case((scores, mm2), {"softmax_scale": 10.0},
                   "masked_softmax with a per-image mm (image 1 has no valid patch)"),
@@ -524,6 +624,31 @@ def _fuse_anti_diagonal(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
     return _fuse_both_passes_with(scores, kernel)
 
 
+def _fuse_with_padding(scores: torch.Tensor, fuse_k: int, pad: Callable[[torch.Tensor], torch.Tensor],
+                      crop: bool = False) -> torch.Tensor:
+    """The release's two passes with another padding rule (crop: keep the first rows/columns)."""
+    B, L, Hf, Wf = scores.shape
+    eye = torch.eye(fuse_k, dtype=scores.dtype).view(1, 1, fuse_k, fuse_k)
+
+    def conv(m: torch.Tensor) -> torch.Tensor:
+        out = F.conv2d(pad(m), eye)
+        return out[..., :m.shape[-2], :m.shape[-1]] if crop else out
+
+    y = conv(scores.permute(0, 2, 3, 1).reshape(B, 1, Hf * Wf, L))
+    y = y.view(B, Hf, Wf, Hf, Wf).permute(0, 2, 1, 4, 3).reshape(B, 1, Wf * Hf, L)
+    y = conv(y).view(B, Wf, Hf, Wf, Hf).permute(0, 2, 1, 4, 3)
+    return y.reshape(B, Hf, Wf, L).permute(0, 3, 1, 2)
+
+
+def _fuse_symmetric_cropped(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
+    p = fuse_k // 2
+    return _fuse_with_padding(scores, fuse_k, lambda m: F.pad(m, (p, p, p, p)), crop=True)
+
+
+def _fuse_reversed_same(scores: torch.Tensor, fuse_k: int = 3) -> torch.Tensor:
+    return _fuse_with_padding(scores, fuse_k, lambda m: _pad_reversed(m, fuse_k))
+
+
 _hints("fuse_scores", {
     "both orderings": "fuse in both orderings: one identity-kernel conv with both axes in "
                       "row-major order (left-right), then one with both in column-major order "
@@ -537,11 +662,16 @@ _hints("fuse_scores", {
     "fuse_k argument": "use the fuse_k argument for the size of the identity kernel, do not hard-code 3",
     "main diagonal": "the identity kernel sums along the main diagonal, (p+d, q+d): torch.eye(fuse_k), "
                      "not its mirror image",
+    "bottom/right": "for an even fuse_k TF 'SAME' puts the extra padding row/column at the bottom/right "
+                    "(pad_same(m, fuse_k)); PyTorch's symmetric padding=fuse_k // 2 (cropped back) or a "
+                    "reversed rule puts it at the top/left",
 })
+MISTAKE_HINTS["fuse_scores"]["extra padding row"] = MISTAKE_HINTS["fuse_scores"]["bottom/right"]
 
 _FUSE_MISTAKES = {"both orderings": _fuse_row_major_only, "identity": _fuse_box_kernel,
                   "both axes": _fuse_swap_foreground_only, "row-major pass": _fuse_column_major_only,
-                  "fuse_k argument": _fuse_fixed_k, "main diagonal": _fuse_anti_diagonal}
+                  "fuse_k argument": _fuse_fixed_k, "main diagonal": _fuse_anti_diagonal,
+                  "bottom/right": _fuse_reversed_same, "extra padding row": _fuse_symmetric_cropped}
 
 
 @register("fuse_scores", reference=lambda scores, fuse_k=3: A.fuse_scores(scores, fuse_k), notebook=NB04,
@@ -559,7 +689,12 @@ def _check_fuse_scores(fn: Callable[..., Any]) -> None:
              for shape, fuse_k in (((2, 20, 4, 5), 3), ((1, 12, 3, 4), 3), ((1, 12, 3, 4), 5),
                                    ((1, 15, 5, 3), 1), ((1, 6, 2, 3), 3))]
     cases.append(Case((cases[1].args[0],), {}, "fuse_scores(scores) with the default fuse_k"))
-    _run(name, fn, lambda scores, fuse_k=3: A.fuse_scores(scores, fuse_k), cases, _FUSE_MISTAKES, generic)
+    reference = lambda scores, fuse_k=3: A.fuse_scores(scores, fuse_k)  # noqa: E731
+    _run(name, fn, reference, cases, _FUSE_MISTAKES, generic)
+    even = [Case((_randn(gen, *shape),), {"fuse_k": fuse_k}, f"fuse_scores(scores, fuse_k={fuse_k}) on "
+                 f"scores of shape {shape}")
+            for shape, fuse_k in (((1, 6, 2, 3), 2), ((1, 12, 3, 4), 4), ((2, 20, 5, 4), 2))]
+    _run_even(name, fn, reference, even, cases + even, _FUSE_MISTAKES, generic, "fuse_k")
     expect_gradient(name, fn, lambda scores, fuse_k=3: A.fuse_scores(scores, fuse_k), cases[0], wrt=(0,))
 
 
@@ -653,7 +788,8 @@ def _check_reconstruct(fn: Callable[..., Any]) -> None:
     # 2. soft attention, several images, non-square, another rate
     cases = []
     for shape, rate in (((2, 3, 8, 6), 2), ((1, 2, 6, 8), 2), ((1, 2, 9, 6), 3), ((2, 1, 4, 2), 2),
-                        ((1, 2, 10, 7), 3)):  # sizes that rate 3 does not divide: the crop differs per axis
+                        ((1, 2, 10, 7), 3), ((1, 1, 7, 9), 3)):
+        # sizes that rate 3 does not divide: for 7 x 9 the crop drops 2 rows at the top but 1 column at the left
         b = _randn(gen, *shape)
         raw = A.extract_patches(b, 2 * rate, rate)  # (B, L, C, 2r, 2r)
         L, h, w = raw.shape[1], -(-shape[2] // rate), -(-shape[3] // rate)
@@ -668,27 +804,39 @@ def _check_reconstruct(fn: Callable[..., Any]) -> None:
 
 def _layer_with(downsample: Optional[Callable] = None, skip_fuse: bool = False,
                 ignore_mask: bool = False, always_fuse: bool = False, fixed_scale: bool = False,
-                patches_of_f: bool = False, none_is_hole: bool = False) -> Callable[..., Any]:
+                patches_of_f: bool = False, none_is_hole: bool = False, mask_downsample: Optional[Callable] = None,
+                fuse_after_softmax: bool = False, raw_from_small: bool = False,
+                ignore_stride: bool = False, remask: bool = False,
+                paste_matching_patches: bool = False) -> Callable[..., Any]:
     """A contextual attention layer with one planted mistake (built from course_lib's steps)."""
 
     def layer(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
         do_fuse = (fuse or always_fuse) and not skip_fuse
         softmax_scale = 10.0 if fixed_scale else softmax_scale
+        stride = 1 if ignore_stride else stride
         b = f if patches_of_f else b
         down = downsample or A.downsample
+        down_mask = mask_downsample or down
         H, W = f.shape[-2:]
-        raw = A.extract_patches(b, 2 * rate, rate * stride)  # (B, L, C, 2r, 2r)
         f_s, b_s = down(f, rate), down(b, rate)  # (B, C, H/r, W/r)
+        raw = A.extract_patches(b_s if raw_from_small else b, 2 * rate,
+                                stride if raw_from_small else rate * stride)  # (B, L, C, 2r, 2r)
+        if paste_matching_patches:
+            raw = A.extract_patches(b_s, ksize, stride)  # (B, L, C, k, k): the small map's matching patches
         if mask is None and none_is_hole:
-            mm = b_s.new_zeros(1, b_s.shape[-2] * b_s.shape[-1])  # (1, L): every patch invalid
+            mm = b_s.new_zeros(1, A.extract_patches(b_s[:1, :1], ksize, stride).shape[1])  # every patch invalid
         elif mask is None or ignore_mask:
-            mm = b_s.new_ones(1, b_s.shape[-2] * b_s.shape[-1])  # (1, L)
+            mm = b_s.new_ones(1, A.extract_patches(b_s[:1, :1], ksize, stride).shape[1])  # (1, L)
         else:
-            mm = A.valid_patches(down(mask.to(b.dtype), rate), ksize, stride)  # (1 or B, L)
+            mm = A.valid_patches(down_mask(mask.to(b.dtype), rate), ksize, stride)  # (1 or B, L)
         scores = A.matching_scores(f_s, A.normalize_patches(A.extract_patches(b_s, ksize, stride)))
-        if do_fuse:
+        if do_fuse and not fuse_after_softmax:
             scores = A.fuse_scores(scores, fuse_k)
         att = A.masked_softmax(scores, mm, softmax_scale)  # (B, L, h, w)
+        if do_fuse and fuse_after_softmax:
+            att = A.fuse_scores(att, fuse_k)
+            if remask:
+                att = att * mm.to(att.dtype)[:, :, None, None]
         y = A.reconstruct(att, raw, rate, (H, W))  # (B, C, H, W)
         flow = flow_to_color(A.attention_offsets(att, f_s.shape[-1]))
         return y, F.interpolate(flow, size=(H, W), mode="bilinear", align_corners=True)
@@ -700,17 +848,47 @@ def _slice_downsample(x: torch.Tensor, rate: int) -> torch.Tensor:
     return x[..., ::rate, ::rate]
 
 
+def _avg_downsample(x: torch.Tensor, rate: int) -> torch.Tensor:
+    return F.avg_pool2d(x, rate)
+
+
+def _bilinear_downsample(x: torch.Tensor, rate: int) -> torch.Tensor:
+    return F.interpolate(x, size=(x.shape[-2] // rate, x.shape[-1] // rate), mode="bilinear", align_corners=True)
+
+
 _layer_no_fuse = _layer_with(skip_fuse=True)
 _layer_sliced = _layer_with(downsample=_slice_downsample)
+_layer_sliced_features = _layer_with(downsample=_slice_downsample, mask_downsample=A.downsample)
+_layer_sliced_mask = _layer_with(mask_downsample=_slice_downsample)
+_layer_pooled = _layer_with(downsample=_avg_downsample, mask_downsample=A.downsample)
+_layer_bilinear = _layer_with(downsample=_bilinear_downsample, mask_downsample=A.downsample)
 _layer_no_mask = _layer_with(ignore_mask=True)
 _layer_always_fused = _layer_with(always_fuse=True)
 _layer_fixed_scale = _layer_with(fixed_scale=True)
 _layer_patches_of_f = _layer_with(patches_of_f=True)
 _layer_none_is_hole = _layer_with(none_is_hole=True)
+_layer_fused_after = _layer_with(fuse_after_softmax=True)
+_layer_raw_small = _layer_with(raw_from_small=True)
+_layer_ignores_stride = _layer_with(ignore_stride=True)
+_layer_fused_after_remasked = _layer_with(fuse_after_softmax=True, remask=True)
+_layer_pastes_matching = _layer_with(paste_matching_patches=True)
 
+_DOWNSAMPLE_HINT = ("downsample f, b and the mask with the release's nearest resize with align_corners=True "
+                    "(course_lib.attention.downsample): x[..., ::2, ::2] (or F.interpolate's nearest, which "
+                    "picks the same rows) takes rows 0, 2, 4, ... but the release's 64 -> 32 takes 0, 2, ..., 30, "
+                    "33, 35, ..., 63")
 _hints("contextual_attention", {
-    "align_corners": "downsample with the release's nearest resize (align_corners=True): "
-                     "course_lib.attention.downsample / ops.resize_nearest, not x[..., ::2, ::2]",
+    "align_corners": _DOWNSAMPLE_HINT,
+    "x[..., ::2, ::2]": "downsample f and b with course_lib.attention.downsample (the release's nearest resize "
+                        "with align_corners=True), not x[..., ::2, ::2]: for 64 -> 32 the release takes rows 0, 2, "
+                        "..., 30, 33, 35, ..., 63",
+    "the mask too": "downsample the mask too, like f and b, with course_lib.attention.downsample (the release's "
+                    "nearest resize with align_corners=True), not x[..., ::2, ::2]",
+    "nearest resize": "the release downsamples by a nearest resize (align_corners=True, "
+                      "course_lib.attention.downsample), it does not average: features keep their values",
+    "not interpolate": "the release downsamples by a nearest resize (align_corners=True, "
+                       "course_lib.attention.downsample), it does not interpolate bilinearly: features keep "
+                       "their values",
     "fuse": "the fuse step is missing: fuse the scores (fuse_scores) before the masked softmax "
             "when fuse=True",
     "mask": "the mask is ignored: downsample it like f and b, compute mm = valid_patches(mask_small, "
@@ -720,13 +898,27 @@ _hints("contextual_attention", {
     "background b": "take the patches (raw and small) from the background b and match them against "
                     "the foreground f: with f != b, patches of f give another result",
     "mask=None": "mask=None means there is no hole: every patch is valid (mm all ones), not all invalid",
+    "before the softmax": "the release fuses the raw scores before the softmax (scores -> fuse -> masked "
+                          "softmax), not the attention after it as the paper writes it (lesson 04)",
+    "full-resolution b": "cut the raw patches (2*rate x 2*rate, stride rate*stride) from the full-resolution b, "
+                         "not from the downsampled map: the small map is only for matching",
+    "stride argument": "pass the stride argument on: raw patches at stride rate * stride, matching patches and "
+                       "mm at stride",
+    "fused attention": "fuse the raw scores before the softmax (scores -> fuse -> masked softmax) as the release "
+                       "does, not the fused attention after it (the paper's order), even if you mask it again",
+    "matching patches": "paste raw 2*rate x 2*rate patches cut from the full-resolution b (stride rate * stride), "
+                        "not the small map's matching patches",
 })
 
-_LAYER_MISTAKES = {"align_corners": _layer_sliced, "fuse": _layer_no_fuse, "mask": _layer_no_mask,
+_LAYER_MISTAKES = {"align_corners": _layer_sliced, "x[..., ::2, ::2]": _layer_sliced_features,
+                   "the mask too": _layer_sliced_mask, "nearest resize": _layer_pooled,
+                   "not interpolate": _layer_bilinear,
+                   "fuse": _layer_no_fuse, "mask": _layer_no_mask,
                    "fuse=False": _layer_always_fused, "softmax_scale": _layer_fixed_scale,
-                   "background b": _layer_patches_of_f, "mask=None": _layer_none_is_hole}
-
-
+                   "background b": _layer_patches_of_f, "mask=None": _layer_none_is_hole,
+                   "before the softmax": _layer_fused_after, "full-resolution b": _layer_raw_small,
+                   "stride argument": _layer_ignores_stride, "fused attention": _layer_fused_after_remasked,
+                   "matching patches": _layer_pastes_matching}
 def _layer_reference(f, b, mask=None, ksize=3, stride=1, rate=2, fuse_k=3, softmax_scale=10.0, fuse=True):
     return A.contextual_attention(f, b, mask, ksize=ksize, stride=stride, rate=rate, fuse_k=fuse_k,
                                   softmax_scale=softmax_scale, fuse=fuse)
@@ -775,5 +967,41 @@ def _check_contextual_attention(fn: Callable[..., Any]) -> None:
                   "y with fuse_k=1 and softmax_scale=50")]
     _run(name, fn, _layer_reference, cases, _LAYER_MISTAKES, generic, select=lambda out: out[0])
     expect_gradient(name, fn, _layer_reference, cases[2], wrt=(0, 1), select=lambda out: out[0])
+    flow_cases = [cases[2], cases[1], cases[3], cases[6]]
+    compare_cases(name, fn, _layer_reference, flow_cases,
+                  "flow = flow_to_color(attention_offsets(attention, f_small.shape[-1])), upsampled to f's "
+                  "H x W with F.interpolate(..., mode='bilinear', align_corners=True)",
+                  variants=_flow_variants, select=lambda out: out[1], atol=1e-4, rtol=1e-4,
+                  shape_hint="the flow picture is (B, 3, H, W): flow_to_color of the (B, 2, h, w) offsets, "
+                             "upsampled to f's H x W")
+
+
+_FLOW_HINTS = {
+    "width": "attention_offsets needs the width of the SMALL map (f_small.shape[-1], where the attention "
+             "lives), not f's full-resolution width: patch l sits at (l // w_small, l % w_small)",
+    "nearest": "upsample the flow picture bilinearly (mode='bilinear', align_corners=True) as course_lib "
+               "does; nearest neighbour is the v1.0.0 release's picture, not the course's",
+    "align_corners=False": "upsample the flow picture with align_corners=True (mode='bilinear'), as course_lib "
+                           "does: align_corners=False shifts the picture by half a pixel",
+}
+
+
+def _flow_variants(case: Case) -> dict[str, Any]:
+    """``{hint: flow}`` of the flow mistakes on one input (from course_lib's attention)."""
+    f, b = case.args[:2]
+    mask = case.args[2] if len(case.args) > 2 else None
+    kw = dict(case.kwargs)
+    rate = kw.get("rate", 2)
+    H, W = f.shape[-2:]
+    att = A.attention_weights(f, b, mask, **kw)  # (B, L, h, w)
+    color = flow_to_color(A.attention_offsets(att, att.shape[-1]))  # (B, 3, h, w)
+    wide = flow_to_color(A.attention_offsets(att, W))
+    if rate == 1:
+        return {}
+    return {
+        _FLOW_HINTS["width"]: F.interpolate(wide, size=(H, W), mode="bilinear", align_corners=True),
+        _FLOW_HINTS["nearest"]: F.interpolate(color, size=(H, W), mode="nearest"),
+        _FLOW_HINTS["align_corners=False"]: F.interpolate(color, size=(H, W), mode="bilinear", align_corners=False),
+    }
 
 

@@ -224,7 +224,34 @@ def _gp_unmasked(critic, real, fake, mask, alpha):
     return _gp(critic, real, fake, torch.ones_like(mask), alpha)
 
 
+def _gp_paper_mask(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, 1.0 - mask, alpha)
+
+
+def _gp_mean_of_slopes(critic, real, fake, mask, alpha):
+    x = (real + alpha * (fake - real)).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return (torch.mean(L.masked_slopes(grad, mask)) - 1.0) ** 2
+
+
+def _gp_summed(critic, real, fake, mask, alpha):
+    x = (real + alpha * (fake - real)).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return torch.sum((L.masked_slopes(grad, mask) - 1.0) ** 2)
+
+
+def _gp_alpha_swapped(critic, real, fake, mask, alpha):
+    return _gp(critic, real, fake, mask, 1.0 - alpha)
+
+
 _GP_HINTS = {
+    "(1 - mask)": "use the course's mask as it is (1 = hole): the paper's (1 - m) is written for a mask that "
+                  "is 0 on the hole: (1 - mask) with the course's mask measures the gradient OUTSIDE the hole",
+    "each sample's gap": "square each sample's gap first, then average: mean((slopes - 1) ** 2), not "
+                       "(mean(slopes) - 1) ** 2",
+    "not their sum": "average the squared gaps over the batch, torch.mean, not their sum",
+    "alpha * (fake - real)": "x_hat = real + alpha * (fake - real): alpha weighs the step from the real image "
+                             "towards the fake one (yours uses 1 - alpha)",
     "interpolates": "evaluate the gradient at the interpolates real + alpha * (fake - real), one alpha "
                     "per sample, not at the real or the fake images themselves",
     "at the real": "evaluate the gradient at the interpolates real + alpha * (fake - real), not at the real "
@@ -239,7 +266,9 @@ _GP_HINTS = {
                      "gradient over the hole",
 }
 _GP_MISTAKES = {"interpolates": _gp_at_fake, "at the real": _gp_at_real, "two-sided": _gp_one_sided, "create_graph": _gp_no_graph,
-                "alpha argument": _gp_fixed_alpha, "over the hole": _gp_unmasked}
+                "alpha argument": _gp_fixed_alpha, "over the hole": _gp_unmasked, "(1 - mask)": _gp_paper_mask,
+                "each sample's gap": _gp_mean_of_slopes, "not their sum": _gp_summed,
+                "alpha * (fake - real)": _gp_alpha_swapped}
 require_phrases(_GP_HINTS, _GP_MISTAKES)
 
 
@@ -280,3 +309,31 @@ def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
     compare_gradients(name, "gradient_penalty(critic, real, fake, mask, alpha)", got, want,
                       [f"the critic's {n}" for n, _ in critic.named_parameters()], atol=1e-8, rtol=1e-5,
                       hint=_GP_HINTS["create_graph"])
+    # In training `fake` comes out of the generator and requires grad: the penalty is a critic loss, so
+    # x_hat must be detached, or its backward also trains the generator (and costs a second graph).
+    critic.zero_grad(set_to_none=True)
+    weights = torch.linspace(-1.0, 1.0, fake.numel(), dtype=fake.dtype).view_as(fake)
+    source = fake.detach().clone().requires_grad_(True)  # a leaf standing for the generator's output
+    live_fake = source * 1.0 + weights * 0.0  # (3, 3, 16, 16), non-leaf with a graph, like the generator's output
+    live_real = real.detach().clone().requires_grad_(True)
+    try:
+        out = fn(critic, live_real, live_fake, mask, alpha)
+    except NotImplementedError:
+        raise
+    except Exception as err:  # noqa: BLE001 - the student's bug, reported with a hint
+        first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+        fail(name, f"with a fake batch that requires grad (as the generator's output does) it raised "
+                   f"{type(err).__name__}: {first}",
+             "detach the interpolates before asking for their gradient: x_hat = (real + alpha * (fake - real))"
+             ".detach().requires_grad_(True)")
+    expect_close(name, out, expected.detach(), "gradient_penalty with real and fake that require grad",
+                 "the value must not depend on whether real and fake require grad: detach x_hat",
+                 atol=1e-8, rtol=1e-6)
+    out.backward()
+    # the critic is piecewise linear, so a leaked gradient is often exactly zero: any gradient
+    # tensor at all (even zeros) shows that the penalty's graph reaches the generator's output
+    leaked = [label for label, t in (("fake", source), ("real", live_real)) if t.grad is not None]
+    if leaked:
+        fail(name, f"the penalty's gradient reaches the {' and the '.join(leaked)} images",
+             "detach the interpolates: x_hat = (real + alpha * (fake - real)).detach().requires_grad_(True); "
+             "the penalty is a critic loss and must not train the generator through fake")

@@ -54,7 +54,14 @@ def _input_hole_zeroed(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.cat([x * (1.0 - mask), ones, ones * mask], dim=1)  # x is changed
 
 
+def _input_zeros_channel(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    ones = torch.ones_like(x[:, :1])
+    return torch.cat([x, torch.zeros_like(ones), ones * mask], dim=1)  # zeros where the ones go
+
+
 _STAGE_INPUT_HINTS = {
+    "all ones": "channel 3 must be all ones (torch.ones_like(x[:, :1])), not zeros: it marks the image "
+                "inside the zero padding of every conv",
     "ones channel": "channel 3 is the ones channel: all ones, torch.ones_like(x[:, :1]); it marks "
                     "the image after zero padding (the release's stand-in for mirror padding)",
     "order": "the order is [x, ones, ones * mask]: 3 image channels, then the ones channel, then the mask",
@@ -66,7 +73,7 @@ _STAGE_INPUT_HINTS = {
 }
 _STAGE_INPUT_MISTAKES = {"ones channel": _input_no_ones, "order": _input_swapped,
                          "1 = hole": _input_inverted, "shared mask": _input_unbroadcast,
-                         "as it comes": _input_hole_zeroed}
+                         "as it comes": _input_hole_zeroed, "all ones": _input_zeros_channel}
 
 
 
@@ -196,13 +203,14 @@ def _check_receptive_field(fn: Callable[..., Any]) -> None:
     empty = call(name, fn, [])
     if _rf_pairs(name, [], empty) != []:
         fail(name, f"an empty chain gave {empty!r}", "no layer, no entry: return []")
-    for layers in _RF_CASES:
-        got = _rf_pairs(name, layers, call(name, fn, [tuple(layer) for layer in layers]))
+    results = [(layers, _rf_pairs(name, layers, call(name, fn, [tuple(layer) for layer in layers])))
+               for layers in _RF_CASES]
+    for layers, got in results:
         want = rf_reference(layers)
         if got == want:
             continue
-        for phrase, wrong in _RF_MISTAKES.items():
-            if got == wrong(layers):
+        for phrase, wrong in _RF_MISTAKES.items():  # named only when it explains every chain
+            if all(mine == wrong(chain) for chain, mine in results):
                 fail(name, f"receptive_field({layers}) gave {got}, expected {want}", _RF_HINTS[phrase])
         smallest = next(([layers[:n], got[:n], want[:n]] for n in range(1, len(layers) + 1)
                          if got[:n] != want[:n]), None)
@@ -303,7 +311,16 @@ def _coarse_sorted(net, x, mask):
     return h.clamp(-1, 1)
 
 
+def _coarse_reblanked(net, x, mask):
+    h = G.stage_input(x * (1.0 - mask), mask)  # the hole blanked once more
+    for name in net.LAYERS:
+        h = getattr(net, name)(h)
+    return h.clamp(-1, 1)
+
+
 _COARSE_HINTS = {
+    "as it comes": "pass x on as it comes: stage_input(x, mask) does not blank the hole again (x * (1 - mask)); "
+                   "the caller blanks it, and blanking it twice hides the hole's pixels from the gradient",
     "clip": "the output conv17 has no activation and the release clips it to [-1, 1] "
             "(h.clamp(-1, 1)); without the clip values leave the image range",
     "tanh": "the release clips (h.clamp(-1, 1)) instead of a tanh: tanh squashes values that "
@@ -312,7 +329,7 @@ _COARSE_HINTS = {
                  "CoarseNetwork.LAYERS order (not sorted: 'conv10' sorts before 'conv2')",
 }
 _COARSE_MISTAKES = {"clip": _coarse_no_clip, "tanh": _coarse_tanh, "5-channel": _coarse_raw_input,
-                    "LAYERS order": _coarse_sorted}
+                    "LAYERS order": _coarse_sorted, "as it comes": _coarse_reblanked}
 _COARSE_HINTS["LAYERS order"] = _COARSE_HINTS["5-channel"]
 
 
@@ -334,7 +351,7 @@ def _check_coarse_stage(fn: Callable[..., Any]) -> None:
     x = torch.rand(2, 3, 16, 24, generator=gen) * 2 - 1  # (2, 3, 16, 24)
     mask = torch.zeros(1, 1, 16, 24)  # (1, 1, 16, 24)
     mask[..., 4:12, 6:18] = 1.0
-    x = x * (1.0 - mask)
+    # x is NOT blanked here: coarse_stage must pass it on as it comes (stage_input does not blank)
     with torch.no_grad():
         expected = net(x, mask)  # (2, 3, 16, 24)
         try:

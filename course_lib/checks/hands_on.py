@@ -105,6 +105,12 @@ def _check_attention_at(fn: Callable[..., Any]) -> None:
              Case((attention, grid, 7, 31), {}, "attention_at(..., row=7, col=31): the last pixel of cells"),
              Case((attention, grid, 5, 9), {"cell": 4}, "attention_at(..., row=5, col=9, cell=4)"),
              Case((attention, grid, 11, 4), {"cell": 3}, "attention_at(..., row=11, col=4, cell=3)")]
+    for other, (hf, wf), (row, col) in (((5, 3), (3, 4), (17, 30)), ((2, 8), (3, 2), (23, 9)),
+                                         ((6, 4), (2, 5), (12, 39)), ((1, 7), (2, 2), (3, 12))):
+        weights = torch.rand(2, other[0] * other[1], hf, wf, generator=gen)  # (B, L, Hf, Wf)
+        weights = weights / weights.sum(dim=1, keepdim=True) * 0.9
+        cases.append(Case((weights, other, row, col), {},
+                          f"attention_at(attention of shape {tuple(weights.shape)}, grid={other}, row={row}, col={col})"))
     compare_cases(name, fn, attention_at_reference, cases,
                   "take attention[0, :, row // cell, col // cell] and reshape it to the background grid",
                   variants=lambda case: hinted_mistakes(name, _AT_HINTS, *case.args, **case.kwargs),

@@ -66,6 +66,12 @@ def _gated_torch_padding(x, weight, bias, stride=1, dilation=1):
     return F.elu(features) * torch.sigmoid(gate)
 
 
+def _gated_undilated_padding(x, weight, bias, stride=1, dilation=1):
+    h = F.conv2d(x, weight, bias, stride, weight.shape[-1] // 2, dilation)  # k // 2, not dilation * (k // 2)
+    features, gate = torch.chunk(h, 2, dim=1)
+    return F.elu(features) * torch.sigmoid(gate)
+
+
 def _gated_no_stride(x, weight, bias, stride=1, dilation=1):
     return gated.gated_conv2d(x, weight, bias, 1, dilation)
 
@@ -88,13 +94,17 @@ _GATED_HINTS = {
     "two halves": "split the channels into two halves, torch.chunk(h, 2, dim=1), not even and odd channels",
     "'SAME' padding": "use TF 'SAME' padding, same_conv2d(x, weight, bias, stride, dilation): PyTorch's "
                       "symmetric padding= differs for a stride-2 conv on an even size",
+    "dilated conv": "use TF 'SAME' padding, same_conv2d(x, weight, bias, stride, dilation): PyTorch's "
+                    "padding=k // 2 is too little for a dilated conv (it needs dilation * (k // 2)) and not "
+                    "'SAME' for a stride-2 conv on an even size",
     "stride argument": "use the stride argument (pass it on to same_conv2d)",
     "dilation argument": "use the dilation argument (pass it on to same_conv2d)",
 }
 _GATED_MISTAKES = {"first half": _gated_halves_swapped, "ELU on the features": _gated_no_activation,
                    "sigmoid, not tanh": _gated_tanh, "before the product": _gated_elu_after,
                    "ELU, not ReLU": _gated_relu, "two halves": _gated_interleaved,
-                   "'SAME' padding": _gated_torch_padding, "stride argument": _gated_no_stride,
+                   "'SAME' padding": _gated_torch_padding, "dilated conv": _gated_undilated_padding,
+                   "stride argument": _gated_no_stride,
                    "dilation argument": _gated_no_dilation}
 require_phrases(_GATED_HINTS, _GATED_MISTAKES)
 
@@ -232,7 +242,19 @@ def _g_log(neg):
     return F.softplus(-neg).mean()  # the non-saturating GAN loss
 
 
+def _g_margin(neg):
+    return 1.0 - torch.mean(neg)  # a constant 1 (the critic's margin) added
+
+
+def _g_hinge_on_mean(neg):
+    return F.relu(1.0 - neg.mean())
+
+
 _HINGE_G_HINTS = {
+    "constant": "the generator's loss is -mean(neg), with no 1 in it: 1 - mean(neg) adds a constant, "
+                "which leaves the gradient alone but changes the number you log and compare",
+    "mean score": "no hinge, not even on the mean score: the generator's loss is the plain -mean(neg), "
+                  "relu(1 - mean(neg)) stops pushing once the mean fake score passes +1",
     "sign": "the sign is flipped: the generator wants its fake scores HIGH, so it minimises -mean(neg)",
     "no hinge": "the generator's loss has no hinge: -mean(neg), which keeps pushing even past +1 "
                 "(the release's gan_hinge_loss)",
@@ -241,7 +263,7 @@ _HINGE_G_HINTS = {
     "no log": "no log and no sigmoid: with a hinge critic the generator's loss is the plain -mean(neg)",
 }
 _HINGE_G_MISTAKES = {"sign": _g_sign, "no hinge": _g_hinged, "mean": _g_sum, "one number": _g_per_entry,
-                     "no log": _g_log}
+                     "no log": _g_log, "constant": _g_margin, "mean score": _g_hinge_on_mean}
 require_phrases(_HINGE_G_HINTS, _HINGE_G_MISTAKES)
 
 
@@ -252,6 +274,8 @@ def _check_hinge_g_loss(fn: Callable[..., Any]) -> None:
     """hinge_g_loss(neg) = -mean(neg): the scores of the completed images, one number."""
     name = "hinge_g_loss"
     cases = _score_cases(make_generator(113), two=False)
+    cases.append(Case((torch.tensor([[2.0, 1.5], [3.0, -0.5]]),), {},
+                      "hinge_g_loss(neg) for fake scores whose mean is above +1"))
     compare_cases(name, fn, sn_patchgan.hinge_g_loss, cases,
                   "the generator's loss is minus the mean of every fake score, -mean(neg), one number",
                   variants=lambda case: hinted_mistakes(name, _HINGE_G_HINTS, *case.args),
