@@ -143,10 +143,12 @@ def test_the_flop_count_of_a_critic_matches_a_hand_count():
 def test_an_iteration_counts_linearly_in_the_batch_and_the_penalty_is_inside():
     one = count_iteration_flops(cnum=4, critic_cnum=4, size=32, batch=1)
     two = count_iteration_flops(cnum=4, critic_cnum=4, size=32, batch=2)
-    for key in ("critic_step", "gradient_penalty"):
-        assert two[key] == pytest.approx(2 * one[key], rel=1e-9), key
-    # the generator step holds a few ops on the batch-shared (1, 1, H, W) mask: nearly linear
-    assert two["generator_step"] == pytest.approx(2 * one["generator_step"], rel=0.01)
+    assert two["gradient_penalty"] == pytest.approx(2 * one["gradient_penalty"], rel=1e-9)
+    # the generator's forward (in both steps) holds a few batch-shared ops: those on the (1, 1, H, W)
+    # mask and, on the trainer's fast path, the sub-pixel kernels built once from the upsampling
+    # convs' weights (course_lib.ops.use_fast_path): nearly linear
+    for key in ("critic_step", "generator_step"):
+        assert two[key] == pytest.approx(2 * one[key], rel=0.01), key
     assert one["total"] == pytest.approx(5 * one["critic_step"] + one["generator_step"])
     assert 0 < one["gradient_penalty"] < 5 * one["critic_step"]
 
