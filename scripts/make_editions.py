@@ -23,8 +23,10 @@ Two cells of every notebook are written by this script, in both editions, from t
 repository and the branch or tag to use): a Markdown cell tagged ``colab-badge`` with the
 Open-in-Colab badge of *that edition's own file*, and a code cell tagged ``colab-install``
 that installs course_lib on Colab (and does nothing anywhere else). A notebook that lacks
-them gets them after its header cell. With ``repository`` unset the badge cell says how to
-set it, and the install cell stops on Colab with a message that says the same.
+them gets the install cell after its header cell, and the badge cell right above the install
+cell. With ``repository`` unset the notebooks carry no badge cell at all (a student has nothing
+to do about it: the publishing steps are in ``lessons/instructors.md``, "Publishing the
+course"), and the install cell stops on Colab with a message that names the fix.
 
 Usage::
 
@@ -169,13 +171,13 @@ def configured_repository(pyproject: Optional[Path] = None) -> Optional[CourseRe
     return course_repository(read_course_table((pyproject or PYPROJECT).read_text(encoding="utf-8")))
 
 
-def badge_source(notebook: str, repository: Optional[CourseRepository]) -> str:
-    """The Markdown of the badge cell for ``notebook`` (its path from the repository root)."""
+def badge_source(notebook: str, repository: CourseRepository) -> str:
+    """The Markdown of the badge cell for ``notebook`` (its path from the repository root).
+
+    Only written when ``repository`` is set: an unpublished copy has no badge cell (see
+    :func:`apply_colab_cells`), so no student reads text meant for whoever publishes it.
+    """
     note = "<!-- written by scripts/make_editions.py from [tool.course] in pyproject.toml: edit it there -->"
-    if repository is None:
-        return ("*Open in Colab:* no badge yet, because this copy of the course does not name its GitHub "
-                "repository. Whoever publishes it sets `repository` (and `ref`) under `[tool.course]` in "
-                "`pyproject.toml` and runs `make editions`.\n" + note)
     edition = "solution" if notebook.startswith("notebooks/solutions/") else "student"
     return (f"[![Open In Colab]({COLAB_BADGE_IMAGE})]({repository.colab_url(notebook)}) "
             f"opens this notebook (the {edition} edition, from `{repository.ref}` of "
@@ -235,24 +237,30 @@ def _tagged(nb: NotebookNode, tag: str) -> list[int]:
 
 
 def ensure_colab_cells(nb: NotebookNode) -> NotebookNode:
-    """Give ``nb`` its badge cell and install cell (after the header cell) when it lacks them.
+    """Give ``nb`` its install cell (after the header cell) when it lacks one.
 
-    Their sources are filled in by :func:`apply_colab_cells`. Raises :class:`EditionError`
-    when a tag appears on more than one cell.
+    The badge cell is added or removed by :func:`apply_colab_cells`, which also fills in
+    both sources. Raises :class:`EditionError` when a tag appears on more than one cell.
     """
     for tag in (BADGE_TAG, INSTALL_TAG):
         if len(_tagged(nb, tag)) > 1:
             raise EditionError(f"cells {_tagged(nb, tag)} are all tagged {tag!r}; keep one")
-    if not _tagged(nb, BADGE_TAG):
-        nb.cells.insert(1 if nb.cells else 0, nbformat.v4.new_markdown_cell("", metadata={"tags": [BADGE_TAG]}))
     if not _tagged(nb, INSTALL_TAG):
-        nb.cells.insert(_tagged(nb, BADGE_TAG)[0] + 1,
-                        nbformat.v4.new_code_cell("", metadata={"tags": [INSTALL_TAG]}))
+        nb.cells.insert(1 if nb.cells else 0, nbformat.v4.new_code_cell("", metadata={"tags": [INSTALL_TAG]}))
     return nb
 
 
 def apply_colab_cells(nb: NotebookNode, notebook: str, repository: Optional[CourseRepository]) -> NotebookNode:
-    """Write the badge (for ``notebook``, its path from the repository root) and install cells in place."""
+    """Write the badge (for ``notebook``, its path from the repository root) and install cells in place.
+
+    With ``repository`` set, a notebook with an install cell but no badge cell gets one right
+    above the install cell; with ``repository`` None every badge cell is removed (an
+    unpublished copy shows no badge and no text about publishing).
+    """
+    if repository is None:
+        nb.cells = [cell for index, cell in enumerate(nb.cells) if index not in _tagged(nb, BADGE_TAG)]
+    elif not _tagged(nb, BADGE_TAG) and _tagged(nb, INSTALL_TAG):
+        nb.cells.insert(_tagged(nb, INSTALL_TAG)[0], nbformat.v4.new_markdown_cell("", metadata={"tags": [BADGE_TAG]}))
     for index in _tagged(nb, BADGE_TAG):
         nb.cells[index].source = badge_source(notebook, repository)
     for index in _tagged(nb, INSTALL_TAG):
@@ -341,8 +349,8 @@ def student_edition(nb: NotebookNode, name: str = "notebook",
 
     Solution regions become stubs, the outputs of changed cells are cleared (``--execute``
     fills them in again), Markdown links are re-pointed from ``notebooks/solutions/`` to
-    ``notebooks/``, the badge cell (if any) opens ``notebooks/<name>`` from ``repository``
-    (None: not set), and the metadata gets ``course.edition = "student"``.
+    ``notebooks/``, the badge cell opens ``notebooks/<name>`` from ``repository`` (None: not
+    set, no badge cell), and the metadata gets ``course.edition = "student"``.
     """
     student = copy.deepcopy(nb)
     for index, cell in enumerate(student.cells):
@@ -399,16 +407,16 @@ def sources(nb: NotebookNode) -> list[tuple[str, str]]:
 def stale_editions(names: Optional[Sequence[str]] = None) -> list[str]:
     """Student editions whose cell sources differ from a fresh regeneration (or are missing).
 
-    Also lists solution notebooks whose Colab badge or install cell is missing or differs
-    from ``[tool.course]``, and student editions that have no solution notebook (a
+    Also lists solution notebooks whose Colab install cell is missing, or whose badge or
+    install cell differs from ``[tool.course]`` (a badge where none is set counts), and student editions that have no solution notebook (a
     renamed/deleted source).
     """
     stale = []
     repository = configured_repository()
     for solution in solution_notebooks(names):
         source = read(solution)
-        if not _tagged(source, BADGE_TAG) or not _tagged(source, INSTALL_TAG):
-            stale.append(f"{solution.relative_to(ROOT)} lacks its Colab badge or install cell")
+        if not _tagged(source, INSTALL_TAG):
+            stale.append(f"{solution.relative_to(ROOT)} lacks its Colab install cell")
         elif sources(apply_colab_cells(copy.deepcopy(source), f"notebooks/solutions/{solution.name}",
                                        repository)) != sources(source):
             stale.append(f"{solution.relative_to(ROOT)}: its Colab badge or install cell differs from {WHERE}")
@@ -495,7 +503,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     if repository is None and not args.check:
         print(f"note: {WHERE} names no repository: the notebooks get no Colab badge, and their install "
-              "cell stops on Colab with a message that says what to set", file=sys.stderr)
+              "cell stops on Colab with a message that says what to set (lessons/instructors.md, "
+              "\"Publishing the course\")", file=sys.stderr)
     if args.check:
         stale = stale_editions(args.names)
         for line in stale:

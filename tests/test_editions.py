@@ -331,14 +331,23 @@ def _badge_target(nb) -> str:
     return links[0]
 
 
-def test_each_edition_gets_a_badge_to_its_own_file():
-    nb = nbformat.v4.new_notebook(cells=[
+def _tiny_notebook():
+    return nbformat.v4.new_notebook(cells=[
         nbformat.v4.new_markdown_cell("# 42 · Tiny"),
         nbformat.v4.new_code_cell("def g():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION")])
+
+
+def _tags(nb) -> list:
+    return [c.metadata.get("tags") for c in nb.cells]
+
+
+def test_each_edition_gets_a_badge_to_its_own_file():
+    nb = _tiny_notebook()
     me.ensure_colab_cells(nb)
-    assert [c.metadata.get("tags") for c in nb.cells] == [None, [me.BADGE_TAG], [me.INSTALL_TAG], None]
+    assert _tags(nb) == [None, [me.INSTALL_TAG], None], "the install cell goes right after the header"
     repo = me.CourseRepository(*JDOE)
     me.apply_colab_cells(nb, "notebooks/solutions/42_tiny.ipynb", repo)
+    assert _tags(nb) == [None, [me.BADGE_TAG], [me.INSTALL_TAG], None], "the badge goes right above it"
     student = me.student_edition(nb, "42_tiny.ipynb", repo)
     assert _badge_target(nb) == \
         "https://colab.research.google.com/github/jdoe/deepfill-course/blob/v0.1.0/notebooks/solutions/42_tiny.ipynb"
@@ -348,15 +357,43 @@ def test_each_edition_gets_a_badge_to_its_own_file():
     assert student.cells[2].source == nb.cells[2].source  # one install cell for both editions
     assert 'COURSE_REPOSITORY, COURSE_REF = "jdoe/deepfill-course", "v0.1.0"' in student.cells[2].source
     me.ensure_colab_cells(nb)  # idempotent: no second pair
+    me.apply_colab_cells(nb, "notebooks/solutions/42_tiny.ipynb", repo)
     assert len(nb.cells) == 4
     nb.cells[3].metadata["tags"] = [me.BADGE_TAG]
     with pytest.raises(me.EditionError, match="keep one"):
         me.ensure_colab_cells(nb)
 
 
-def test_unset_repository_gives_no_badge_but_says_where_to_set_it():
-    text = me.badge_source("notebooks/02_x.ipynb", None)
-    assert COLAB not in text and "`[tool.course]`" in text and "`pyproject.toml`" in text
+MAINTAINER_WORDS = ("[tool.course]", "pyproject.toml", "make editions", "publish", "GitHub repository")
+
+
+def test_unset_repository_leaves_no_badge_and_no_maintainer_text():
+    """An unpublished copy: no badge cell, and no Markdown that talks to whoever publishes it."""
+    nb = _tiny_notebook()
+    repo = me.CourseRepository(*JDOE)
+    me.apply_colab_cells(me.ensure_colab_cells(nb), "notebooks/solutions/42_tiny.ipynb", repo)
+    assert _tags(nb) == [None, [me.BADGE_TAG], [me.INSTALL_TAG], None]
+    me.apply_colab_cells(nb, "notebooks/solutions/42_tiny.ipynb", None)  # repository removed again
+    student = me.student_edition(nb, "42_tiny.ipynb", None)
+    for edition in (nb, student):
+        assert _tags(edition) == [None, [me.INSTALL_TAG], None]
+        markdown = "\n".join(c.source for c in edition.cells if c.cell_type == "markdown")
+        assert COLAB not in markdown
+        for word in MAINTAINER_WORDS:
+            assert word not in markdown, word
+    assert 'COURSE_REPOSITORY, COURSE_REF = "", "main"' in student.cells[1].source
+    me.apply_colab_cells(nb, "notebooks/solutions/42_tiny.ipynb", repo)  # and set once more
+    assert _tags(nb) == [None, [me.BADGE_TAG], [me.INSTALL_TAG], None]
+    assert _badge_target(nb).endswith("/v0.1.0/notebooks/solutions/42_tiny.ipynb")
+
+
+def test_the_publishing_steps_are_in_the_instructors_guide():
+    """What the notebooks no longer say is written where whoever publishes the course reads."""
+    text = (ROOT / "lessons" / "instructors.md").read_text(encoding="utf-8")
+    assert "## Publishing the course" in text
+    section = text.split("## Publishing the course", 1)[1].split("\n## ", 1)[0]
+    for phrase in ("[tool.course]", "pyproject.toml", "repository", "ref", "make editions", "make check-editions"):
+        assert phrase in section, phrase
 
 
 _FIND_SPEC = importlib.util.find_spec  # the real one, before any test patches it
@@ -421,7 +458,8 @@ def test_stored_badge_and_install_cell_follow_pyproject(path):
     nb = _read(path)
     install = [c for c in nb.cells if me.INSTALL_TAG in c.metadata.get("tags", [])]
     badges = [c for c in nb.cells if me.BADGE_TAG in c.metadata.get("tags", [])]
-    assert len(install) == 1 and len(badges) == 1, "one badge cell and one install cell per notebook"
+    assert len(install) == 1 and len(badges) == (1 if repository else 0), \
+        "one install cell per notebook, and one badge cell when [tool.course] names a repository"
     assert install[0].cell_type == "code" and install[0].source.startswith("# NBVAL_SKIP")
     code = [c for c in nb.cells if c.cell_type == "code"]
     assert code[0] is install[0], "the install cell must be the first code cell"
@@ -432,7 +470,7 @@ def test_stored_badge_and_install_cell_follow_pyproject(path):
     if repository:
         assert _badge_target(nb) == f"{COLAB}{repository}/blob/{ref}/{own}"
     else:
-        assert COLAB not in text and "[tool.course]" in badges[0].source
+        assert COLAB not in text, "an unpublished copy has no Colab badge"
 
 
 def test_check_notices_a_badge_out_of_step_with_pyproject(monkeypatch, tmp_path):
