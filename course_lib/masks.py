@@ -9,9 +9,17 @@ Convention (style guide): a ``mask`` is a float tensor of shape (B or 1, 1, H, W
   The 128x128 box (not the shrunk hole) is the "local patch" that the local critic and the
   spatially discounted L1 loss see.  :func:`random_bbox`, :func:`bbox_to_mask`,
   :func:`random_box_mask`, :func:`local_patch`.
-* DeepFill v2 (ICCV 2019) trains on free-form brush strokes: a few strokes of 4-12
-  vertices, 12-40 px wide, turning by angles around 2*pi/5.  :func:`brush_stroke_mask`,
-  rasterised by the pure function :func:`strokes_to_mask` (which a drawing widget can call);
+* DeepFill v2 (ICCV 2019) trains on free-form holes. The release's ``brush_stroke_mask``
+  (``inpaint_ops.py``) draws 1-3 strokes (``np.random.randint(1, 4)``) of 4-11 vertices
+  (``num_vertex = np.random.randint(4, 12)``, upper end excluded; each stroke is
+  ``num_vertex`` segments from a random start point), 12-39 px wide at 256 px
+  (``int(np.random.uniform(12, 40))``), turning by angles around 2*pi/5 +- up to 2*pi/15.
+  Its random flips do nothing: ``mask.transpose(...)`` returns a flipped copy that the
+  release throws away. Its training code always ORs the strokes with a random box
+  (``tf.logical_or``): strokes are never a training hole alone there. course_lib's
+  :func:`brush_stroke_mask` keeps the paper's ranges with both ends included (4-12
+  vertices, 12-40 px) and applies its random flips (lesson 11, glossary "Free-form mask");
+  it is rasterised by the pure function :func:`strokes_to_mask` (which a drawing widget can call);
   :func:`stroke_masks` scales them to small toy images, and :func:`partial_conv_mask_updates`
   / :func:`hole_boundary_fraction` show why vanilla and partial convolutions struggle on them
   (notebook 11).
@@ -286,11 +294,16 @@ def brush_stroke_mask(height: int = 256, width: int = 256, generator: GeneratorL
                       random_flip: bool = True) -> torch.Tensor:
     """A free-form hole made of random brush strokes (DeepFill v2, "free-form masks").
 
-    DeepFill v2's sampler, re-written here with the same facts:
+    DeepFill v2's sampler, re-written here with the paper's ranges. The release differs in
+    three ways (lesson 11): its vertex count ``np.random.randint(4, 12)`` and width
+    ``int(np.random.uniform(12, 40))`` exclude the upper ends (4-11 vertices, 12-39 px), its
+    flips are computed and thrown away (the result of ``mask.transpose`` is not kept), and
+    in training it ORs the strokes with a random box (course_lib's ``"box_or_strokes"``
+    holes of :func:`training_holes`). Here:
 
     * 1..``max_strokes`` strokes (v2: 1..3), each a polyline of ``min_vertices`` ..
-      ``max_vertices`` vertices (inclusive here; the paper says 4-12), drawn with a
-      brush ``min_width`` .. ``max_width`` px wide (12-40);
+      ``max_vertices`` vertices, both ends included (the paper's 4-12), drawn with a
+      brush ``min_width`` .. ``max_width`` px wide (12-40, both ends included);
     * each stroke draws its own turning range ``[mean - u1, mean + u2]`` with
       ``u1, u2 ~ U(0, angle_range)`` around ``mean_angle = 2*pi/5`` (range 2*pi/15); each
       segment's direction is drawn from it, mirrored (``2*pi - angle``) on every other
@@ -298,7 +311,7 @@ def brush_stroke_mask(height: int = 256, width: int = 256, generator: GeneratorL
     * segment lengths ~ Normal(r, r/2) clipped to [0, 2r] with r = image diagonal / 8; the
       start point is uniform in the image and every vertex is clipped to the image;
     * round joints and ends (:func:`strokes_to_mask`); finally a random left-right and a
-      random top-bottom flip (``random_flip``).
+      random top-bottom flip (``random_flip``), which, unlike the release's, are applied.
 
     Returns a (1, 1, H, W) float32 mask, 1 = hole. Deterministic for a seed.
     """

@@ -90,10 +90,12 @@ OFFICIAL_WEIGHTS_LICENSE = "CC BY-NC 4.0 (Creative Commons Attribution-NonCommer
 # The four official DeepFill v1 models. All: 256x256 training images, rectangular holes
 # up to 128x128 (worse on larger or free-form holes), TF checkpoints with a BGR colour order.
 # drive_folder: the Google Drive "model dir" linked from the release's README (v1.0.0).
+# Places2 is the data set of the paper's Table 1 (Places2 validation images); nothing in the
+# paper or the release says that the released Places2 model is the one that made that table.
 OFFICIAL_WEIGHTS: dict[str, dict[str, str]] = {
     "places2": {
         "name": "Places2",
-        "content": "scenes (landscapes, buildings, rooms); the model of the paper's Table 1",
+        "content": "scenes (landscapes, buildings, rooms); the data set of the paper's Table 1",
         "training": "256x256 random crops",
         "drive_folder": "1M3AFy7x9DqXaI-fINSynW7FJSXYROfv-",
     },
