@@ -10,12 +10,16 @@ same images and holes, so every number has something to be compared with.
 
 Paper, Table 1 (Places2 validation, "reported only as reference" by the author):
 PatchMatch L1 16.1 %, L2 3.9 %, PSNR 16.62, TV 25.0 %; contextual attention 8.6 %, 2.1 %,
-18.91, 25.3 %. Our definitions are in :mod:`course_lib.metrics`; the paper's exact masks
-and normalisation are unknown, so compare rows of one table, not with the paper.
+18.91, 25.3 %. Its L1 and L2 are a relative l1 and a squared relative l2 error (the author,
+release issue #146); ``evaluate`` computes absolute errors by default and the relative ones
+with ``relative=True`` (``--relative``), and the table says which. Our definitions are in
+:mod:`course_lib.metrics`; the paper's exact masks and value range are unknown, so compare
+rows of one table, not with the paper.
 
 Command line::
 
     python -m course_lib evaluate --checkpoint runs/toy/checkpoints --data toy --n 100 --csv eval.csv
+    python -m course_lib evaluate --checkpoint places2 --data DIR --relative   # the paper's kind of L1 / L2
 
 Also used for the CPU learning check (toy model vs the diffusion baseline).
 """
@@ -54,8 +58,23 @@ __all__ = [
 MASK_KINDS: tuple[str, ...] = ("box", "strokes")
 BASELINES: tuple[str, ...] = ("diffusion", "mean")
 COLUMNS: tuple[str, ...] = ("l1", "l2", "psnr", "tv", "ssim", "hole_l1", "hole_psnr", "hole_ssim")
-HEADERS: dict[str, str] = {"l1": "L1 %", "l2": "L2 %", "psnr": "PSNR dB", "tv": "TV %", "ssim": "SSIM",
-                           "hole_l1": "hole L1 %", "hole_psnr": "hole PSNR", "hole_ssim": "hole SSIM"}
+HEADERS: dict[str, str] = {"l1": "abs L1 %", "l2": "abs L2 %", "psnr": "PSNR dB", "tv": "TV %", "ssim": "SSIM",
+                           "hole_l1": "hole abs L1 %", "hole_psnr": "hole PSNR", "hole_ssim": "hole SSIM"}
+# What the L1 / L2 columns hold, by results["errors"] (see course_lib.metrics and release issue #146).
+ERROR_NOTES: dict[str, str] = {
+    "absolute": "abs L1 %, abs L2 %: absolute errors 100*mean|y-x|, 100*mean (y-x)^2 on [0, 1]; the paper's "
+                "Table 1 has relative ones (release issue #146): relative=True, --relative",
+    "relative": "rel L1 %, rel L2 %: the paper's relative l1 and squared relative l2 errors (release issue "
+                "#146), 100*sum|y-x|/sum|x|, 100*sum (y-x)^2/sum x^2 on [0, 1]",
+}
+
+
+def _headers(errors: str) -> dict[str, str]:
+    """Column headers for ``errors`` = "absolute" or "relative" (the L1 / L2 columns say which)."""
+    if errors not in ERROR_NOTES:
+        raise ValueError(f"results['errors'] must be 'absolute' or 'relative', got {errors!r}")
+    short = "abs" if errors == "absolute" else "rel"
+    return {c: h.replace("abs ", f"{short} ") for c, h in HEADERS.items()}
 
 
 # ----------------------------------------------------------------------------- masks
@@ -138,7 +157,7 @@ def _model_device(generator: Any) -> torch.device:
 
 def evaluate(generator: Optional[Callable[..., Any]], dataset: Any, n_images: int = 100, seed: int = 0,
              mask_kind: str = "box", batch_size: int = 8, baseline: str = "diffusion",
-             progress: bool = False) -> dict[str, Any]:
+             progress: bool = False, relative: bool = False) -> dict[str, Any]:
     """Table-1 measures of ``generator`` and of :func:`baseline_fill` on ``n_images`` images.
 
     ``dataset[i]`` must give a (3, H, W) image in [-1, 1] with H, W multiples of 8; the
@@ -148,8 +167,11 @@ def evaluate(generator: Optional[Callable[..., Any]], dataset: Any, n_images: in
     the baseline only.
 
     Returns ``{"model": {metric: mean}, "baseline": {...}, "ground_truth": {"tv": mean},
-    "n_images", "mask_kind", "seed", "baseline_method", "image_size"}`` (no "model" key
-    without a generator). Metrics: see :mod:`course_lib.metrics` (PSNR capped at 100 dB).
+    "n_images", "mask_kind", "seed", "baseline_method", "image_size", "errors"}`` (no
+    "model" key without a generator). Metrics: see :mod:`course_lib.metrics` (PSNR capped
+    at 100 dB). ``relative=False`` gives absolute L1 / L2 errors (``errors = "absolute"``),
+    ``relative=True`` the paper's relative l1 and squared relative l2 errors (release issue
+    #146; ``errors = "relative"``), which refuse an image whose ground truth is all black.
     """
     if not isinstance(n_images, int) or n_images < 1:
         raise ValueError(f"n_images (--n) must be a positive int, got {n_images!r}")
@@ -187,7 +209,7 @@ def evaluate(generator: Optional[Callable[..., Any]], dataset: Any, n_images: in
                 if generator is not None:
                     outputs["model"] = complete(generator, x.to(device), mask.to(device)).float().cpu()
                 for row, y in outputs.items():
-                    for name, values in all_metrics(x, y, mask).items():
+                    for name, values in all_metrics(x, y, mask, relative=relative).items():
                         sums[row][name] = sums[row].get(name, 0.0) + float(values.double().sum())
                 gt_tv = all_metrics(x, x)["tv"]
                 sums["ground_truth"]["tv"] = sums["ground_truth"].get("tv", 0.0) + float(gt_tv.double().sum())
@@ -196,7 +218,7 @@ def evaluate(generator: Optional[Callable[..., Any]], dataset: Any, n_images: in
             generator.train()
     results: dict[str, Any] = {row: {k: v / n_images for k, v in values.items()} for row, values in sums.items()}
     results.update(n_images=n_images, mask_kind=mask_kind, seed=seed, baseline_method=baseline,
-                   image_size=list(size) if size else None)
+                   image_size=list(size) if size else None, errors="relative" if relative else "absolute")
     return results
 
 
@@ -248,9 +270,15 @@ _ROWS = ("model", "baseline", "ground_truth")
 
 
 def format_table(results: Mapping[str, Any]) -> str:
-    """The results of :func:`evaluate` as a plain-text table (one row per method)."""
-    widths = {c: max(len(HEADERS[c]), 7) for c in COLUMNS}
-    head = f"{'':<13}" + "  ".join(f"{HEADERS[c]:>{widths[c]}}" for c in COLUMNS)
+    """The results of :func:`evaluate` as a plain-text table (one row per method).
+
+    The L1 / L2 headers and the last line say whether the errors are absolute or relative
+    (``results["errors"]``, absolute when missing).
+    """
+    errors = results.get("errors", "absolute")
+    headers = _headers(errors)
+    widths = {c: max(len(headers[c]), 7) for c in COLUMNS}
+    head = f"{'':<13}" + "  ".join(f"{headers[c]:>{widths[c]}}" for c in COLUMNS)
     lines = [head, "-" * len(head)]
     for row in _ROWS:
         if row not in results:
@@ -265,21 +293,25 @@ def format_table(results: Mapping[str, Any]) -> str:
     lines.append(f"{results.get('n_images')} images{f' of {size[0]}x{size[1]}' if size else ''}, "
                  f"'{results.get('mask_kind')}' holes (seed {results.get('seed')}), "
                  f"baseline = {results.get('baseline_method')} fill; TV of the ground truth for reference")
+    lines.append(ERROR_NOTES[errors])
     return "\n".join(lines)
 
 
 def write_csv(results: Mapping[str, Any], path: Union[str, os.PathLike]) -> Path:
-    """Write one CSV row per method: row, n_images, mask_kind, seed and every metric."""
+    """Write one CSV row per method: row, n_images, mask_kind, seed, errors and every metric.
+
+    ``errors`` ("absolute" or "relative") says what the ``l1``, ``l2`` and ``hole_l1`` columns hold.
+    """
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
-        writer.writerow(["row", "n_images", "mask_kind", "seed", *COLUMNS])
+        writer.writerow(["row", "n_images", "mask_kind", "seed", "errors", *COLUMNS])
         for row in _ROWS:
             if row in results:
                 values = results[row]
                 writer.writerow([row, results.get("n_images"), results.get("mask_kind"), results.get("seed"),
-                                 *["" if values.get(c) is None else f"{values[c]:.6g}" for c in COLUMNS]])
+                                 results.get("errors", "absolute"), *["" if values.get(c) is None else f"{values[c]:.6g}" for c in COLUMNS]])
     return path
 
 
@@ -322,7 +354,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m course_lib evaluate",
         description="Table-1 metrics (L1 %, L2 %, PSNR, TV %, SSIM) of a model and a non-learned baseline "
-                    "on a data set with fixed, seeded holes.",
+                    "on a data set with fixed, seeded holes. L1 and L2 are absolute errors unless --relative "
+                    "is given (the paper's relative l1 and squared relative l2, release issue #146).",
     )
     parser.add_argument("--checkpoint", help="official model name (places2, celeba, celebahq, imagenet: after "
                                              "python -m course_lib download NAME), trainer checkpoint (.pt or run "
@@ -341,6 +374,10 @@ def main(argv: Optional[list[str]] = None) -> int:
     parser.add_argument("--cnum", type=int, help="generator width for a bare state dict (default: from the weights)")
     parser.add_argument("--device", default="auto", help="cpu, cuda, cuda:1 or auto (default)")
     parser.add_argument("--csv", help="write the table to this CSV file")
+    parser.add_argument("--relative", action="store_true",
+                        help="L1 and L2 as the paper's relative l1 and squared relative l2 errors "
+                             "(100*sum|y-x|/sum|x|, 100*sum (y-x)^2/sum x^2; release issue #146) instead of "
+                             "absolute ones (100*mean|y-x|, 100*mean (y-x)^2)")
     args = parser.parse_args(argv)
 
     device = _pick_device(args.device)
@@ -355,7 +392,8 @@ def main(argv: Optional[list[str]] = None) -> int:
         dataset = make_dataset(name, None if name == "toy" else args.data, split=args.split,
                                size=int(size), seed=args.seed, n=max(args.n, 1))
     results = evaluate(generator, dataset, n_images=args.n, seed=args.seed, mask_kind=args.mask,
-                       batch_size=args.batch_size, baseline=args.baseline, progress=sys.stderr.isatty())
+                       batch_size=args.batch_size, baseline=args.baseline, progress=sys.stderr.isatty(),
+                       relative=args.relative)
     if generator is None:
         print("no --checkpoint given: baseline only")
     print(format_table(results))

@@ -34,7 +34,7 @@ from course_lib.train import Trainer
 
 
 def hole_scores(x: torch.Tensor, filled: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
-    """Mean hole PSNR (dB) and mean hole L1 (%) over the images."""
+    """Mean hole PSNR (dB) and mean hole L1 (%, the absolute error of course_lib.metrics) over the images."""
     return float(psnr(x, filled, mask, max_db=100.0).mean()), float(l1_error(x, filled, mask).mean())
 
 
@@ -104,9 +104,9 @@ def main(argv: list[str] | None = None) -> int:
     resumed = f" (resumed at step {first_step}: delete {args.out} for a fresh run)" if first_step else ""
     print(f"\ntrained to step {result.step} in {minutes:.1f} min on {args.threads} CPU thread(s){resumed}; "
           f"{len(test)} held-out toy images {size}x{size}, fixed box holes ({config.hole_size}px box)")
-    print(f"{'method':<50} {'hole PSNR (dB)':>15} {'hole L1 (%)':>12}")
+    print(f"{'method':<50} {'hole PSNR (dB)':>15} {'hole abs L1 (%)':>16}")
     for name, p, l1 in rows:
-        print(f"{name:<50} {p:>15.2f} {l1:>12.2f}")
+        print(f"{name:<50} {p:>15.2f} {l1:>16.2f}")
     by_kind = {name: per_kind_psnr(x, filled, mask, kinds) for name, filled in fills.items()}
     names = list(dict.fromkeys(kinds))
     print(f"\nhole PSNR (dB) per kind ({len(test) // len(names)}+ images each)")

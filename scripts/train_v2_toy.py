@@ -88,7 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     "weights": {k: v.detach().clone() for k, v in net.state_dict().items()}}, path)
         _, m = hole_scores(net, x, mask)
         print(f"{kind:>5}: {count_parameters(net):,} parameters -> {path} ({path.stat().st_size / 1e6:.2f} MB); "
-              f"40 held-out stroke holes: PSNR {m['psnr'].mean():.2f} dB, L1 {m['l1'].mean():.2f} %", flush=True)
+              f"40 held-out stroke holes: PSNR {m['psnr'].mean():.2f} dB, absolute L1 {m['l1'].mean():.2f} %", flush=True)
     return 0
 
 

@@ -107,6 +107,38 @@ def test_evaluate_composites_the_output_like_the_release():
     assert r["model"]["l1"] == pytest.approx(sum(w * q for w, q in zip(want, ratio)) / 3, rel=1e-5)
 
 
+def test_relative_errors_and_their_labels():
+    """relative=True: the paper's relative l1 / squared relative l2 (release issue #146), labelled as such."""
+    ds = ToyDataset(n=3, size=32, seed=2)
+
+    def zeros(x, mask):  # paints every hole pixel 0 in [-1, 1], i.e. 0.5 in [0, 1]
+        z = torch.zeros_like(x)
+        return z, z, z
+
+    r = evaluate(zeros, ds, n_images=3, seed=5, batch_size=2, relative=True)
+    assert r["errors"] == "relative"
+    hole_l1, l1, l2 = [], [], []
+    for i in range(3):  # independently, on [0, 1]: only the hole differs from the ground truth
+        x, m = (ds[i] + 1) / 2, evaluation_mask(i, 32, 32, seed=5)[0]  # (3, 32, 32), (1, 32, 32)
+        diff = (x - 0.5) * m
+        hole_l1.append(100 * (diff.abs().sum() / (x * m).sum()).item())
+        l1.append(100 * (diff.abs().sum() / x.sum()).item())
+        l2.append(100 * ((diff**2).sum() / (x**2).sum()).item())
+    assert r["model"]["hole_l1"] == pytest.approx(sum(hole_l1) / 3, rel=1e-5)
+    assert r["model"]["l1"] == pytest.approx(sum(l1) / 3, rel=1e-5)
+    assert r["model"]["l2"] == pytest.approx(sum(l2) / 3, rel=1e-5)
+    absolute = evaluate(zeros, ds, n_images=3, seed=5, batch_size=2)
+    assert absolute["errors"] == "absolute"
+    assert absolute["model"]["psnr"] == pytest.approx(r["model"]["psnr"])  # only L1 / L2 change
+    assert absolute["model"]["l1"] != pytest.approx(r["model"]["l1"])
+    table, table_abs = format_table(r), format_table(absolute)
+    assert "rel L1 %" in table and "hole rel L1 %" in table and "abs L1" not in table and "#146" in table
+    assert "abs L1 %" in table_abs and "abs L2 %" in table_abs and "rel L1" not in table_abs
+    assert "absolute errors" in table_abs and "--relative" in table_abs
+    with pytest.raises(ValueError, match="'absolute' or 'relative'"):
+        format_table({**r, "errors": "percent"})
+
+
 def test_cli_with_checkpoint_csv_and_baseline_only(tmp_path, capsys):
     torch.manual_seed(0)
     generator = Generator(cnum=4)
@@ -119,6 +151,11 @@ def test_cli_with_checkpoint_csv_and_baseline_only(tmp_path, capsys):
     rows = {r["row"]: r for r in csv.DictReader(out.open())}
     assert set(rows) == {"model", "baseline", "ground_truth"}
     assert math.isfinite(float(rows["model"]["psnr"])) and rows["ground_truth"]["psnr"] == ""
+    assert rows["model"]["errors"] == "absolute" and "abs L1 %" in printed
+    assert main(["--data", "toy", "--n", "2", "--size", "32", "--relative", "--csv", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "rel L1 %" in printed and "relative l1" in printed
+    assert {r["row"]: r for r in csv.DictReader(out.open())}["baseline"]["errors"] == "relative"
     # a trainer checkpoint in a run folder: the newest step_*.pt is used
     run = tmp_path / "run" / "checkpoints"
     run.mkdir(parents=True)

@@ -24,6 +24,69 @@ def test_l1_l2_on_a_tiny_hand_example():
     assert l2_error(x, y, mask, value_range=(0, 1)).tolist() == pytest.approx([62.5])
 
 
+def test_relative_l1_l2_on_the_same_hand_example():
+    """The paper's errors (release issue #146): sum |y - x| / sum |x|, sum (y - x)^2 / sum x^2."""
+    x = torch.tensor([[[[0.0, 0.5], [1.0, 0.25]]]])  # (1, 1, 2, 2) in [0, 1], the ground truth
+    y = torch.tensor([[[[0.5, 0.5], [0.0, 0.25]]]])
+    # sum |diffs| = 1.5, sum |x| = 1.75 -> 85.714 %; sum diffs^2 = 1.25, sum x^2 = 1.3125 -> 95.238 %
+    assert l1_error(x, y, value_range=(0, 1), relative=True).tolist() == pytest.approx([100 * 1.5 / 1.75])
+    assert l2_error(x, y, value_range=(0, 1), relative=True).tolist() == pytest.approx([100 * 1.25 / 1.3125])
+    assert l1_error(2 * x - 1, 2 * y - 1, relative=True).tolist() == pytest.approx([100 * 1.5 / 1.75])
+    # the left column: x = 0 and 1, diffs 0.5 and 1 -> 1.5 / 1 and 1.25 / 1
+    mask = torch.tensor([[[[1.0, 0.0], [1.0, 0.0]]]])
+    assert l1_error(x, y, mask, value_range=(0, 1), relative=True).tolist() == pytest.approx([150.0])
+    assert l2_error(x, y, mask, value_range=(0, 1), relative=True).tolist() == pytest.approx([125.0])
+    # swapping the roles changes the denominator: the ground truth comes first
+    assert l1_error(y, x, value_range=(0, 1), relative=True).tolist() == pytest.approx([100 * 1.5 / 1.25])
+
+
+def _relative_loop(x, y, mask, power):
+    """Slow reference: per image, sum over channels and hole pixels of |y - x|^p / |x|^p, with floats."""
+    out = []
+    for b in range(x.shape[0]):
+        num = den = 0.0
+        for c in range(x.shape[1]):
+            for i in range(x.shape[2]):
+                for j in range(x.shape[3]):
+                    if mask[min(b, mask.shape[0] - 1), 0, i, j] > 0:
+                        gt, got = float(x[b, c, i, j]), float(y[b, c, i, j])
+                        num += abs(got - gt) ** power
+                        den += abs(gt) ** power
+        out.append(100.0 * num / den)
+    return out
+
+
+def test_relative_errors_match_a_slow_loop():
+    g = torch.Generator().manual_seed(3)
+    x = torch.rand(2, 3, 6, 5, generator=g)  # [0, 1]
+    y = torch.rand(2, 3, 6, 5, generator=g)
+    everywhere = torch.ones(1, 1, 6, 5)
+    hole = (torch.rand(2, 1, 6, 5, generator=g) > 0.5).float()
+    hole[:, :, 0, 0] = 1  # never empty
+    for mask, arg in ((everywhere, None), (hole, hole)):
+        for power, fn in ((1, l1_error), (2, l2_error)):
+            got = fn(x, y, arg, value_range=(0, 1), relative=True).tolist()
+            assert got == pytest.approx(_relative_loop(x, y, mask, power), rel=1e-5), (power, arg is None)
+
+
+def test_relative_errors_refuse_an_all_black_ground_truth():
+    x = torch.rand(2, 3, 4, 4)
+    x[1] = 0.0  # image 1 is black: sum |x| = sum x^2 = 0
+    y = torch.rand(2, 3, 4, 4)
+    for fn in (l1_error, l2_error):
+        with pytest.raises(ValueError, match=r"image\(s\) \[1\].*relative=False"):
+            fn(x, y, value_range=(0, 1), relative=True)
+        assert torch.isfinite(fn(x, y, value_range=(0, 1))).all()  # the absolute error is defined
+    x = torch.rand(1, 3, 4, 4)
+    x[..., :2, :2] = 0.0  # black only in the hole
+    mask = torch.zeros(1, 1, 4, 4)
+    mask[..., :2, :2] = 1
+    with pytest.raises(ValueError, match="over the hole"):
+        l1_error(x, y[:1], mask, value_range=(0, 1), relative=True)
+    with pytest.raises(ValueError, match="no hole pixel"):
+        l1_error(x, y[:1], torch.zeros(1, 1, 4, 4), value_range=(0, 1), relative=True)
+
+
 def test_psnr_of_a_known_mse_per_image():
     x = torch.zeros(2, 3, 4, 4)
     y = torch.cat([torch.full((1, 3, 4, 4), 0.1), torch.full((1, 3, 4, 4), 0.01)])
@@ -103,6 +166,14 @@ def test_all_metrics_and_input_checks():
     assert all(v.shape == (3,) for v in m.values())
     # the hole is a quarter of the image: whole-image L1 is a quarter of the hole's
     assert torch.allclose(m["l1"] * 4, m["hole_l1"], rtol=1e-5)
+    rel = all_metrics(x, y, mask, relative=True)
+    assert set(rel) == set(m)
+    for name in ("l1", "l2", "hole_l1"):
+        assert not torch.allclose(rel[name], m[name]), name
+    assert torch.allclose(rel["hole_l1"], l1_error(x, y, mask, relative=True))
+    assert torch.allclose(rel["l2"], l2_error(x, y, relative=True))
+    for name in ("psnr", "tv", "ssim", "hole_psnr", "hole_ssim"):
+        assert torch.equal(rel[name], m[name]), name
     with pytest.raises(ValueError, match="same shape"):
         l1_error(x, y[:, :, :8])
     with pytest.raises(ValueError, match="batch"):
