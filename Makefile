@@ -68,7 +68,7 @@ test-notebooks-as: install  ## reproduce another machine: make test-notebooks-as
 editions: install  ## regenerate the student editions from notebooks/solutions and re-run both
 	OMP_NUM_THREADS=$(NB_THREADS) MKL_NUM_THREADS=$(NB_THREADS) $(PY) scripts/make_editions.py --execute --jobs 1
 
-check-editions: install  ## fail when the student editions are out of step with the solutions
+check-editions: install  ## fail when the student editions (or the README's course map) are out of step with the solutions
 	$(PY) scripts/make_editions.py --check
 
 figures: install  ## redraw lessons/figures from course_lib

@@ -481,3 +481,66 @@ def test_check_notices_a_badge_out_of_step_with_pyproject(monkeypatch, tmp_path)
     stale = me.stale_editions(["00"])
     assert any("solutions/00_setup_and_tour.ipynb: its Colab badge" in line for line in stale), stale
     assert any("notebooks/00_setup_and_tour.ipynb differs" in line for line in stale), stale
+
+
+# ----------------------------------------------------------------------------- the README's course map
+
+def test_the_readme_course_map_is_the_generated_one():
+    """README.md's course map is make_editions.py's, row for row (regenerate: --course-map --write)."""
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    assert me.readme_course_map(text) == me.course_map(), \
+        "README.md's course map is out of step: run python scripts/make_editions.py --course-map --write"
+    rows = [line for line in me.readme_course_map(text).splitlines()[2:]]
+    assert [row.split(" | ")[0].strip("| ") for row in rows] == \
+        [p.name.split("_", 1)[0] for p in sorted((ROOT / "notebooks" / "solutions").glob("*.ipynb"))]
+
+
+@pytest.mark.parametrize("row, expected", [
+    ("| Time on a CPU | about 1 minute (2 cores), no GPU needed |", "about 1 minute (2 cores)"),
+    ("| Time on a CPU | 20 seconds (2 cores), no GPU needed |", "20 seconds (2 cores)"),
+    ("| Time on a CPU | under a minute: on a CPU this notebook runs a **smoke mode** |", "under a minute"),
+    ("|Time on a CPU|a few seconds per photo; longer without weights|", "a few seconds per photo; longer without weights"),
+])
+def test_the_course_map_takes_each_time_from_the_header(row, expected):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# 42 · Tiny\n\n| | |\n|---|---|\n{row}\n")])
+    assert me.header_cpu_time(nb) == expected
+
+
+def test_the_course_map_reads_the_header_and_metadata(tmp_path):
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(
+        "# 42 · Tiny\n\n| | |\n|---|---|\n| Time on a CPU | 30 seconds (2 cores), no GPU needed |")])
+    nb.metadata["course"] = {"title": "Tiny", "builds": "`g`", "gpu": False, "data": "none", "weights": "no",
+                             "lesson": "lessons/42_tiny.md"}
+    path = tmp_path / "42_tiny.ipynb"
+    nbformat.write(nb, str(path))
+    table = me.course_map([path]).splitlines()
+    assert table[0].startswith("| # | Notebook | You build | Time on a CPU |")
+    assert table[2] == ("| 42 | [Tiny](notebooks/42_tiny.ipynb) ([solution](notebooks/solutions/42_tiny.ipynb)) | `g` "
+                        "| 30 seconds (2 cores) | no | none | no | [42_tiny.md](lessons/42_tiny.md) |")
+    nb.cells[0].source = "# 42 · Tiny\n\nno table"
+    nbformat.write(nb, str(path))
+    with pytest.raises(me.EditionError, match="42_tiny.ipynb: its header .* no '\\| Time on a CPU"):
+        me.course_map([path])
+
+
+def test_the_course_map_block_is_replaced_between_its_markers(tmp_path):
+    text = f"# Course\n\nintro\n\n{me.COURSE_MAP_BEGIN}\n| old | table |\n{me.COURSE_MAP_END}\n\nafter\n"
+    new = me.with_course_map(text, "| new |\n|---|")
+    assert new == f"# Course\n\nintro\n\n{me.COURSE_MAP_BEGIN}\n| new |\n|---|\n{me.COURSE_MAP_END}\n\nafter\n"
+    assert me.readme_course_map(new) == "| new |\n|---|"
+    for broken in ("no markers at all", text.replace(me.COURSE_MAP_END, ""), text + me.COURSE_MAP_BEGIN):
+        with pytest.raises(me.EditionError, match="between the lines"):
+            me.readme_course_map(broken)
+    readme = tmp_path / "README.md"
+    readme.write_text(text, encoding="utf-8")
+    assert me.write_readme_course_map(readme) is True
+    assert me.readme_course_map(readme.read_text(encoding="utf-8")) == me.course_map()
+    assert me.write_readme_course_map(readme) is False  # idempotent
+
+
+def test_check_notices_a_hand_edited_course_map(monkeypatch, tmp_path):
+    text = (ROOT / "README.md").read_text(encoding="utf-8")
+    readme = tmp_path / "README.md"
+    readme.write_text(text.replace("| 00 | [Setup and tour]", "| 00 | [Set-up and tour]"), encoding="utf-8")
+    monkeypatch.setattr(me, "README", readme)
+    assert any("README.md's course map differs" in line for line in me.stale_editions())
