@@ -310,8 +310,9 @@ def write_csv(results: Mapping[str, Any], path: Union[str, os.PathLike]) -> Path
         for row in _ROWS:
             if row in results:
                 values = results[row]
+                cells = ["" if values.get(c) is None else f"{values[c]:.6g}" for c in COLUMNS]
                 writer.writerow([row, results.get("n_images"), results.get("mask_kind"), results.get("seed"),
-                                 results.get("errors", "absolute"), *["" if values.get(c) is None else f"{values[c]:.6g}" for c in COLUMNS]])
+                                 results.get("errors", "absolute"), *cells])
     return path
 
 

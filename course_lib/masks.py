@@ -10,9 +10,9 @@ Convention (style guide): a ``mask`` is a float tensor of shape (B or 1, 1, H, W
   spatially discounted L1 loss see.  :func:`random_bbox`, :func:`bbox_to_mask`,
   :func:`random_box_mask`, :func:`local_patch`.
 * DeepFill v2 (ICCV 2019) trains on free-form holes. The release's ``brush_stroke_mask``
-  (``inpaint_ops.py``) draws 1-3 strokes (``np.random.randint(1, 4)``) of 4-11 vertices
-  (``num_vertex = np.random.randint(4, 12)``, upper end excluded; each stroke is
-  ``num_vertex`` segments from a random start point), 12-39 px wide at 256 px
+  (``inpaint_ops.py``) draws 1-3 strokes (``np.random.randint(1, 4)``) of 4-11 "vertices"
+  (``num_vertex = np.random.randint(4, 12)``, upper end excluded; it draws ``num_vertex``
+  segments from a random start point, so the polyline has one point more), 12-39 px wide at 256 px
   (``int(np.random.uniform(12, 40))``), turning by angles around 2*pi/5 +- up to 2*pi/15.
   Its random flips do nothing: ``mask.transpose(...)`` returns a flipped copy that the
   release throws away. Its training code always ORs the strokes with a random box

@@ -411,8 +411,9 @@ def stale_editions(names: Optional[Sequence[str]] = None) -> list[str]:
     """Student editions whose cell sources differ from a fresh regeneration (or are missing).
 
     Also lists solution notebooks whose Colab install cell is missing, or whose badge or
-    install cell differs from ``[tool.course]`` (a badge where none is set counts), and student editions that have no solution notebook (a
-    renamed/deleted source).
+    install cell differs from ``[tool.course]`` (a badge where none is set counts), student
+    editions that have no solution notebook (a renamed/deleted source) and, without
+    ``names``, a README course map out of step with :func:`course_map`.
     """
     stale = []
     repository = configured_repository()

@@ -499,7 +499,8 @@ def test_the_readme_course_map_is_the_generated_one():
     ("| Time on a CPU | about 1 minute (2 cores), no GPU needed |", "about 1 minute (2 cores)"),
     ("| Time on a CPU | 20 seconds (2 cores), no GPU needed |", "20 seconds (2 cores)"),
     ("| Time on a CPU | under a minute: on a CPU this notebook runs a **smoke mode** |", "under a minute"),
-    ("|Time on a CPU|a few seconds per photo; longer without weights|", "a few seconds per photo; longer without weights"),
+    ("|Time on a CPU|a few seconds per photo; longer without weights|",
+     "a few seconds per photo; longer without weights"),
 ])
 def test_the_course_map_takes_each_time_from_the_header(row, expected):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_markdown_cell(f"# 42 · Tiny\n\n| | |\n|---|---|\n{row}\n")])
