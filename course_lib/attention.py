@@ -46,6 +46,7 @@ __all__ = [
     "valid_patches",
     "normalize_patches",
     "matching_scores",
+    "cosine_scores",
     "fuse_scores",
     "masked_softmax",
     "reconstruct",
@@ -176,6 +177,29 @@ def matching_scores(f: torch.Tensor, w_normed: torch.Tensor) -> torch.Tensor:
     weight = w_normed.reshape(B * L, C, k, k)  # (B*L, C, k, k)
     scores = F.conv2d(x, weight, groups=B)  # (1, B*L, Hf, Wf)
     return scores.view(B, L, Hf, Wf)  # (B, L, Hf, Wf)
+
+
+def cosine_scores(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    """The paper's true cosine similarity (Sec. 4.1, Eq. 1): foreground windows AND patches normalised.
+
+    ``s[b, l, y, x] = <f_{y,x}, w_l> / (max(||f_{y,x}||, eps) * max(||w_l||, eps))`` with
+    ``f_{y,x}`` the k x k window of ``f`` around ``(y, x)`` ('SAME' zero padding, as
+    :func:`matching_scores`) and norms over ``(C, k, k)``. ``f`` is ``(B, C, Hf, Wf)``, ``w``
+    the raw patches ``(B, L, C, k, k)``; returns ``(B, L, Hf, Wf)`` in [-1, 1].
+
+    Not the release: its score (:func:`matching_scores` on :func:`normalize_patches`) leaves
+    the foreground unnormalised, i.e. this times ``||f_{y,x}||``; notebook 03's open exercise
+    and lesson 03 compare the two. The window norms come from one convolution of ``f**2``
+    with ones; the floor is taken on the squared norm so that a window of zeros (the blanked
+    hole) has score 0 and a finite gradient.
+    """
+    _check_nchw("f", f)
+    _check_patches("w", w)
+    k = w.shape[-1]
+    scores = matching_scores(f, normalize_patches(w, eps))  # (B, L, Hf, Wf)
+    ones = f.new_ones(1, f.shape[1], k, k)  # (1, C, k, k)
+    window_sq = F.conv2d(pad_same(f * f, k), ones)  # (B, 1, Hf, Wf): ||f_{y,x}||^2
+    return scores / window_sq.clamp(min=eps * eps).sqrt()  # (B, L, Hf, Wf)
 
 
 def _identity_conv(matrix: torch.Tensor, fuse_k: int) -> torch.Tensor:

@@ -4,7 +4,8 @@
 Figures are registered in ``FIGURES`` dicts, ``{"file_name.png": make_figure}``, where
 ``make_figure()`` takes no argument and returns a matplotlib ``Figure``:
 
-* this file's ``FIGURES`` (lessons 00-02);
+* this file's ``FIGURES`` (lessons 00-02; lesson 00's from :mod:`course_lib.tour`, which
+  notebook 00 draws too);
 * the ``FIGURES`` of every ``scripts/figures_*.py`` module (e.g. ``figures_attention.py``
   for lessons 03-06), found and imported automatically; such a module needs nothing from
   this one.
@@ -48,17 +49,48 @@ def _sample_image(size: int = 256) -> torch.Tensor:
     return course_image("astronaut", size=size)
 
 
+def fig_00_architecture() -> Figure:
+    """Lesson 00: the model as boxes, each labelled with the notebook that builds it."""
+    from course_lib.tour import architecture_figure
+
+    return architecture_figure()
+
+
+def fig_00_whole_game() -> Figure:
+    """Lesson 00: the whole game, drawn with the bundled toy model (notebook 00 uses the official one when cached)."""
+    from course_lib.painter import HandsOnModel
+    from course_lib.pretrained import load_pretrained
+    from course_lib.samples import toy_weights
+    from course_lib.tour import whole_game, whole_game_figure
+
+    toy = HandsOnModel(load_pretrained(toy_weights()).eval(), 64, "toy")
+    return whole_game_figure(whole_game(toy))
+
+
 def fig_01_masks() -> Figure:
-    """Lesson 01: an image, the release's box hole, a free-form hole, the incomplete inputs."""
+    """Lesson 01: an image, the release's box with its hole and known ring, a free-form hole, the inputs."""
+    from matplotlib.patches import Patch, Rectangle
+
     from course_lib import masks
     from course_lib.plots import show_images
 
     x = _sample_image(256)  # (1, 3, 256, 256)
-    box_mask, _ = masks.random_box_mask(1, 256, 256, generator=0)  # (1, 1, 256, 256)
+    box_mask, (bbox,) = masks.random_box_mask(1, 256, 256, generator=0)  # (1, 1, 256, 256)
+    top, left, h, w = bbox
+    box = masks.bbox_to_mask(bbox, 256, 256, max_delta=0)  # (1, 1, 256, 256), the whole 128x128 box
+    ring = box * (1 - box_mask)  # known pixels inside the box
+    # box panel: hole white, known ring orange, the rest of the image black
+    panel = torch.cat([box_mask + ring, box_mask + 0.55 * ring, box_mask], dim=1) * 2 - 1  # (1, 3, 256, 256)
     stroke_mask = masks.brush_stroke_mask(256, 256, generator=3)  # (1, 1, 256, 256)
-    return show_images([x, box_mask, x * (1 - box_mask), stroke_mask, x * (1 - stroke_mask)],
-                       ["x in [-1, 1]", "release box mask", "x * (1 - mask)", "free-form mask",
-                        "x * (1 - mask)"])
+    fig = show_images([x, panel, x * (1 - box_mask), stroke_mask, x * (1 - stroke_mask)],
+                      ["x in [-1, 1]", "release box: hole + known ring", "x * (1 - mask)", "free-form mask",
+                       "x * (1 - mask)"])
+    for ax in fig.axes[1:3]:  # the box's outline on the box panel and on the incomplete image
+        ax.add_patch(Rectangle((left - 0.5, top - 0.5), w, h, fill=False, edgecolor="#E69F00", lw=1.4))
+    fig.axes[1].legend(handles=[Patch(facecolor="white", edgecolor="#333333", label="hole (mask 1)"),
+                                Patch(facecolor="#FF8C00", label="known ring (mask 0)")],
+                       loc="upper center", bbox_to_anchor=(0.5, 0.0), fontsize=7, ncol=2, frameon=False)
+    return fig
 
 
 def fig_01_baseline() -> Figure:
@@ -86,6 +118,8 @@ def fig_02_discount_paper() -> Figure:
 
 
 FIGURES: dict[str, FigureFn] = {
+    "00_architecture.png": fig_00_architecture,
+    "00_whole_game.png": fig_00_whole_game,
     "01_masks.png": fig_01_masks,
     "01_baseline.png": fig_01_baseline,
     "02_discount_gamma_0.9.png": fig_02_discount_release,

@@ -1505,6 +1505,108 @@ ALTERNATIVES = {
     "gradient_penalty": _alt_gp, "atomic_save": _alt_save, "ema_update": _alt_ema,
     "attention_at": _alt_attention_at,
 }
+# ---- notebook 03's open variant: the true cosine (cosine_scores)
+
+def _cos_windows_loop(f, w, eps=1e-4):
+    """Windows by a loop over positions (the by-hand definition), patches as given."""
+    k = w.shape[-1]
+    windows = A.extract_patches(f, k, 1)  # (B, Hf*Wf, C, k, k)
+    return windows, w
+
+
+def _cos_release(f, w, eps=1e-4):  # the release's score: patches normalised, windows not
+    k = w.shape[-1]
+    w_unit = w / w.flatten(2).norm(dim=2).clamp(min=eps)[:, :, None, None, None]
+    return torch.cat([F.conv2d(pad_same(f[i:i + 1], k), w_unit[i]) for i in range(f.shape[0])])
+
+
+def _cos_by_image_norm(f, w, eps=1e-4):  # one norm for the whole image
+    return _cos_release(f / f.flatten(1).norm(dim=1).clamp(min=eps)[:, None, None, None], w, eps)
+
+
+def _cos_by_pixel_norm(f, w, eps=1e-4):  # one norm per pixel (its C channels)
+    return _cos_release(f / f.norm(dim=1, keepdim=True).clamp(min=eps), w, eps)
+
+
+def _window_norm_map(f, k, padding=None):
+    f2 = pad_same(f * f, k) if padding is None else F.pad(f * f, padding)
+    return F.conv2d(f2, torch.ones(1, f.shape[1], k, k)).sqrt()  # (B, 1, Hf, Wf)
+
+
+def _cos_unit_windows_raw_patches(f, w, eps=1e-4):
+    k = w.shape[-1]
+    raw = torch.cat([F.conv2d(pad_same(f[i:i + 1], k), w[i]) for i in range(f.shape[0])])
+    return raw / _window_norm_map(f, k).clamp(min=eps)
+
+
+def _cos_no_clamp(f, w, eps=1e-4):
+    return _cos_release(f, w, eps) / _window_norm_map(f, w.shape[-1])
+
+
+def _cos_hard_coded_eps(f, w, eps=1e-4):
+    return _cos_release(f, w, 1e-4) / _window_norm_map(f, w.shape[-1]).clamp(min=1e-4)
+
+
+def _cos_centred_pad(f, w, eps=1e-4):
+    k = w.shape[-1]
+    p = k // 2
+    norms = _window_norm_map(f, k, (p, p, p, p))[..., :f.shape[-2], :f.shape[-1]]  # top/left gets the extra row
+    return _cos_release(f, w, eps) / norms.clamp(min=eps)
+
+
+def _alt_cosine(f, w, eps=1e-4):
+    B, L, C, k, _ = w.shape
+    windows = F.unfold(pad_same(f, k), k)  # (B, C*k*k, Hf*Wf)
+    windows = windows / windows.norm(dim=1, keepdim=True).clamp(min=eps)
+    patches = w.reshape(B, L, C * k * k)
+    patches = patches / patches.norm(dim=2, keepdim=True).clamp(min=eps)
+    return torch.bmm(patches, windows).view(B, L, *f.shape[-2:])
+
+
+def test_cosine_scores_reference_by_hand():
+    # a hand-worked 1-channel example: f = [[3, 4]] (1x2), one 1x1 patch w = [2]:
+    # windows (1x1) have norms 3 and 4, so the cosines are 3*2/(3*2) = 1 and 1; with w = [-5] both -1
+    f = torch.tensor([[[[3.0, 4.0]]]])  # (1, 1, 1, 2)
+    assert torch.equal(A.cosine_scores(f, torch.tensor([2.0]).view(1, 1, 1, 1, 1)), torch.ones(1, 1, 1, 2))
+    assert torch.equal(A.cosine_scores(f, torch.tensor([-5.0]).view(1, 1, 1, 1, 1)), -torch.ones(1, 1, 1, 2))
+    # against a slow loop over every window and patch, with a blanked region and norms around eps
+    gen = torch.Generator().manual_seed(0)
+    f = torch.randn(2, 3, 5, 6, generator=gen)
+    f[0, :, 1:4, 1:4] = 0.0  # the window at (2, 2) is all zeros
+    w = A.extract_patches(torch.randn(2, 3, 4, 4, generator=gen), 3, 1)  # (2, 16, 3, 3, 3)
+    for eps in (1e-4, 0.7):
+        got = A.cosine_scores(f, w, eps)
+        windows, _ = _cos_windows_loop(f, w)
+        for b in range(2):
+            for l in range(w.shape[1]):
+                for p in range(30):
+                    a, c = windows[b, p], w[b, l]
+                    want = float((a * c).sum()) / (max(float(a.norm()), eps) * max(float(c.norm()), eps))
+                    assert got[b, l, p // 6, p % 6].item() == pytest.approx(want, abs=1e-5)
+    assert torch.all(got[0, :, 2, 2] == 0)
+    # scale invariance (a true cosine) and the release's score times the window norm
+    assert torch.allclose(A.cosine_scores(7.0 * f[1:], 3.0 * w[1:]), A.cosine_scores(f[1:], w[1:]), atol=1e-6)
+    # a finite gradient through the windows of zeros
+    fg, wg = f.clone().requires_grad_(), w.clone().requires_grad_()
+    A.cosine_scores(fg, wg).sum().backward()
+    assert torch.isfinite(fg.grad).all() and torch.isfinite(wg.grad).all()
+
+
+def test_cosine_scores_rejects_bad_input():
+    with pytest.raises(ValueError):
+        A.cosine_scores(torch.zeros(3, 5, 5), torch.zeros(1, 4, 3, 3, 3))
+    with pytest.raises(ValueError):
+        A.cosine_scores(torch.zeros(1, 3, 5, 5), torch.zeros(1, 4, 2, 3, 3))
+
+
+WRONG["cosine_scores"] = [
+    ("patches only", _cos_release), ("whole map", _cos_by_image_norm), ("one pixel", _cos_by_pixel_norm),
+    ("as well", _cos_unit_windows_raw_patches), ("zero window", _cos_no_clamp),
+    ("eps argument", _cos_hard_coded_eps), ("even", _cos_centred_pad),
+    (NO_GRAD, under_no_grad("cosine_scores")), ("float64", as_float64("cosine_scores")),
+    ("is None", forgets_return("cosine_scores")), ("in place", clobbers("cosine_scores", 0))]
+ALTERNATIVES["cosine_scores"] = _alt_cosine
+
 # ---- notebook 11 (DeepFill v2)
 
 def _gc_split(x, weight, bias, stride=1, dilation=1):

@@ -479,6 +479,69 @@ def _alt_ms_b(f, w):
     return torch.einsum("blc,bcp->blp", w.reshape(B, L, -1), cols).view(B, L, H, W)
 
 
+# ---- the open variant: the true cosine
+
+def _cos_squared_norms(f, w, eps=1e-4):  # sum of squares, no root, for both
+    k = w.shape[-1]
+    sq = F.conv2d(pad_same(f * f, k), torch.ones(1, f.shape[1], k, k))
+    w2 = w / (w * w).sum(dim=(2, 3, 4), keepdim=True).clamp(min=eps)
+    return A.matching_scores(f, w2) / sq.clamp(min=eps)
+
+
+def _cos_plus_eps(f, w, eps=1e-4):
+    k = w.shape[-1]
+    cols = F.unfold(pad_same(f, k), k)  # (B, C*k*k, P)
+    cols = cols / (cols.norm(dim=1, keepdim=True) + eps)
+    flat = w.flatten(2)
+    flat = flat / (flat.norm(dim=2, keepdim=True) + eps)
+    return torch.bmm(flat, cols).view(w.shape[0], w.shape[1], *f.shape[-2:])
+
+
+def _cos_release(f, w, eps=1e-4):
+    return A.matching_scores(f, A.normalize_patches(w, eps))
+
+
+def _cos_abs(f, w, eps=1e-4):  # |cos|: the sign thrown away
+    return A.cosine_scores(f, w, eps).abs()
+
+
+def _cos_mean_norm(f, w, eps=1e-4):  # an RMS instead of an L2 norm for the windows
+    k = w.shape[-1]
+    n = F.avg_pool2d(pad_same(f * f, k), k, stride=1).sum(1, keepdim=True).sqrt()
+    return A.matching_scores(f, A.normalize_patches(w, eps)) / n.clamp(min=eps)
+
+
+def _cos_per_channel_map(f, w, eps=1e-4):  # each channel of the map normalised over the whole image
+    f_unit = f / f.norm(dim=(2, 3), keepdim=True).clamp(min=eps)
+    return A.matching_scores(f_unit, A.normalize_patches(w, eps))
+
+
+def _cos_no_floor_patches(f, w, eps=1e-4):  # windows floored, patches divided by their bare norm
+    k = w.shape[-1]
+    n = F.conv2d(pad_same(f * f, k), torch.ones(1, f.shape[1], k, k)).sqrt()
+    return A.matching_scores(f, w / w.flatten(2).norm(dim=2)[:, :, None, None, None]) / n.clamp(min=eps)
+
+
+def _cos_channels_last(f, w, eps=1e-4):
+    return A.cosine_scores(f, w, eps).permute(0, 2, 3, 1)
+
+
+def _alt_cos_a(f, w, eps=1e-4):
+    k = w.shape[-1]
+    windows = A.extract_patches(f, k, 1)  # (B, P, C, k, k)
+    windows = windows / windows.flatten(2).norm(dim=2).clamp(min=eps)[:, :, None, None, None]
+    patches = w / w.flatten(2).norm(dim=2).clamp(min=eps)[:, :, None, None, None]
+    return torch.einsum("bpcij,blcij->blp", windows, patches).reshape(w.shape[0], w.shape[1], *f.shape[-2:])
+
+
+def _alt_cos_b(f, w, eps=1e-4):
+    k = w.shape[-1]
+    scores = torch.cat([F.conv2d(pad_same(f[i:i + 1], k), w[i]) for i in range(f.shape[0])])  # (B, L, Hf, Wf)
+    f_sq = F.conv2d(pad_same(f.pow(2).sum(1, keepdim=True), k), torch.ones(1, 1, k, k))  # (B, 1, Hf, Wf)
+    w_norm = w.pow(2).sum(dim=(2, 3, 4)).sqrt().clamp(min=eps)  # (B, L)
+    return scores / w_norm[:, :, None, None] / torch.sqrt(torch.clamp(f_sq, min=eps * eps))
+
+
 # ====================================================================== 04
 
 def _vp_sym(mask, ksize):
@@ -1443,6 +1506,12 @@ ALTERNATIVES = {
                      + torch.maximum(1 + neg, torch.zeros(())).mean()],
     "hinge_g_loss": [lambda neg: -(neg.sum() / neg.numel()), lambda neg: neg.mean().neg()],
 }
+
+WRONG["cosine_scores"] = [
+    ((SMALLEST,), _cos_squared_norms), (("not added",), _cos_plus_eps), (("patches only",), _cos_release),
+    ((SMALLEST,), _cos_abs), ((SMALLEST,), _cos_mean_norm), ((SMALLEST, "whole map"), _cos_per_channel_map),
+    ((SMALLEST,), _cos_no_floor_patches), (("shape",), _cos_channels_last)]
+ALTERNATIVES["cosine_scores"] = [_alt_cos_a, _alt_cos_b]
 
 CASES = [(name, i) for name in sorted(WRONG) for i in range(len(WRONG[name]))]
 ALT_CASES = [(name, i) for name in sorted(ALTERNATIVES) for i in range(len(ALTERNATIVES[name]))]

@@ -10,7 +10,8 @@ Planted mistakes are registered with each exercise (``mistakes={"phrase": wrong_
 the test suite feeds each one to its check and expects a failure whose message contains
 the phrase (nbgrader's ``--invert`` idea). The phrase is always part of the hint.
 
-Exercises: ``extract_patches``, ``normalize_patches``, ``matching_scores`` (notebook 03);
+Exercises: ``extract_patches``, ``normalize_patches``, ``matching_scores`` and the open variant
+``cosine_scores`` (notebook 03);
 ``valid_patches``, ``masked_softmax``, ``fuse_scores`` (notebook 04); ``reconstruct``
 (notebook 05); ``contextual_attention`` (notebook 06).
 """
@@ -337,6 +338,112 @@ def _check_matching_scores(fn: Callable[..., Any]) -> None:
     _run(name, fn, A.matching_scores, cases, mistakes,
          "scores[b, l, y, x] = sum over (C, k, k) of f's window around (y, x) times patch l")
     expect_gradient(name, fn, A.matching_scores, cases[0], wrt=(0, 1))
+
+
+# ---------------------------------------------------------------- cosine_scores (the open variant)
+
+def _window_norms(f: torch.Tensor, k: int, pad: Callable[[torch.Tensor, int], torch.Tensor]) -> torch.Tensor:
+    """||f's k x k window|| at every position, (B, 1, Hf, Wf), with the padding ``pad``."""
+    return F.conv2d(pad(f * f, k), f.new_ones(1, f.shape[1], k, k)).clamp(min=0).sqrt()
+
+
+def _cos_patches_only(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    return A.matching_scores(f, A.normalize_patches(w, eps))  # the release's score
+
+
+def _cos_whole_map(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    f_unit = f / f.flatten(1).norm(dim=1).clamp(min=eps)[:, None, None, None]
+    return A.matching_scores(f_unit, A.normalize_patches(w, eps))
+
+
+def _cos_one_pixel(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    f_unit = f / f.norm(dim=1, keepdim=True).clamp(min=eps)  # each pixel's C channels only
+    return A.matching_scores(f_unit, A.normalize_patches(w, eps))
+
+
+def _cos_raw_patches(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    return A.matching_scores(f, w) / _window_norms(f, w.shape[-1], pad_same).clamp(min=eps)
+
+
+def _cos_no_root(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    return _cos_patches_only(f, w, eps) / _window_norms(f, w.shape[-1], pad_same).pow(2).clamp(min=eps)
+
+
+def _cos_symmetric(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    k = w.shape[-1]
+    norms = F.conv2d(f * f, f.new_ones(1, f.shape[1], k, k), padding=k // 2).sqrt()
+    return _cos_patches_only(f, w, eps) / norms[..., :f.shape[-2], :f.shape[-1]].clamp(min=eps)
+
+
+def _cos_added(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    w_unit = w / (w.flatten(2).norm(dim=2)[:, :, None, None, None] + eps)
+    return A.matching_scores(f, w_unit) / (_window_norms(f, w.shape[-1], pad_same) + eps)
+
+
+def _cos_no_floor(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    return _cos_patches_only(f, w, eps) / _window_norms(f, w.shape[-1], pad_same)
+
+
+def _cos_fixed_eps(f: torch.Tensor, w: torch.Tensor, eps: float = 1e-4) -> torch.Tensor:
+    return A.cosine_scores(f, w, 1e-4)  # the eps argument is ignored
+
+
+_hints("cosine_scores", {
+    "patches only": "you normalised the patches only (the release's score, ||f|| times the cosine): divide each "
+                    "score by the norm of f's k x k window at (y, x) too, floored at eps",
+    "whole map": "normalise each k x k window of f on its own, not the whole map at once: every "
+                 "position (y, x) has its own norm",
+    "one pixel": "the window's norm runs over all C*k*k numbers of f's k x k window around (y, x), not over "
+                 "the C channels of one pixel",
+    "as well": "normalise the patches as well: divide each patch w_l by max(||w_l||, eps) (normalize_patches), "
+               "not only f's windows",
+    "square root": "missing square root: a window's L2 norm is sqrt(sum of its squares over (C, k, k))",
+    "even": "the window norms must sit where the scores sit: compute them with the same 'SAME' padding "
+            "(pad_same(f * f, k)); for an even k padding=k // 2 puts the extra row and column on the wrong side",
+    "not added": "the floor is a max, not added: divide by max(norm, eps) for the windows and the patches, "
+                 "not by norm + eps",
+    "zero window": "a zero window (all zeros, inside the blanked hole) gives 0 / 0 = NaN: floor its norm, "
+                   "max(norm, eps), so that its scores are 0",
+    "eps argument": "use the eps argument for both floors (max(norm, eps)), do not hard-code 1e-4",
+})
+
+_COSINE_MISTAKES = {"patches only": _cos_patches_only, "whole map": _cos_whole_map, "one pixel": _cos_one_pixel,
+                    "as well": _cos_raw_patches, "square root": _cos_no_root, "even": _cos_symmetric,
+                    "not added": _cos_added, "zero window": _cos_no_floor, "eps argument": _cos_fixed_eps}
+
+
+@register("cosine_scores", reference=A.cosine_scores, notebook=NB03,
+          hint="cosine_scores(f, w, eps=1e-4) -> (B, L, Hf, Wf): the true cosine of each window of f and each patch",
+          mistakes=_COSINE_MISTAKES)
+def _check_cosine_scores(fn: Callable[..., Any]) -> None:
+    """cosine_scores(f, w, eps=1e-4) -> (B, L, Hf, Wf): the true cosine of each window of f and each patch."""
+    name = "cosine_scores"
+    gen = make_generator(6)
+    cases = []
+    for f_shape, b_shape, k in (((2, 4, 5, 6), (2, 4, 5, 6), 3), ((3, 2, 5, 7), (3, 2, 4, 4), 3),
+                                ((1, 2, 5, 7), (1, 2, 6, 5), 4), ((1, 1, 3, 3), (1, 1, 2, 2), 2)):
+        f = _randn(gen, *f_shape) * (0.5 + 3 * torch.rand(f_shape[0], 1, 1, 1, generator=gen))  # one scale per image
+        w = A.extract_patches(_randn(gen, *b_shape), k, 1)  # (B, L, C, k, k), raw
+        w = w * (0.3 + 3 * torch.rand(*w.shape[:2], 1, 1, 1, generator=gen))  # one norm per patch
+        cases.append(Case((f, w), {}, f"cosine_scores for f {f_shape} and patches {tuple(w.shape)}"))
+    holed = _randn(gen, 1, 3, 8, 7)
+    holed[..., 2:6, 2:6] = 0.0  # a blanked hole: the windows around (3, 3) .. (4, 4) are all zeros
+    w_holed = A.extract_patches(_randn(gen, 1, 3, 5, 5), 3, 1)  # (1, 25, 3, 3, 3)
+    zero = call(name, fn, holed.clone(), w_holed.clone())
+    zero = expect_tensor(name, zero, shape=(1, 25, 8, 7), what="the scores of a map with a blanked hole",
+                         hint="return (B, L, Hf, Wf): one score per patch l and foreground position (y, x)",
+                         dtype=torch.float32, finite=False)
+    if not torch.isfinite(zero).all():
+        fail(name, "a window of zeros got a NaN or inf score", MISTAKE_HINTS[name]["zero window"])
+    cases.append(Case((holed, w_holed), {}, "cosine_scores for a map with a blanked hole (windows of zeros)"))
+    small_f = _randn(gen, 1, 2, 4, 5) * 0.05  # window norms below eps = 0.5
+    small_f[..., :2, :] *= 40.0  # and above it
+    small_w = A.extract_patches(_randn(gen, 1, 2, 3, 3), 3, 1) * 0.1  # (1, 9, 2, 3, 3)
+    small_w[:, ::2] *= 20.0
+    cases.append(Case((small_f, small_w), {"eps": 0.5}, "cosine_scores(f, w, eps=0.5) with norms below and above eps"))
+    _run(name, fn, A.cosine_scores, cases, _COSINE_MISTAKES,
+         "scores[b, l, y, x] = <f's k x k window at (y, x), w_l> / (max(||window||, eps) * max(||w_l||, eps))")
+    expect_gradient(name, fn, A.cosine_scores, cases[0], wrt=(0, 1))
 
 
 # ====================================================================== notebook 04
