@@ -1751,3 +1751,35 @@ def test_exception_hints_name_common_mistakes():
     err = RuntimeError("view size is not compatible with input tensor's size and stride")
     assert ".reshape" in exception_hint(err)
     assert "signature" in exception_hint(TypeError("f() got an unexpected keyword argument 'fuse_k'"))
+
+
+def _solution_code_cells(stem: str) -> list[str]:
+    import json
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "solutions" / f"{stem}.ipynb"
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+def test_notebook_06_passes_with_the_functions_written_in_notebooks_04_and_05(capsys):
+    """Notebook 06 invites students to paste their own functions: its layer, built on notebook 04's
+    valid_patches (with the stride 06 passes), masked_softmax, fuse_scores and notebook 05's
+    reconstruct as the solution editions write them, must pass notebook 06's check."""
+    ns: dict = {}
+    exec("import torch\nimport torch.nn.functional as F\nfrom course_lib.ops import pad_same", ns)
+    own = {"04_softmax_attention": ("def valid_patches(", "def masked_softmax(", "def fuse_scores("),
+           "05_deconv_reconstruction": ("def reconstruct(",)}
+    for stem, starts in own.items():
+        sources = [s for s in _solution_code_cells(stem) if s.startswith(starts)]
+        assert len(sources) == len(starts), f"{stem}: expected the cells {starts}"
+        for source in sources:
+            exec(source, ns)
+    ns.update(extract_patches=A.extract_patches, normalize_patches=A.normalize_patches,
+              matching_scores=A.matching_scores, downsample=A.downsample, attention_offsets=A.attention_offsets,
+              flow_to_color=flow_to_color)
+    layer = [s for s in _solution_code_cells("06_contextual_attention") if s.startswith("def contextual_attention(")]
+    assert len(layer) == 1
+    exec(layer[0], ns)
+    for name in ("valid_patches", "masked_softmax", "fuse_scores", "reconstruct"):
+        assert ns[name].__module__ != A.__name__, f"{name} should be the notebook's own function"
+    assert check("contextual_attention", ns["contextual_attention"]) is ns["contextual_attention"]
+    assert "[ok] contextual_attention" in capsys.readouterr().out
