@@ -185,6 +185,58 @@ def fig_04_fuse() -> Figure:
     return fig
 
 
+def _shift_patches(score_map: torch.Tensor, d: int) -> torch.Tensor:
+    """``out[q] = score_map[q - d]`` over the row-major patch index ``q`` (zeros shifted in), as a map."""
+    flat = score_map.flatten()  # (L,)
+    out = torch.zeros_like(flat)
+    if d >= 0:
+        out[d:] = flat[:flat.numel() - d]
+    else:
+        out[:d] = flat[-d:]
+    return out.view_as(score_map)
+
+
+def fig_04_fuse_images() -> Figure:
+    """Lesson 04: the fuse step on score maps, as images: a toy and a photo, one pass and both."""
+    rows = []
+    # Toy: three neighbouring positions whose best patches are three neighbouring patches.
+    H = W = 7
+    toy = torch.zeros(1, H * W, H, W)  # (1, L, H, W): scores[q, p]
+    r, c = 3, 3
+    for d in (-1, 0, 1):
+        toy[0, 2 * W + (4 + d), r, c + d] = 1.0  # position (3, 3 + d) prefers patch (2, 4 + d)
+    toy[0, 5 * W + 1, r, c] = 1.0  # p also likes patch (5, 1) as much, but its neighbours do not
+    rows.append(("toy", toy, r, c, H, W))
+    # Photo: the scores of a 16 x 16 brick crop with a hole, at a position on the hole's edge.
+    S = 16
+    x = _photo("brick", S)
+    mask = _box(S, 5, 5, 6, 6)
+    x_incomplete = x * (1 - mask)
+    scores = A.matching_scores(x_incomplete, A.normalize_patches(A.extract_patches(x_incomplete, 3, 1)))
+    rows.append(("photo", scores, 5, 8, S, S))
+    fig = Figure(figsize=(13, 5.6), layout="constrained")
+    axes = fig.subplots(2, 5)
+    for ax_row, (name, sc, r, c, h, w) in zip(axes, rows):
+        maps = [sc[0, :, r, c + d].view(h, w) for d in (-1, 0, 1)]  # (h, w) maps over the patches q
+        left, own, right = _shift_patches(maps[0], 1), maps[1], _shift_patches(maps[2], -1)
+        one = _one_pass(sc)[0, :, r, c].view(h, w)  # the release's first (row-major) pass at p
+        assert torch.allclose(left + own + right, one, atol=1e-6)
+        both = A.fuse_scores(sc, 3)[0, :, r, c].view(h, w)
+        panels = [(maps[0], f"S[p-1, q], p-1 = ({r}, {c - 1})"),
+                  (maps[1], f"S[p, q], p = ({r}, {c})"),
+                  (maps[2], f"S[p+1, q], p+1 = ({r}, {c + 1})"),
+                  (one, "row-major pass at p:\nS[p-1, q-1] + S[p, q] + S[p+1, q+1]"),
+                  (both, "both passes (release):\n+ the column-major pass (top-down)")]
+        vmax = float(max(m.abs().max() for m, _ in panels))
+        for ax, (m, title) in zip(ax_row, panels):
+            ax.imshow(m.numpy(), cmap="magma" if name == "toy" else "viridis", interpolation="nearest",
+                      vmin=0 if name == "toy" else None, vmax=vmax if name == "toy" else None)
+            ax.set_title(f"{name}: {title}" + (f"\nmax {float(m.max()):g}" if name == "toy" else ""), fontsize=8)
+            ax.set_xticks([])
+            ax.set_yticks([])
+    return fig
+
+
 # ----------------------------------------------------------------------------- lesson 05
 
 def fig_05_overlap() -> Figure:
@@ -292,6 +344,7 @@ FIGURES = {
     "04_temperature.png": fig_04_temperature,
     "04_masking.png": fig_04_masking,
     "04_fuse.png": fig_04_fuse,
+    "04_fuse_images.png": fig_04_fuse_images,
     "05_overlap.png": fig_05_overlap,
     "05_identity.png": fig_05_identity,
     "06_color_wheel.png": fig_06_color_wheel,

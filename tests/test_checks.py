@@ -516,6 +516,43 @@ def _softmax_in_place(scores, mm, softmax_scale=10.0):
     return torch.softmax(scores * softmax_scale, dim=1) * m
 
 
+def _neg_inf_plain(scores, mm, softmax_scale=10.0):
+    z = (scores * softmax_scale).masked_fill(mm[:, :, None, None] == 0, float("-inf"))
+    return torch.softmax(z, dim=1)  # NaN in an image without a valid patch
+
+
+def _neg_inf_in_place(scores, mm, softmax_scale=10.0):
+    valid = mm[:, :, None, None] > 0
+    scores.mul_(softmax_scale).masked_fill_(~valid, float("-inf"))  # overwrites the caller's scores
+    return torch.nan_to_num(torch.softmax(scores, dim=1))
+
+
+def _neg_inf_last_dims(scores, mm, softmax_scale=10.0):
+    valid = mm[:, None, None, :] > 0  # (B, 1, 1, L): broadcast against the wrong dims
+    z = (scores * softmax_scale).masked_fill(~valid[..., :scores.shape[-1]], float("-inf"))
+    return torch.nan_to_num(torch.softmax(z, dim=1))
+
+
+def _neg_inf_minus_big(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    return torch.softmax(scores * softmax_scale - 1e4 * (1 - m), dim=1)  # unmasked where nothing is valid
+
+
+def _neg_inf_renorm_unguarded(scores, mm, softmax_scale=10.0):
+    a = REGISTRY["masked_softmax"].reference(scores, mm, softmax_scale)
+    return a / a.sum(dim=1, keepdim=True)  # 0 / 0 in an image without a valid patch
+
+
+def _neg_inf_scale_after(scores, mm, softmax_scale=10.0):
+    return ref["masked_softmax_neg_inf"](scores, mm, 1.0) * softmax_scale
+
+
+def _alt_neg_inf(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    a = torch.softmax(scores * m * softmax_scale, dim=1) * m  # the release's, renormalised
+    return a / a.sum(dim=1, keepdim=True).clamp(min=1e-30)
+
+
 def _softmax_no_second_mask(scores, mm, softmax_scale=10.0):
     return torch.softmax(scores * mm[:, :, None, None] * softmax_scale, dim=1)
 
@@ -1191,8 +1228,16 @@ def _alt_scores(f, w_normed):
     return torch.bmm(w_normed.reshape(B, L, C * k * k), windows).view(B, L, Hf, Wf)
 
 
-def _alt_valid(mask, ksize):
-    return (F.max_pool2d(pad_same(mask, ksize), ksize, stride=1) == 0).flatten(1).to(mask.dtype)
+def _alt_valid(mask, ksize, stride=1):
+    return (F.max_pool2d(pad_same(mask, ksize, stride), ksize, stride=stride) == 0).flatten(1).to(mask.dtype)
+
+
+def _valid_two_arguments(mask, ksize):  # right for stride 1, but notebook 06 passes a stride
+    return (F.avg_pool2d(pad_same(mask, ksize), ksize, stride=1) == 0).flatten(1).to(mask.dtype)
+
+
+def _valid_stride_ignored(mask, ksize, stride=1):
+    return _valid_two_arguments(mask, ksize)
 
 
 def _alt_softmax(scores, mm, softmax_scale=10.0):
@@ -1407,13 +1452,21 @@ WRONG: dict[str, list[tuple[str, object]]] = {
         ("exactly 0", _valid_majority), ("do not hard-code 3", _valid_three), ("dtype bool", _valid_bool),
         ("shape", _valid_keepdims), ("use zero padding", _valid_border_is_hole),
         ("in place", clobbers("valid_patches")), ("is None", forgets_return("valid_patches")),
-        ("NumPy", as_numpy("valid_patches"))],
+        ("NumPy", as_numpy("valid_patches")), ("third argument stride", _valid_two_arguments),
+        ("use the stride argument", _valid_stride_ignored)],
     "masked_softmax": [
         ("subtract the maximum", _softmax_exp), ("not -inf", _softmax_minus_inf),
         ("do not renormalise", _softmax_renorm), ("wrong axis", _softmax_last_axis),
         ("do not hard-code 10", _softmax_ten), ("multiply the scores by softmax_scale", _softmax_scale_outside),
         ("in place", _softmax_in_place), ("multiply the attention by mm after the softmax", _softmax_no_second_mask),
         (NO_GRAD, under_no_grad("masked_softmax")), ("float64", as_float64("masked_softmax"))],
+    "masked_softmax_neg_inf": [
+        ("where every patch is invalid", _neg_inf_plain), ("in place", _neg_inf_in_place),
+        ("differs from course_lib's", _neg_inf_last_dims), ("non-zero weights", _neg_inf_minus_big),
+        ("where every patch is invalid", _neg_inf_renorm_unguarded), ("the release's masking",
+                                                                       ref["masked_softmax"]),
+        ("scores * softmax_scale", _neg_inf_scale_after), (NO_GRAD, under_no_grad("masked_softmax_neg_inf")),
+        ("float64", as_float64("masked_softmax_neg_inf")), ("is None", forgets_return("masked_softmax_neg_inf"))],
     "fuse_scores": [
         ("fuse in both orderings", _fuse_one_pass), ("not a box of ones", _fuse_ones),
         ("not its mirror image", _fuse_mirror), ("do not hard-code 3", _fuse_three),
@@ -1498,7 +1551,8 @@ WRONG: dict[str, list[tuple[str, object]]] = {
 ALTERNATIVES = {
     "to_signed_range": _alt_signed, "box_mask": _alt_box, "psnr": _alt_psnr, "spatial_discount": _alt_discount,
     "extract_patches": _alt_patches, "normalize_patches": _alt_normalize, "matching_scores": _alt_scores,
-    "valid_patches": _alt_valid, "masked_softmax": _alt_softmax, "fuse_scores": _alt_fuse,
+    "valid_patches": _alt_valid, "masked_softmax": _alt_softmax, "masked_softmax_neg_inf": _alt_neg_inf,
+    "fuse_scores": _alt_fuse,
     "reconstruct": _alt_reconstruct, "contextual_attention": _alt_layer, "stage_input": _alt_stage_input,
     "receptive_field": _alt_rf, "compose_stages": _alt_compose, "coarse_stage": _alt_coarse,
     "flatten_nhwc": _alt_flatten, "wgan_critic_loss": _alt_wgan, "masked_slopes": _alt_slopes,
@@ -1799,3 +1853,35 @@ def test_exception_hints_name_common_mistakes():
     err = RuntimeError("view size is not compatible with input tensor's size and stride")
     assert ".reshape" in exception_hint(err)
     assert "signature" in exception_hint(TypeError("f() got an unexpected keyword argument 'fuse_k'"))
+
+
+def _solution_code_cells(stem: str) -> list[str]:
+    import json
+    path = Path(__file__).resolve().parents[1] / "notebooks" / "solutions" / f"{stem}.ipynb"
+    cells = json.loads(path.read_text(encoding="utf-8"))["cells"]
+    return ["".join(c["source"]) for c in cells if c["cell_type"] == "code"]
+
+
+def test_notebook_06_passes_with_the_functions_written_in_notebooks_04_and_05(capsys):
+    """Notebook 06 invites students to paste their own functions: its layer, built on notebook 04's
+    valid_patches (with the stride 06 passes), masked_softmax, fuse_scores and notebook 05's
+    reconstruct as the solution editions write them, must pass notebook 06's check."""
+    ns: dict = {}
+    exec("import torch\nimport torch.nn.functional as F\nfrom course_lib.ops import pad_same", ns)
+    own = {"04_softmax_attention": ("def valid_patches(", "def masked_softmax(", "def fuse_scores("),
+           "05_deconv_reconstruction": ("def reconstruct(",)}
+    for stem, starts in own.items():
+        sources = [s for s in _solution_code_cells(stem) if s.startswith(starts)]
+        assert len(sources) == len(starts), f"{stem}: expected the cells {starts}"
+        for source in sources:
+            exec(source, ns)
+    ns.update(extract_patches=A.extract_patches, normalize_patches=A.normalize_patches,
+              matching_scores=A.matching_scores, downsample=A.downsample, attention_offsets=A.attention_offsets,
+              flow_to_color=flow_to_color)
+    layer = [s for s in _solution_code_cells("06_contextual_attention") if s.startswith("def contextual_attention(")]
+    assert len(layer) == 1
+    exec(layer[0], ns)
+    for name in ("valid_patches", "masked_softmax", "fuse_scores", "reconstruct"):
+        assert ns[name].__module__ != A.__name__, f"{name} should be the notebook's own function"
+    assert check("contextual_attention", ns["contextual_attention"]) is ns["contextual_attention"]
+    assert "[ok] contextual_attention" in capsys.readouterr().out

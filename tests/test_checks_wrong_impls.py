@@ -581,12 +581,20 @@ def _vp_pool_stride(mask, ksize):
     return (F.avg_pool2d(pad_same(mask, ksize), ksize).flatten(1) == 0).float()  # stride defaults to ksize
 
 
-def _alt_vp_a(mask, ksize):
+def _vp_no_stride(mask, ksize):  # right at stride 1, but notebook 06 passes a stride
     return (F.max_pool2d(pad_same(mask, ksize), ksize, 1).flatten(1) == 0).to(mask.dtype)
 
 
-def _alt_vp_b(mask, ksize):
-    sums = F.conv2d(pad_same(mask, ksize), torch.ones(1, 1, ksize, ksize, dtype=mask.dtype))
+def _vp_stride_pad(mask, ksize, stride=1):
+    return (F.avg_pool2d(pad_same(mask, ksize), ksize, stride).flatten(1) == 0).to(mask.dtype)
+
+
+def _alt_vp_a(mask, ksize, stride=1):
+    return (F.max_pool2d(pad_same(mask, ksize, stride), ksize, stride).flatten(1) == 0).to(mask.dtype)
+
+
+def _alt_vp_b(mask, ksize, stride=1):
+    sums = F.conv2d(pad_same(mask, ksize, stride), torch.ones(1, 1, ksize, ksize, dtype=mask.dtype), stride=stride)
     return (sums.flatten(1) == 0).to(mask.dtype)
 
 
@@ -635,6 +643,71 @@ def _sm_flat_mm(scores, mm, softmax_scale=10.0):
 def _sm_ten(scores, mm, softmax_scale=10.0):
     m = mm[:, :, None, None]
     return torch.softmax(scores * m * 10.0, dim=1) * m
+
+
+def _ni_plain(scores, mm, softmax_scale=10.0):
+    z = torch.where(mm[:, :, None, None] > 0, scores * softmax_scale, torch.tensor(float("-inf")))
+    return torch.softmax(z, dim=1)
+
+
+def _ni_additive(scores, mm, softmax_scale=10.0):
+    return torch.softmax(scores * softmax_scale + (1 - mm[:, :, None, None]) * float("-inf"), dim=1)
+
+
+def _ni_in_place(scores, mm, softmax_scale=10.0):
+    scores[(mm == 0)[:, :, None, None].expand_as(scores)] = float("-inf")
+    return torch.nan_to_num(torch.softmax(scores * softmax_scale, dim=1))
+
+
+def _ni_flat_mm(scores, mm, softmax_scale=10.0):
+    valid = mm.reshape(1, -1, 1, 1) > 0  # (1, B*L, 1, 1): right only for one image
+    z = (scores * softmax_scale).masked_fill(~valid, float("-inf"))
+    return torch.nan_to_num(torch.softmax(z, dim=1))
+
+
+def _ni_release(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    return torch.softmax(scores * m * softmax_scale, dim=1) * m
+
+
+def _ni_min_fill(scores, mm, softmax_scale=10.0):
+    z = (scores * softmax_scale).masked_fill(mm[:, :, None, None] == 0, torch.finfo(scores.dtype).min)
+    return torch.softmax(z, dim=1)
+
+
+def _ni_spatial(scores, mm, softmax_scale=10.0):
+    z = (scores * softmax_scale).masked_fill(mm[:, :, None, None] == 0, float("-inf"))
+    return torch.nan_to_num(torch.softmax(z.flatten(1), dim=1).view_as(z))
+
+
+def _ni_keeps_valid_zero(scores, mm, softmax_scale=10.0):
+    z = (scores * softmax_scale).masked_fill(mm[:, :, None, None] == 1, float("-inf"))
+    return torch.nan_to_num(torch.softmax(z, dim=1))
+
+
+def _ni_fixed(scores, mm, softmax_scale=10.0):
+    z = (scores * 10.0).masked_fill(mm[:, :, None, None] == 0, float("-inf"))
+    return torch.nan_to_num(torch.softmax(z, dim=1))
+
+
+def _alt_ni_a(scores, mm, softmax_scale=10.0):
+    z = (scores * softmax_scale).masked_fill(mm[:, :, None, None] == 0, float("-inf"))
+    return torch.nan_to_num(torch.softmax(z, dim=1), nan=0.0)
+
+
+def _ni_max_of_all(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    z = scores * softmax_scale
+    e = torch.exp(z - z.max(dim=1, keepdim=True).values) * m  # the max of an INVALID patch can underflow the rest
+    return e / e.sum(dim=1, keepdim=True).clamp(min=torch.finfo(e.dtype).tiny)
+
+
+def _alt_ni_b(scores, mm, softmax_scale=10.0):
+    m = mm[:, :, None, None]
+    z = scores * softmax_scale
+    top = z.masked_fill(m == 0, float("-inf")).amax(dim=1, keepdim=True)  # the best VALID score
+    e = torch.exp(z - torch.where(torch.isfinite(top), top, torch.zeros_like(top))).masked_fill(m == 0, 0.0)
+    return e / e.sum(dim=1, keepdim=True).clamp(min=torch.finfo(e.dtype).tiny)
 
 
 def _alt_sm_a(scores, mm, softmax_scale=10.0):
@@ -717,6 +790,16 @@ def _fs_foreground_swap(scores, fuse_k=3):
 
 def _alt_fs_a(scores, fuse_k=3):
     return _fuse_two(scores, fuse_k)
+
+
+def _alt_fs_transposed(scores, fuse_k=3):
+    """Both passes on the TRANSPOSED matrix [q, p]: the same, because torch.eye is symmetric (notebook 04)."""
+    B, L, H, W = scores.shape
+    eye = torch.eye(fuse_k, dtype=scores.dtype).view(1, 1, fuse_k, fuse_k)
+    m = F.conv2d(pad_same(scores.reshape(B, 1, L, H * W), fuse_k), eye)  # (B, 1, q, p), both row-major
+    m = m.view(B, H, W, H, W).transpose(1, 2).transpose(3, 4).reshape(B, 1, L, H * W)  # both column-major
+    m = F.conv2d(pad_same(m, fuse_k), eye)
+    return m.view(B, W, H, W, H).transpose(1, 2).transpose(3, 4).reshape(B, L, H, W)
 
 
 def _alt_fs_b(scores, fuse_k=3):
@@ -1346,12 +1429,18 @@ WRONG: dict[str, list[tuple[tuple[str, ...], object]]] = {
     "valid_patches": [
         (("even ksize",), _vp_sym), (("window",), _vp_centre), (("exactly 0",), _vp_majority),
         (("floating-point",), _vp_bool), (("ksize argument",), _vp_three), (("inverted",), _vp_inverted),
-        (("bottom/right",), _vp_reversed), (("shape",), _vp_keepdim), (("shape", SMALLEST), _vp_pool_stride)],
+        (("bottom/right",), _vp_reversed), (("shape",), _vp_keepdim), (("shape", SMALLEST), _vp_pool_stride),
+        (("third argument stride",), _vp_no_stride), (("pad_same(mask, ksize, stride)",), _vp_stride_pad)],
     "masked_softmax": [
         (("-inf",), _sm_inf), (("after the softmax",), _sm_once), ((SMALLEST,), _sm_scale_outside),
         (("axis",), _sm_last_axis), (("renormalise",), _sm_renorm), (("maximum",), _sm_exp),
         (("raised",), _sm_flat_mm), (("hard-code", "softmax_scale"), _sm_ten),
         (("no valid patch", "renormalise"), _sm_renorm_unguarded)],
+    "masked_softmax_neg_inf": [
+        (("every patch is invalid",), _ni_plain), (("0 * inf",), _ni_additive), (("in place",), _ni_in_place),
+        (("raised", SMALLEST, "per image"), _ni_flat_mm), (("release",), _ni_release),
+        (("large negative",), _ni_min_fill), (("axis", SMALLEST), _ni_spatial), (("inverted",), _ni_keeps_valid_zero),
+        (("softmax_scale",), _ni_fixed), ((SMALLEST,), _ni_max_of_all)],
     "fuse_scores": [
         (("both orderings",), _fs_one_pass), (("even fuse_k",), _fs_symmetric), (("bottom/right",), _fs_symmetric_cropped),
         (("identity",), _fs_box), (("fuse_k argument",), _fs_three), (("main diagonal",), _fs_anti),
@@ -1486,7 +1575,8 @@ ALTERNATIVES = {
     "matching_scores": [_alt_ms_a, _alt_ms_b],
     "valid_patches": [_alt_vp_a, _alt_vp_b],
     "masked_softmax": [_alt_sm_a, _alt_sm_b],
-    "fuse_scores": [_alt_fs_a, _alt_fs_b],
+    "masked_softmax_neg_inf": [_alt_ni_a, _alt_ni_b],
+    "fuse_scores": [_alt_fs_a, _alt_fs_b, _alt_fs_transposed],
     "reconstruct": [_alt_rc_a, _alt_rc_b],
     "contextual_attention": [_alt_ca_a, _alt_ca_b],
     "stage_input": [_alt_si_a, _alt_si_b],

@@ -102,15 +102,16 @@ def test_grading_a_tiny_notebook_end_to_end(tmp_path, monkeypatch, capsys):
     assert path.read_bytes() == before  # the submission is not modified
     with open(tmp_path / "grades.csv", newline="", encoding="utf-8") as file:
         rows = {r["exercise"]: r for r in csv.DictReader(file)}
-    assert set(rows) == {"valid_patches", "masked_softmax", "fuse_scores"}
+    assert set(rows) == {"valid_patches", "masked_softmax", "masked_softmax_neg_inf", "fuse_scores"}
     assert {r["notebook"] for r in rows.values()} == {"04_softmax_attention.ipynb"}
     assert rows["valid_patches"]["status"] == "pass"
     assert rows["masked_softmax"]["status"] == "fail"
     assert rows["masked_softmax"]["detail"].startswith("masked_softmax:")
     assert rows["fuse_scores"]["status"] == "not checked"
     assert "ZeroDivisionError" in rows["fuse_scores"]["detail"] and "NameError" in rows["fuse_scores"]["detail"]
+    assert rows["masked_softmax_neg_inf"]["status"] == "not checked"  # the open variant was never attempted
     out = capsys.readouterr().out
-    assert "1/3 exercises pass" in out
+    assert "1/4 exercises pass" in out
 
 
 def test_a_missing_file_cannot_be_graded(tmp_path, capsys):

@@ -11,9 +11,9 @@ the test suite feeds each one to its check and expects a failure whose message c
 the phrase (nbgrader's ``--invert`` idea). The phrase is always part of the hint.
 
 Exercises: ``extract_patches``, ``normalize_patches``, ``matching_scores`` and the open variant
-``cosine_scores`` (notebook 03);
-``valid_patches``, ``masked_softmax``, ``fuse_scores`` (notebook 04); ``reconstruct``
-(notebook 05); ``contextual_attention`` (notebook 06).
+``cosine_scores`` (notebook 03); ``valid_patches``, ``masked_softmax``, ``masked_softmax_neg_inf``
+(an open variant), ``fuse_scores`` (notebook 04); ``reconstruct`` (notebook 05);
+``contextual_attention`` (notebook 06).
 """
 from __future__ import annotations
 
@@ -522,11 +522,32 @@ _VALID_MISTAKES = {"window": _valid_centre_only, "inverted": _valid_inverted, "e
 MISTAKE_HINTS["valid_patches"]["extra padding row"] = MISTAKE_HINTS["valid_patches"]["bottom/right"]
 
 
-@register("valid_patches", reference=lambda mask, ksize: A.valid_patches(mask, ksize), notebook=NB04,
-          hint="valid_patches(mask, ksize) -> (B, L): 1.0 where the ksize window holds no hole pixel",
-          mistakes=_VALID_MISTAKES)
+def _valid_ignores_stride(mask: torch.Tensor, ksize: int, stride: int = 1) -> torch.Tensor:
+    return A.valid_patches(mask, ksize)  # the stride argument is ignored: one window per pixel
+
+
+def _valid_stride_one_padding(mask: torch.Tensor, ksize: int, stride: int = 1) -> torch.Tensor:
+    means = F.avg_pool2d(pad_same(mask, ksize), ksize, stride=stride)  # padded as for stride 1
+    return (means.flatten(1) == 0).to(mask.dtype)
+
+
+_VALID_STRIDE_HINTS = {
+    "stride argument": "use the stride argument: one window every stride pixels (avg_pool2d(..., stride=stride)), "
+                       "L = ceil(H / stride) * ceil(W / stride) patches as extract_patches(x, ksize, stride) gives",
+    "pad_same(mask, ksize, stride)": "with a stride TF 'SAME' pads less than for stride 1: pad with "
+                                     "pad_same(mask, ksize, stride), the padding of extract_patches(x, ksize, stride)",
+}
+MISTAKE_HINTS["valid_patches"].update(_VALID_STRIDE_HINTS)
+_VALID_STRIDE_MISTAKES = {"stride argument": _valid_ignores_stride,
+                          "pad_same(mask, ksize, stride)": _valid_stride_one_padding}
+
+
+@register("valid_patches", reference=lambda mask, ksize, stride=1: A.valid_patches(mask, ksize, stride),
+          notebook=NB04,
+          hint="valid_patches(mask, ksize, stride=1) -> (B, L): 1.0 where the ksize window holds no hole pixel",
+          mistakes={**_VALID_MISTAKES, **_VALID_STRIDE_MISTAKES})
 def _check_valid_patches(fn: Callable[..., Any]) -> None:
-    """valid_patches(mask, ksize) -> (B, L): 1.0 where the ksize window holds no hole pixel."""
+    """valid_patches(mask, ksize, stride=1) -> (B, L): 1.0 where the ksize window holds no hole pixel."""
     name = "valid_patches"
     mask = torch.zeros(2, 1, 6, 7)
     mask[0, :, 1:4, 2:5] = 1.0  # a hole inside
@@ -551,6 +572,23 @@ def _check_valid_patches(fn: Callable[..., Any]) -> None:
     reference = lambda m, k: A.valid_patches(m, k)  # noqa: E731
     _run(name, fn, reference, cases, _VALID_MISTAKES, generic, atol=0, rtol=0)
     _run_even(name, fn, reference, even, cases + even, _VALID_MISTAKES, generic, "ksize", atol=0, rtol=0)
+    # The stride (notebook 06 calls valid_patches(mask_small, ksize, stride)), after stride 1 passed.
+    try:
+        fn(mask.clone(), 3, 2)
+    except NotImplementedError:
+        raise
+    except TypeError as err:
+        fail(name, f"valid_patches(mask, 3, 2) raised TypeError: {str(err).strip().splitlines()[0]}",
+             "give valid_patches a third argument stride: int = 1 (the release's default) and use it: notebook 06 "
+             "calls valid_patches(mask_small, ksize, stride)")
+    strided = [Case((mask, 3, 2), {}, "valid_patches(mask, 3, 2) for a (2, 1, 6, 7) mask: stride 2"),
+               Case((shared, 3, 3), {}, "valid_patches(mask, 3, 3) for a shared (1, 1, 9, 5) mask: stride 3"),
+               Case((corner, 2, 2), {}, "valid_patches(mask, 2, 2) for a (1, 1, 5, 6) mask: ksize 2, stride 2"),
+               Case((mask, 3), {"stride": 1}, "valid_patches(mask, 3, stride=1)")]
+    generic_stride = ("with a stride, take one window every stride pixels after TF 'SAME' padding for that stride: "
+                      "F.avg_pool2d(pad_same(mask, ksize, stride), ksize, stride=stride), then (mean == 0)")
+    _run(name, fn, A.valid_patches, strided, {**_VALID_MISTAKES, **_VALID_STRIDE_MISTAKES}, generic_stride,
+         atol=0, rtol=0)
 
 
 def _run_even(name: str, fn: Callable[..., Any], reference: Callable[..., Any], even: list[Case],
@@ -676,6 +714,121 @@ def _check_masked_softmax(fn: Callable[..., Any]) -> None:
                   "masked_softmax on 3 patches and 2 positions with softmax_scale=50")]
     _run(name, fn, A.masked_softmax, cases, _SOFTMAX_MISTAKES, generic, atol=1e-6)
     expect_gradient(name, fn, A.masked_softmax, cases[0], wrt=(0,))
+
+
+# ---------------------------------------------------------------- masked_softmax_neg_inf (open variant)
+
+def masked_softmax_neg_inf(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    """The textbook masked softmax, notebook 04's open variant (not the release's, see ``masked_softmax``).
+
+    Invalid patches (``mm == 0``) get the score ``-inf``, so the weights of the valid patches sum
+    to exactly 1 at every position; an image with no valid patch at all gets 0 everywhere
+    (a plain softmax of ``-inf`` scores would give 0 / 0 = NaN there). ``scores``
+    ``(B, L, Hf, Wf)``, ``mm`` ``(B or 1, L)``; returns ``(B, L, Hf, Wf)``.
+    """
+    valid = mm[:, :, None, None] > 0  # (B or 1, L, 1, 1)
+    z = (scores * softmax_scale).masked_fill(~valid, float("-inf"))  # (B, L, Hf, Wf)
+    z = z.masked_fill(~valid.any(dim=1, keepdim=True), 0.0)  # images with no valid patch: no -inf left
+    return F.softmax(z, dim=1) * valid.to(scores.dtype)  # (B, L, Hf, Wf)
+
+
+def _inf_unguarded(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    return _softmax_neg_inf(scores, mm, softmax_scale)  # NaN where an image has no valid patch
+
+
+def _inf_release(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    return A.masked_softmax(scores, mm, softmax_scale)
+
+
+def _inf_large_negative(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    return F.softmax((scores * softmax_scale).masked_fill(mm[:, :, None, None] == 0, -1e9), dim=1)
+
+
+def _inf_times_zero(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    return F.softmax(scores * softmax_scale + (1 - mm[:, :, None, None]) * float("-inf"), dim=1)
+
+
+def _inf_inverted(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    return masked_softmax_neg_inf(scores, 1 - mm, softmax_scale)
+
+
+def _inf_wrong_axis(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    valid = mm[:, :, None, None] > 0
+    z = (scores * softmax_scale).masked_fill(~valid, float("-inf"))
+    z = z.masked_fill(~valid.any(dim=1, keepdim=True), 0.0)
+    return torch.nan_to_num(F.softmax(z, dim=-1)) * valid
+
+
+def _inf_no_scale(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    return masked_softmax_neg_inf(scores, mm, 1.0)
+
+
+def _inf_first_mask(scores: torch.Tensor, mm: torch.Tensor, softmax_scale: float = 10.0) -> torch.Tensor:
+    return masked_softmax_neg_inf(scores, mm[:1], softmax_scale)  # image 0's mm for every image
+
+
+_hints("masked_softmax_neg_inf", {
+    "NaN": "an image with no valid patch has only -inf scores and softmax gives 0 / 0 = NaN there: return "
+           "weights 0 for it (e.g. put 0 instead of -inf in such an image before the softmax and multiply by mm "
+           "after, or torch.nan_to_num the result)",
+    "release": "that is the release's masking (invalid scores 0, weights not renormalised): here invalid patches "
+               "get -inf, so the valid weights sum to exactly 1 wherever an image has a valid patch",
+    "large negative": "a large negative number instead of -inf leaves weight on the patches of an image with no "
+                      "valid patch (1/L each, or the unmasked softmax): the weights there must be 0 (multiply by "
+                      "mm after the softmax)",
+    "0 * inf": "(1 - mm) * -inf is NaN where mm is 1, because 0 * inf = NaN: put -inf only where mm == 0, with "
+               "masked_fill or torch.where",
+    "inverted": "inverted: mm is 1 for the patches you may copy, so -inf goes where mm == 0",
+    "axis": "wrong axis: the softmax runs over the L background patches, dim=1 of (B, L, Hf, Wf)",
+    "softmax_scale": "multiply the scores by the softmax_scale argument inside the softmax",
+    "per image": "mm is (B or 1, L), one row of valid patches per image: index it as mm[:, :, None, None] "
+                 "so it broadcasts over the positions, not mm[0] for every image",
+})
+
+_INF_MISTAKES = {"NaN": _inf_unguarded, "release": _inf_release, "large negative": _inf_large_negative,
+                 "0 * inf": _inf_times_zero, "inverted": _inf_inverted, "axis": _inf_wrong_axis,
+                 "softmax_scale": _inf_no_scale, "per image": _inf_first_mask}
+
+
+@register("masked_softmax_neg_inf", reference=masked_softmax_neg_inf, notebook=NB04,
+          hint="masked_softmax_neg_inf(scores, mm, softmax_scale=10.0): -inf for invalid patches, the valid "
+               "weights sum to 1, 0 (not NaN) where an image has no valid patch",
+          mistakes=_INF_MISTAKES)
+def _check_masked_softmax_neg_inf(fn: Callable[..., Any]) -> None:
+    """masked_softmax_neg_inf(scores, mm, softmax_scale=10.0): -inf masking, valid weights sum to 1."""
+    name = "masked_softmax_neg_inf"
+    gen = make_generator(16)
+    scores = 0.3 * _randn(gen, 2, 6, 3, 4)  # (B, L, Hf, Wf)
+    mm = torch.tensor([[1.0, 0.0, 1.0, 1.0, 0.0, 1.0]])  # (1, L), shared by the batch
+    mm2 = torch.tensor([[1.0, 1.0, 0.0, 1.0, 0.0, 0.0], [0.0] * 6])  # (B, L): image 1 has no valid patch
+    generic = ("softmax over dim 1 of scores * softmax_scale with -inf where mm == 0 (masked_fill or torch.where), "
+               "and weights 0 (not NaN) in an image whose mm is all 0")
+    out = call(name, fn, scores.clone(), mm2.clone(), softmax_scale=10.0)
+    if isinstance(out, torch.Tensor) and out.shape == scores.shape and torch.isnan(out).any():
+        if torch.isnan(out[0]).any():  # image 0 has valid patches
+            fail(name, "NaN in image 0, which has valid patches", MISTAKE_HINTS[name]["0 * inf"])
+        fail(name, "NaN in image 1, where every patch is invalid (its mm is all 0)", MISTAKE_HINTS[name]["NaN"])
+    if isinstance(out, torch.Tensor) and out.shape == scores.shape and out[1].abs().sum() > 0:
+        want = masked_softmax_neg_inf(scores, mm2, 10.0)
+        image_0_mask = masked_softmax_neg_inf(scores[1:], mm2[:1], 10.0)[0]
+        if torch.allclose(out[1].detach().to(want.dtype), image_0_mask, atol=1e-6):
+            fail(name, "image 1 got the weights of image 0's mm", MISTAKE_HINTS[name]["per image"])
+        if torch.allclose(out[0].detach().to(want.dtype), want[0], atol=1e-6):  # right wherever a patch is valid
+            fail(name, "image 1 has no valid patch (its mm is all 0) but gets non-zero weights",
+                 MISTAKE_HINTS[name]["large negative"])
+    large = 12.0 * _randn(gen, 1, 6, 2, 3)  # scores * 10 reach a few hundred: exp overflows float32
+    cases = [Case((scores, mm), {"softmax_scale": 10.0}, "masked_softmax_neg_inf(scores, mm, 10.0)"),
+             Case((scores, mm2), {"softmax_scale": 10.0},
+                  "masked_softmax_neg_inf with a per-image mm (image 1 has no valid patch)"),
+             Case((scores, mm2[:1].expand(2, 6).contiguous()), {"softmax_scale": 10.0},
+                  "masked_softmax_neg_inf with a (2, L) mm, both images alike"),
+             Case((scores, mm), {"softmax_scale": 3.0}, "masked_softmax_neg_inf(scores, mm, 3.0)"),
+             Case((scores, mm), {}, "masked_softmax_neg_inf(scores, mm) with the default softmax_scale"),
+             Case((large, mm), {"softmax_scale": 10.0}, "masked_softmax_neg_inf on large scores (up to about 40)"),
+             Case((scores[:1, :3, :1, :2], mm[:, :3]), {"softmax_scale": 50.0},
+                  "masked_softmax_neg_inf on 3 patches and 2 positions with softmax_scale=50")]
+    _run(name, fn, masked_softmax_neg_inf, cases, _INF_MISTAKES, generic, atol=1e-6)
+    expect_gradient(name, fn, masked_softmax_neg_inf, cases[0], wrt=(0,))
 
 
 # ---------------------------------------------------------------- fuse_scores
@@ -999,7 +1152,7 @@ _hints("contextual_attention", {
     "fuse": "the fuse step is missing: fuse the scores (fuse_scores) before the masked softmax "
             "when fuse=True",
     "mask": "the mask is ignored: downsample it like f and b, compute mm = valid_patches(mask_small, "
-            "ksize) and pass mm to masked_softmax",
+            "ksize, stride) and pass mm to masked_softmax",
     "fuse=False": "with fuse=False skip the fuse step: pass the fuse argument on instead of always fusing",
     "softmax_scale": "pass the softmax_scale argument on to masked_softmax, do not hard-code 10",
     "background b": "take the patches (raw and small) from the background b and match them against "
