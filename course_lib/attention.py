@@ -37,7 +37,7 @@ from typing import Optional
 import torch
 import torch.nn.functional as F
 
-from .flow import flow_to_color
+from .flow import flow_to_color, pictures_enabled
 from .ops import pad_same, resize_nearest, same_padding
 
 __all__ = [
@@ -305,11 +305,14 @@ def offsets_of_index(idx: torch.Tensor, f_width: int) -> torch.Tensor:
     return torch.stack([d_row, d_col], dim=1)  # (B, 2, Hf, Wf)
 
 
-def flow_picture(offsets: torch.Tensor, size: tuple[int, int], rate: int, dtype: torch.dtype) -> torch.Tensor:
+def flow_picture(offsets: torch.Tensor, size: tuple[int, int], rate: int,
+                 dtype: torch.dtype) -> Optional[torch.Tensor]:
     """The layer's flow output: :func:`course_lib.flow.flow_to_color` of ``offsets`` (B, 2, Hf, Wf), x``rate`` bilinear.
 
     ``(B, 3, H, W)`` with ``size = (H, W)`` (align_corners=True; the grid's own size when ``rate`` is 1).
     """
+    if not pictures_enabled():  # inside course_lib.flow.flow_pictures(False): the trainer's steps
+        return None
     flow = flow_to_color(offsets, dtype=dtype).to(offsets.device)  # (B, 3, Hf, Wf)
     if rate != 1:
         flow = F.interpolate(flow, size=size, mode="bilinear", align_corners=True)  # (B, 3, H, W)
