@@ -17,7 +17,6 @@ critics); the trainer calls :func:`generator_loss` and :func:`critic_loss`.
 from __future__ import annotations
 
 import contextlib
-import contextvars
 import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
@@ -26,6 +25,7 @@ import torch
 
 from course_lib.masks import local_patch
 from course_lib.seed import make_generator
+from course_lib.value_checks import mask_values_checked, values_already_checked
 
 __all__ = [
     "LossWeights",
@@ -216,24 +216,6 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
     return torch.mean((slopes - norm) ** 2)
 
 
-_VALUES_CHECKED = contextvars.ContextVar("course_lib_mask_values_checked", default=False)
-
-
-@contextlib.contextmanager
-def mask_values_checked(checked: bool = True) -> Any:
-    """Inside ``with mask_values_checked():`` the losses skip the check that masks are binary.
-
-    That check reads a value back from the device (a wait for the GPU) in every loss; the
-    trainer checks its masks on its first iteration and then enters this context (its hole
-    samplers only make binary masks). Shapes are still checked.
-    """
-    token = _VALUES_CHECKED.set(bool(checked))
-    try:
-        yield
-    finally:
-        _VALUES_CHECKED.reset(token)
-
-
 @functools.lru_cache(maxsize=16)
 def _discount_on(height: int, width: int, gamma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """:func:`spatial_discount` made once per size, dtype and device (a copy to the GPU per step would wait)."""
@@ -252,7 +234,7 @@ def _check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             or mask.shape[0] not in (1, x.shape[0])):
         raise ValueError(f"mask must be (B or 1, 1, H, W) = (1 or {x.shape[0]}, 1, {x.shape[-2]}, "
                          f"{x.shape[-1]}) to match the images, got {tuple(mask.shape)}")
-    if mask.dtype != torch.bool and not _VALUES_CHECKED.get() and not ((mask == 0) | (mask == 1)).all():
+    if mask.dtype != torch.bool and not values_already_checked() and not ((mask == 0) | (mask == 1)).all():
         raise ValueError(
             "mask must be binary (values in {0, 1}, 1 = hole), got values in "
             f"[{mask.min().item():g}, {mask.max().item():g}]; threshold it with (mask > 0.5).float()")
