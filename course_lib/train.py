@@ -345,7 +345,7 @@ def _is_out_of_memory(err: BaseException) -> bool:
 def out_of_memory_advice(config: TrainConfig, device: Union[str, torch.device] = "cuda") -> str:
     """What to try when a training step runs out of memory: smaller batches, then smaller images.
 
-    The activations grow with ``batch_size * image_size ** 2`` (README "Memory per batch size",
+    The activations grow with ``batch_size * image_size ** 2`` (README "Throughput and memory per batch size on a GPU",
     an estimate from :func:`estimate_train_memory`), so halving the batch halves most of it;
     ``amp=bf16`` roughly halves it again on a GPU that has bf16.
     """
@@ -375,7 +375,7 @@ def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None)
     Weights, gradients and Adam's two moments are ``4 x`` the parameters' bytes. Returns
     ``{"parameters", "activations_per_image", "activations_fixed", "total"}`` for
     ``batch_size`` (default: the config's). An estimate: the allocator's caching, cuDNN's
-    workspaces and the temporaries of the backward pass come on top (README "Memory per batch size").
+    workspaces and the temporaries of the backward pass come on top (README "Throughput and memory per batch size on a GPU").
     """
     from course_lib.losses import critic_loss, generator_loss
     c = config
@@ -420,7 +420,7 @@ def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None)
 
 
 def memory_table(config: Union[TrainConfig, str] = "places2", batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> str:
-    """README's "Memory per batch size" table: :func:`estimate_train_memory` for each batch size, in GiB."""
+    """README's "Throughput and memory per batch size on a GPU" table: :func:`estimate_train_memory` for each batch size, in GiB."""
     if not isinstance(config, TrainConfig):
         config = load_config(config)
     est = estimate_train_memory(config, 1)
