@@ -239,8 +239,8 @@ def prune_checkpoints(folder: PathLike, keep_last: int) -> list[Path]:
 MIRROR_NAME = "latest.pt"  # the one file of a mirror folder (train --mirror DIR)
 
 
-def mirror_checkpoint(path: PathLike, mirror_dir: PathLike) -> Path:
-    """Copy checkpoint ``path`` to ``mirror_dir/latest.pt`` atomically; return the copy's path.
+def mirror_checkpoint(path: PathLike, mirror_dir: PathLike, name: str = MIRROR_NAME) -> Path:
+    """Copy checkpoint ``path`` to ``mirror_dir/latest.pt`` (or ``name``) atomically; return the copy's path.
 
     For a run whose rolling checkpoints live on a local disk (fast, and pruning them costs
     nothing) with one copy on a mounted cloud folder such as Google Drive, where every pruned
@@ -251,8 +251,8 @@ def mirror_checkpoint(path: PathLike, mirror_dir: PathLike) -> Path:
     """
     mirror_dir = Path(mirror_dir)
     mirror_dir.mkdir(parents=True, exist_ok=True)
-    target = mirror_dir / MIRROR_NAME
-    fd, tmp = tempfile.mkstemp(prefix=f".{MIRROR_NAME}.", suffix=".tmp", dir=mirror_dir)
+    target = mirror_dir / name
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=mirror_dir)
     try:
         with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
             shutil.copyfileobj(src, out, 16 * 2**20)

@@ -40,6 +40,7 @@ import contextlib
 import csv
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -531,6 +532,8 @@ class Trainer:
                              "new --out, or continue that run with --resume")
         if saved is not None:
             self._load_state(saved)
+            if self.dist.is_main and self.config.mirror_dir and Path(saved["path"]).parent == Path(self.config.mirror_dir):
+                self._restore_mirrored_logs()
         elif init is not None:  # train --init: weights only; fresh optimisers, step 0
             from course_lib.pretrained import init_models
             self._notes.append("initialised " + init_models(init, config, self.generator, self.local_critic,
@@ -896,13 +899,28 @@ class Trainer:
         self._mirror(path)
         return path
 
+    def _restore_mirrored_logs(self) -> None:
+        """Resumed from the mirror (a fresh machine): bring its CSV logs back into the empty run folder."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.MIRRORED_LOGS:
+            src, dst = Path(self.config.mirror_dir) / name, self.out_dir / name
+            if src.is_file() and not dst.exists():
+                shutil.copyfile(src, dst)
+        self._notes.append(f"resumed from the mirror {self.config.mirror_dir} (no checkpoint in {self.out_dir})")
+
+    MIRRORED_LOGS = ("log.csv", "val.csv")  # copied beside the checkpoint; images and tb/ are not
+
     def _mirror(self, path: Path) -> None:
-        """Copy the new checkpoint to ``mirror_dir`` (one file, replaced atomically); a failed copy is a
-        warning (the local checkpoint is intact), so a Drive hiccup does not stop training."""
+        """Copy the new checkpoint to ``mirror_dir/latest.pt`` and the CSV logs beside it (each one file,
+        replaced atomically); a failed copy is a warning (the local files are intact), so a Drive
+        hiccup does not stop training."""
         if not self.config.mirror_dir:
             return
         try:
             ckpt_io.mirror_checkpoint(path, self.config.mirror_dir)
+            for name in self.MIRRORED_LOGS:
+                if (self.out_dir / name).is_file():
+                    ckpt_io.mirror_checkpoint(self.out_dir / name, self.config.mirror_dir, name=name)
         except OSError as err:
             self._say(f"warning: could not copy {path.name} to the mirror {self.config.mirror_dir} ({err}); "
                       "the local checkpoint is intact, the mirror keeps its previous copy")

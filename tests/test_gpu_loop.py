@@ -265,13 +265,14 @@ def test_a_fresh_machine_resumes_from_the_mirror(tmp_path):
     config = _toy(critic_steps=1, snapshot_every=1, keep_last=1, mirror_dir=str(drive))
     first = Trainer(config, local)
     first.fit(max_iters=3)
-    assert sorted(p.name for p in drive.iterdir()) == ["latest.pt"]  # one file, never pruned
+    assert sorted(p.name for p in drive.iterdir()) == ["latest.pt", "log.csv"]  # one checkpoint, never pruned
     newest = ckpt_io.latest_checkpoint(local)
     assert newest.name == "step_00000003.pt"
     assert (drive / "latest.pt").read_bytes() == newest.read_bytes()
     shutil.rmtree(tmp_path / "local")  # a new Colab VM: the local disk is empty
     again = Trainer(config, local, resume="auto")
     assert again.step == 3 and again.resumed_from == drive / "latest.pt"
+    assert len((local / "log.csv").read_text().splitlines()) == 1 + 3  # the log came back with it
     for a, b in zip(first.generator.parameters(), again.generator.parameters()):
         assert torch.equal(a, b)
 
