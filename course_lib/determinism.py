@@ -83,7 +83,8 @@ def explain_nondeterministic_error(err: BaseException) -> Optional[str]:
     if not isinstance(err, RuntimeError) or not _NONDETERMINISTIC.search(text):
         return None
     op = re.search(r"^(\S+) does not have a deterministic implementation", text)
-    what = f"the operation {op.group(1)}" if op else "a cuBLAS matrix product (CUDA started before CUBLAS_WORKSPACE_CONFIG was set)"
+    what = (f"the operation {op.group(1)}" if op else
+            "a cuBLAS matrix product (CUDA started before CUBLAS_WORKSPACE_CONFIG was set)")
     return (f"deterministic=true, but {what} has no deterministic version on this device; train without "
             "--deterministic (--set deterministic=false), or set CUBLAS_WORKSPACE_CONFIG=:4096:8 in the "
             "environment before Python starts when the message names cuBLAS [torch: "

@@ -59,8 +59,8 @@ from torch.utils.data import DataLoader, Dataset
 from course_lib import checkpoint as ckpt_io
 from course_lib.config import TrainConfig, load_config, apply_overrides
 from course_lib.critics import GlobalCritic, LocalCritic
-from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_flag, cleanup_distributed,
-                                    init_distributed, max_replica_difference)
+from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_flag, all_reduce_flags,
+                                    cleanup_distributed, init_distributed, max_replica_difference)
 from course_lib.determinism import explain_nondeterministic_error, set_deterministic
 from course_lib.ema import WeightEMA
 from course_lib.flow import flow_pictures
@@ -346,8 +346,8 @@ def _is_out_of_memory(err: BaseException) -> bool:
 def out_of_memory_advice(config: TrainConfig, device: Union[str, torch.device] = "cuda") -> str:
     """What to try when a training step runs out of memory: smaller batches, then smaller images.
 
-    The activations grow with ``batch_size * image_size ** 2`` (README "Throughput and memory per batch size on a GPU",
-    an estimate from :func:`estimate_train_memory`), so halving the batch halves most of it;
+    The activations grow with ``batch_size * image_size ** 2`` (README "Throughput and memory per
+    batch size on a GPU", an estimate from :func:`estimate_train_memory`), so halving the batch halves most of it;
     ``amp=bf16`` roughly halves it again on a GPU that has bf16.
     """
     c = config
@@ -376,7 +376,8 @@ def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None)
     Weights, gradients and Adam's two moments are ``4 x`` the parameters' bytes. Returns
     ``{"parameters", "activations_per_image", "activations_fixed", "total"}`` for
     ``batch_size`` (default: the config's). An estimate: the allocator's caching, cuDNN's
-    workspaces and the temporaries of the backward pass come on top (README "Throughput and memory per batch size on a GPU").
+    workspaces and the temporaries of the backward pass come on top (README "Throughput and memory
+    per batch size on a GPU").
     """
     from course_lib.losses import critic_loss, generator_loss
     c = config
@@ -421,7 +422,8 @@ def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None)
 
 
 def memory_table(config: Union[TrainConfig, str] = "places2", batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> str:
-    """README's "Throughput and memory per batch size on a GPU" table: :func:`estimate_train_memory` for each batch size, in GiB."""
+    """README's "Throughput and memory per batch size on a GPU" memory table: :func:`estimate_train_memory`
+    for each batch size, in GiB."""
     if not isinstance(config, TrainConfig):
         config = load_config(config)
     est = estimate_train_memory(config, 1)
@@ -1188,9 +1190,8 @@ class Trainer:
                 if self.step % c.val_every == 0:
                     self._log_validation()
                 out_of_time = deadline is not None and time.perf_counter() > deadline
-                stop = all_reduce_flag(self._stop_requested or out_of_time, self.dist)
-                timed = c.snapshot_minutes > 0 and all_reduce_flag(
-                    time.perf_counter() - last_snapshot >= 60.0 * c.snapshot_minutes, self.dist)
+                due = c.snapshot_minutes > 0 and time.perf_counter() - last_snapshot >= 60.0 * c.snapshot_minutes
+                stop, timed = all_reduce_flags([self._stop_requested or out_of_time, due], self.dist)  # one all-reduce
                 if self.step % c.snapshot_every == 0 or self.step == total or stop or timed:
                     self.save_checkpoint()
                     last_snapshot = time.perf_counter()

@@ -323,3 +323,34 @@ def test_an_old_checkpoint_position_counted_per_rank_is_converted():
     stream = BatchStream(_Numbers(), 2, seed=0)
     stream.load_state_dict({"epoch": 1, "index": 4, "seed": 0}, world_size=2)  # 4 per rank, 2 ranks
     assert (stream.epoch, stream.global_index) == (1, 8)
+
+
+# ----------------------------------------------------------------------------- messages and small helpers
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_the_out_of_memory_message_points_at_the_readme_table_labelled_estimate():
+    from course_lib.train import out_of_memory_advice
+    heading = "Throughput and memory per batch size on a GPU"
+    text = out_of_memory_advice(load_config("places2"), "cuda")
+    assert heading in text and "estimate" in text and "--set batch_size=8" in text
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split(f"### {heading}")[1].split("\n## ")[0].split("\n### ")[0]
+    assert "Nothing below is measured yet" in section and "ESTIMATE" in section
+    assert all(f"| {b} |" in section for b in (8, 16, 32, 64))
+
+
+def test_a_missing_deterministic_kernel_during_training_is_a_value_error(tmp_path, monkeypatch):
+    trainer = Trainer(_toy(), tmp_path / "run")
+
+    def no_kernel():
+        raise RuntimeError("upsample_bilinear2d_backward_out_cuda does not have a deterministic implementation")
+    monkeypatch.setattr(trainer, "train_step", no_kernel)
+    with pytest.raises(ValueError, match="deterministic=true, but the operation upsample_bilinear2d_backward"):
+        trainer.fit(max_iters=1)
+
+
+def test_several_flags_are_reduced_together_in_one_process():
+    from course_lib.distributed import DistInfo, all_reduce_flags
+    assert all_reduce_flags([True, False, True], DistInfo()) == [True, False, True]
