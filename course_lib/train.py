@@ -1048,7 +1048,7 @@ class Trainer:
         outs = []
         for i in range(0, x.shape[0], self.config.batch_size):
             xi, mi = x[i:i + self.config.batch_size], mask[i:i + self.config.batch_size]
-            with self.autocast():
+            with self.autocast(), flow_pictures(False):  # validation never looks at the flow picture
                 _, x2, _ = self._generate(xi * (1.0 - mi), mi, train=False, generator=generator)
             outs.append(x2.float() * mi + xi * (1.0 - mi))  # (b, 3, H, W) completed
         generator.train(was_training)
