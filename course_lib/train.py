@@ -29,7 +29,9 @@ Command line::
 Everything a run writes lives in ``--out``: ``config.json``, ``checkpoints/step_*.pt``
 (atomic, the last ``keep_last`` kept), ``log.csv`` (every loss, every step), ``images/``
 (input | coarse | refined | flow | real grids), ``val.csv`` (validation metrics) and
-``tb/`` (TensorBoard events, when tensorboard is installed).
+``tb/`` (TensorBoard events, when tensorboard is installed). With ``--mirror DIR`` (``mirror_dir``)
+the newest checkpoint is also copied to ``DIR/latest.pt`` (with ``log.csv`` and ``val.csv``), from
+which ``--resume`` continues when ``--out`` is empty (a fresh Colab VM).
 
 Taught in notebook 95 (training on Colab).
 """
@@ -453,7 +455,8 @@ class Trainer:
     on CPU "3 steps + resume + 3 steps" gives bit-identical weights to "6 steps". This
     holds with DataLoader workers too, because course_lib's data sets draw their crops
     from ``(seed, epoch, index)`` rather than from a worker's RNG; on a GPU, cuDNN's
-    autotuned kernels (``cudnn_benchmark``) may differ in the last bits between runs.
+    autotuned kernels (``cudnn_benchmark``) and atomics may differ in the last bits between
+    runs unless ``deterministic=true`` (:mod:`course_lib.determinism`; not yet verified on a GPU).
 
     ``dataset`` / ``val_dataset`` replace the config's data sets (e.g. in a notebook).
     ``init`` starts a NEW run from other weights (``train --init``: an official name, a
