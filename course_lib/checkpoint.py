@@ -50,6 +50,9 @@ __all__ = [
     "safe_torch_load",
     "load_checkpoint",
     "generator_state_dict",
+    "MIRROR_NAME",
+    "mirror_checkpoint",
+    "mirrored_checkpoint",
 ]
 
 FORMAT_VERSION = 1
@@ -231,6 +234,44 @@ def prune_checkpoints(folder: PathLike, keep_last: int) -> list[Path]:
     for path in doomed:
         path.unlink(missing_ok=True)
     return doomed
+
+
+MIRROR_NAME = "latest.pt"  # the one file of a mirror folder (train --mirror DIR)
+
+
+def mirror_checkpoint(path: PathLike, mirror_dir: PathLike, name: str = MIRROR_NAME) -> Path:
+    """Copy checkpoint ``path`` to ``mirror_dir/latest.pt`` (or ``name``) atomically; return the copy's path.
+
+    For a run whose rolling checkpoints live on a local disk (fast, and pruning them costs
+    nothing) with one copy on a mounted cloud folder such as Google Drive, where every pruned
+    file would go to the trash and keep using the quota (about 10 GB over a full run).
+    The copy is written to a temporary file in ``mirror_dir`` and renamed over ``latest.pt``,
+    so a VM killed mid-copy leaves the previous copy whole; the mirror never holds more than
+    one checkpoint and this function deletes nothing but its own temporary file.
+    """
+    mirror_dir = Path(mirror_dir)
+    mirror_dir.mkdir(parents=True, exist_ok=True)
+    target = mirror_dir / name
+    fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".tmp", dir=mirror_dir)
+    try:
+        with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
+            shutil.copyfileobj(src, out, 16 * 2**20)
+            out.flush()
+            os.fsync(out.fileno())
+        os.chmod(tmp, 0o666 & ~_umask())
+        os.replace(tmp, target)
+        _fsync_folder(mirror_dir)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+    return target
+
+
+def mirrored_checkpoint(mirror_dir: PathLike) -> Optional[Path]:
+    """``mirror_dir/latest.pt`` when it exists (what a fresh machine resumes from), else None."""
+    path = Path(mirror_dir) / MIRROR_NAME
+    return path if path.is_file() else None
 
 
 def capture_rng_state(mask_generator: Optional[torch.Generator] = None) -> dict[str, Any]:

@@ -103,6 +103,8 @@ class TrainConfig:
     snapshot_minutes: float = 0.0     # also a checkpoint every N minutes of wall time (0 = off): a
                                       # Colab VM is killed without a signal, so steps alone can lose hours
     keep_last: int = 3                # checkpoints kept on disk
+    mirror_dir: str = ""              # also copy the newest checkpoint here (e.g. a Drive folder), one
+                                      # file overwritten in place; --resume reads it when out has none
     log_every: int = 100              # printed summary interval (non-TTY / CI)
     image_every: int = 1000           # image grid interval (input, coarse, refined, flow)
     val_every: int = 5000             # validation metrics interval
@@ -114,6 +116,8 @@ class TrainConfig:
                                       # (bf16 from sm_80, fp16 below, off on CPU: course_lib.precision)
     channels_last: bool = False       # NHWC memory format on GPU (faster convs with AMP)
     cudnn_benchmark: bool = True      # let cuDNN pick the fastest conv algorithms
+    deterministic: bool = False       # bit-identical runs on CUDA too: deterministic kernels, no cuDNN
+                                      # autotuning, CUBLAS_WORKSPACE_CONFIG (course_lib.determinism); slower
     seed: int = 0                     # seeds python, numpy, torch and the data order
 
     def __post_init__(self) -> None:

@@ -27,6 +27,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from course_lib.ops import SameConv2d, same_conv2d_input_grad, tf_default_init_
+from course_lib.precision import autocast_on, float32_under_autocast
 
 __all__ = ["Critic", "LocalCritic", "GlobalCritic", "flatten_nhwc"]
 
@@ -135,6 +136,9 @@ class Critic(nn.Module):
         self._check(x)
         h = self.features(x)  # (B, C4, h, w)
         h = flatten_nhwc(h)  # (B, h*w*C4) in NHWC order, as TF flattens
+        if autocast_on(h.device.type):  # the score in float32: a sum over h*w*C4 products in bf16/fp16
+            with float32_under_autocast(h.device.type):  # loses digits and can overflow (fp16)
+                return self.fc(h.float())  # (B, 1) float32
         return self.fc(h)  # (B, 1)
 
 

@@ -27,6 +27,7 @@ __all__ = [
     "init_distributed",
     "cleanup_distributed",
     "all_reduce_flag",
+    "all_reduce_flags",
     "all_gather_objects",
     "max_replica_difference",
 ]
@@ -123,6 +124,15 @@ def all_reduce_flag(flag: bool, info: DistInfo) -> bool:
     value = torch.tensor([1.0 if flag else 0.0], device=info.device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return bool(value.item() > 0)
+
+
+def all_reduce_flags(flags: list[bool], info: DistInfo) -> list[bool]:
+    """:func:`all_reduce_flag` for several flags in one all-reduce (one wait for the device, not one per flag)."""
+    if not info.distributed:
+        return [bool(f) for f in flags]
+    values = torch.tensor([1.0 if f else 0.0 for f in flags], device=info.device)
+    dist.all_reduce(values, op=dist.ReduceOp.MAX)
+    return [v > 0 for v in values.tolist()]
 
 
 def all_gather_objects(obj: Any, info: DistInfo) -> list[Any]:

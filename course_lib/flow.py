@@ -12,11 +12,37 @@ Taught in notebook 06 and lessons/06_contextual_attention.md, where the flow ima
 """
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import math
+from typing import Iterator
 
 import torch
 
-__all__ = ["COLOR_WHEEL_SEGMENTS", "make_color_wheel", "compute_color", "flow_to_color"]
+__all__ = ["COLOR_WHEEL_SEGMENTS", "make_color_wheel", "compute_color", "flow_to_color", "flow_pictures",
+           "pictures_enabled"]
+
+_PICTURES = contextvars.ContextVar("course_lib_flow_pictures", default=True)
+
+
+@contextlib.contextmanager
+def flow_pictures(enabled: bool) -> Iterator[None]:
+    """Inside ``with flow_pictures(False):`` contextual attention returns ``flow = None`` instead of the picture.
+
+    The trainer's steps never look at the picture; drawing it (float64 colour arithmetic) in
+    every generator forward cost time and, before the colour code ran on the device, several
+    waits for the GPU. :meth:`course_lib.train.Trainer.save_images` draws it when it shows it.
+    """
+    token = _PICTURES.set(bool(enabled))
+    try:
+        yield
+    finally:
+        _PICTURES.reset(token)
+
+
+def pictures_enabled() -> bool:
+    """False inside ``flow_pictures(False)``; True otherwise (the default: notebooks see the flow)."""
+    return _PICTURES.get()
 
 # (name, length) of each hue segment, in wheel order: red->yellow->green->cyan->blue->magenta->red
 COLOR_WHEEL_SEGMENTS: tuple[tuple[str, int], ...] = (
@@ -54,6 +80,17 @@ def make_color_wheel() -> torch.Tensor:
     return torch.cat(rows, dim=0)  # (55, 3)
 
 
+_WHEELS: dict[torch.device, torch.Tensor] = {}
+
+
+def _wheel_on(device: torch.device) -> torch.Tensor:
+    """:func:`make_color_wheel` on ``device``, made once per device (a copy to the GPU per call would wait)."""
+    device = torch.device(device)
+    if device not in _WHEELS:
+        _WHEELS[device] = make_color_wheel().to(device)
+    return _WHEELS[device]
+
+
 def _check_offsets(offsets: torch.Tensor) -> None:
     if not isinstance(offsets, torch.Tensor):
         raise TypeError(
@@ -81,7 +118,7 @@ def compute_color(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     ``col * 0.75`` (never reached from :func:`flow_to_color`, which normalises first);
     the result is ``floor(255 * col)``. NaN vectors are black.
     """
-    wheel = make_color_wheel().to(u.device) / 255.0  # (55, 3) in [0, 1]
+    wheel = _wheel_on(u.device) / 255.0  # (55, 3) in [0, 1]
     ncols = wheel.shape[0]
     nan = torch.isnan(u) | torch.isnan(v)
     u = torch.where(nan, torch.zeros_like(u), u).to(torch.float64)
@@ -95,7 +132,7 @@ def compute_color(u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     f = (fk - k0_1based).unsqueeze(-1)  # (*S, 1)
     k0 = k0_1based.long() - 1  # 0-based, in [0, ncols - 1]
     k1 = k0 + 1
-    k1[k1 == ncols] = 0  # wrap around the wheel (only when f == 0)
+    k1 = torch.where(k1 == ncols, torch.zeros_like(k1), k1)  # wrap around the wheel (only when f == 0)
     col = (1.0 - f) * wheel[k0] + f * wheel[k1]  # (*S, 3)
     col = torch.where(rad <= 1.0, 1.0 - rad * (1.0 - col), col * 0.75)
     col = col * (~nan).unsqueeze(-1)  # NaN -> black
@@ -121,8 +158,8 @@ def flow_to_color(offsets: torch.Tensor, dtype: torch.dtype = torch.float32) -> 
     u = offsets[:, 0].detach().to(torch.float64).clone()  # (B, H, W)
     v = offsets[:, 1].detach().to(torch.float64).clone()  # (B, H, W)
     unknown = (u.abs() > UNKNOWN_FLOW_THRESH) | (v.abs() > UNKNOWN_FLOW_THRESH)
-    u[unknown] = 0.0
-    v[unknown] = 0.0
+    u = torch.where(unknown, torch.zeros_like(u), u)  # where(), not u[unknown] = 0: no wait for the GPU
+    v = torch.where(unknown, torch.zeros_like(v), v)
     finite_rad = torch.nan_to_num(torch.sqrt(u**2 + v**2), nan=0.0)  # (B, H, W)
     max_rad = finite_rad.flatten(1).amax(dim=1).view(-1, 1, 1)  # (B, 1, 1)
     eps = torch.finfo(torch.float64).eps  # numpy's np.finfo(float).eps, as the release

@@ -40,6 +40,7 @@ from course_lib.attention import contextual_attention
 from course_lib.attention_fast import (contextual_attention_batched, contextual_attention_fast,
                                       fast_attention_settings)
 from course_lib.ops import GenConv, GenDeconv, nearest_indices, resize_nearest
+from course_lib.precision import autocast_on as _autocast_on
 
 __all__ = [
     "Generator",
@@ -56,16 +57,6 @@ SIZE_MULTIPLE = 8  # two stride-2 convs, then the x1/2 downsampling inside conte
 PARAMS_AT_CNUM_32 = 3_601_542  # parameters of the official generator (cnum = 32)
 
 
-def _autocast_on(device_type: str) -> bool:
-    """True inside ``torch.autocast`` for ``device_type`` (the per-device query of torch >= 2.4, else the old ones)."""
-    try:
-        return bool(torch.is_autocast_enabled(device_type))
-    except TypeError:  # torch < 2.4
-        return bool(torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled())
-    except RuntimeError:  # a device without autocast (e.g. "meta", used to count FLOPs)
-        return False
-
-
 def stage_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """The 5-channel input of each stage: ``[x, ones, ones * mask]`` (release ``build_inpaint_net``).
 
@@ -74,7 +65,10 @@ def stage_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     mirror padding). ``mask`` may be shared, ``(1, 1, H, W)``, or per sample, ``(B, 1, H, W)``.
     """
     ones = torch.ones_like(x[:, :1])  # (B, 1, H, W)
-    return torch.cat([x, ones, ones * mask], dim=1)  # (B, 5, H, W)
+    h = torch.cat([x, ones, ones * mask], dim=1)  # (B, 5, H, W)
+    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        h = h.contiguous(memory_format=torch.channels_last)  # cat of 1-channel parts falls back to NCHW
+    return h
 
 
 def compose_stages(x_stage1: torch.Tensor, x_incomplete: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -17,6 +17,7 @@ critics); the trainer calls :func:`generator_loss` and :func:`critic_loss`.
 from __future__ import annotations
 
 import contextlib
+import functools
 from dataclasses import dataclass
 from typing import Any, Callable, Optional, Sequence, Union
 
@@ -24,6 +25,7 @@ import torch
 
 from course_lib.masks import local_patch
 from course_lib.seed import make_generator
+from course_lib.value_checks import mask_values_checked, values_already_checked
 
 __all__ = [
     "LossWeights",
@@ -36,6 +38,7 @@ __all__ = [
     "gradient_penalty",
     "generator_loss",
     "critic_loss",
+    "mask_values_checked",
 ]
 
 Critic = Callable[[torch.Tensor], torch.Tensor]
@@ -199,7 +202,9 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
         alpha = torch.rand(B, 1, 1, 1, device=real.device, dtype=real.dtype)  # (B, 1, 1, 1)
     else:
         alpha = torch.rand(B, 1, 1, 1, generator=make_generator(generator), dtype=real.dtype)
-        alpha = alpha.to(real.device)  # (B, 1, 1, 1)
+        if real.device.type == "cuda":  # from pinned memory: the copy does not wait for the GPU
+            alpha = alpha.pin_memory()
+        alpha = alpha.to(real.device, non_blocking=True)  # (B, 1, 1, 1)
     real, fake = real.detach(), fake.detach()
     interp = (real + alpha * (fake - real)).requires_grad_(True)  # (B, C, H, W)
     if getattr(critic, "explicit_input_gradient", False):  # the fast path: the same gradient, first-order kernels
@@ -209,6 +214,12 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
         (grad,) = torch.autograd.grad(scores.sum(), interp, create_graph=True)  # (B, C, H, W)
     slopes = masked_slopes(grad, mask, eps)  # (B,)
     return torch.mean((slopes - norm) ** 2)
+
+
+@functools.lru_cache(maxsize=16)
+def _discount_on(height: int, width: int, gamma: float, dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """:func:`spatial_discount` made once per size, dtype and device (a copy to the GPU per step would wait)."""
+    return spatial_discount(height, width, gamma, dtype=dtype).to(device)  # (H, W), never written to
 
 
 def _check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
@@ -223,7 +234,7 @@ def _check_mask(mask: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
             or mask.shape[0] not in (1, x.shape[0])):
         raise ValueError(f"mask must be (B or 1, 1, H, W) = (1 or {x.shape[0]}, 1, {x.shape[-2]}, "
                          f"{x.shape[-1]}) to match the images, got {tuple(mask.shape)}")
-    if mask.dtype != torch.bool and not ((mask == 0) | (mask == 1)).all():
+    if mask.dtype != torch.bool and not values_already_checked() and not ((mask == 0) | (mask == 1)).all():
         raise ValueError(
             "mask must be binary (values in {0, 1}, 1 = hole), got values in "
             f"[{mask.min().item():g}, {mask.max().item():g}]; threshold it with (mask > 0.5).float()")
@@ -265,7 +276,7 @@ def generator_loss(x: torch.Tensor, x1: torch.Tensor, x2: torch.Tensor, mask: to
     local_x2 = None if x2_terms is None else local_patch(x2, bbox)
     h, wd = local_x.shape[-2:]
     gamma = w.spatial_discounting_gamma if w.discounted_mask else 1.0
-    weight = spatial_discount(h, wd, gamma, dtype=x.dtype).to(x.device)  # (h, w)
+    weight = _discount_on(h, wd, float(gamma), x.dtype, x.device)  # (h, w), cached
     l1 = discounted_l1_loss(local_x, local_x1, local_x2, weight, w.coarse_l1_alpha)
     ae = ae_loss(x, x1, x2_terms, mask, w.coarse_l1_alpha)
     predicted = x1 if w.pretrain_coarse_network else x2

@@ -162,7 +162,7 @@ def _check_bbox(bbox: Sequence[int], height: int, width: int) -> BBox:
 
 def bbox_to_mask(bbox: Sequence[int], height: int, width: int,
                  max_delta: Union[int, Sequence[int]] = (32, 32),
-                 generator: GeneratorLike = None) -> torch.Tensor:
+                 generator: GeneratorLike = None, device: Optional[torch.device] = None) -> torch.Tensor:
     """The hole inside a box: the box shrunk by a random margin on each side.
 
     Release (``bbox2mask``/``npmask``): ``delta_h = randint(0 .. max_delta_h // 2)``
@@ -183,7 +183,7 @@ def bbox_to_mask(bbox: Sequence[int], height: int, width: int,
     g = _as_generator(generator)
     delta_h = _randint(0, max_dh // 2 + 1, g)
     delta_w = _randint(0, max_dw // 2 + 1, g)
-    mask = torch.zeros(1, 1, height, width)  # (1, 1, H, W)
+    mask = torch.zeros(1, 1, height, width, device=device)  # (1, 1, H, W), made on ``device`` (no copy)
     mask[..., top + delta_h: top + box_h - delta_h, left + delta_w: left + box_w - delta_w] = 1.0
     return mask
 
@@ -193,7 +193,8 @@ def random_box_mask(batch: int = 1, height: int = 256, width: int = 256,
                     margin: Union[int, Sequence[int]] = (0, 0),
                     max_delta: Union[int, Sequence[int]] = (32, 32),
                     per_sample: bool = False,
-                    generator: GeneratorLike = None) -> tuple[torch.Tensor, list[BBox]]:
+                    generator: GeneratorLike = None,
+                    device: Optional[torch.device] = None) -> tuple[torch.Tensor, list[BBox]]:
     """Random box holes for a batch: :func:`random_bbox` then :func:`bbox_to_mask`.
 
     Release: ONE box and one hole per batch, shared by all images (``per_sample=False``,
@@ -210,7 +211,7 @@ def random_box_mask(batch: int = 1, height: int = 256, width: int = 256,
     masks, bboxes = [], []
     for _ in range(count):
         bbox = random_bbox(height, width, box_height, box_width, margin, generator=g)
-        masks.append(bbox_to_mask(bbox, height, width, max_delta, generator=g))  # (1, 1, H, W)
+        masks.append(bbox_to_mask(bbox, height, width, max_delta, generator=g, device=device))  # (1, 1, H, W)
         bboxes.append(bbox)
     return torch.cat(masks, dim=0), bboxes  # (B or 1, 1, H, W)
 

@@ -167,14 +167,35 @@ def upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     """
     B, _, H, W = x.shape
     c_out = weight.shape[0]
-    taps = torch.tensor(_PARITY_TAPS, dtype=weight.dtype, device=weight.device)  # (2, 2, 3): A_u
+    taps = _parity_taps(weight.dtype, weight.device)  # (2, 2, 3): A_u
     kernels = torch.einsum("uak,oikl,vbl->uvoiab", taps, weight, taps)  # (2, 2, C_out, C_in, 2, 2)
     kernels = kernels.reshape(4 * c_out, weight.shape[1], 2, 2)  # (u, v, C_out) outputs
     b4 = None if bias is None else bias.repeat(4)
-    y = F.conv2d(x, kernels, b4, 1, 1).view(B, 2, 2, c_out, H + 1, W + 1)  # window start I + u
+    y = F.conv2d(x, kernels, b4, 1, 1)  # (B, 4 C_out, H + 1, W + 1)
+    nhwc_out = _is_channels_last(y)
+    y = y.view(B, 2, 2, c_out, H + 1, W + 1)  # window start I + u
     parts = [y[:, u, v, :, u:u + H, v:v + W] for u in (0, 1) for v in (0, 1)]  # each (B, C_out, H, W)
     out = torch.stack(parts, dim=-1).view(B, c_out, H, W, 2, 2)  # (.., I, J, u, v)
+    if nhwc_out:  # interleave in NHWC so the output stays channels_last (same values)
+        nhwc = out.permute(0, 2, 3, 4, 5, 1)  # (B, I, J, u, v, C_out), a view of the stacked parts
+        return nhwc.permute(0, 1, 3, 2, 4, 5).reshape(B, 2 * H, 2 * W, c_out).permute(0, 3, 1, 2)
     return out.permute(0, 1, 2, 4, 3, 5).reshape(B, c_out, 2 * H, 2 * W)  # (B, C_out, 2H, 2W)
+
+
+_TAPS: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
+
+
+def _parity_taps(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
+    """``_PARITY_TAPS`` as a (2, 2, 3) tensor, made once per dtype and device (a copy per call would wait for the GPU)."""
+    key = (dtype, torch.device(device))
+    if key not in _TAPS:
+        _TAPS[key] = torch.tensor(_PARITY_TAPS, dtype=dtype, device=device)
+    return _TAPS[key]
+
+
+def _is_channels_last(x: torch.Tensor) -> bool:
+    """A 4-d tensor stored NHWC (``channels_last``) and not also plain contiguous (C or H*W of 1)."""
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous()
 
 
 def _is_pixel_repetition(n: int) -> bool:
@@ -340,6 +361,12 @@ def _gather_axis(x: torch.Tensor, dim: int, idx: torch.Tensor) -> tuple[torch.Te
     """
     n_in, table = x.shape[dim], idx.tolist()
     if len(table) == 2 * n_in and table == [i // 2 for i in range(2 * n_in)]:
+        if dim in (2, 3) and _is_channels_last(x):  # repeat in NHWC: the copy stays channels_last
+            nhwc = x.permute(0, 2, 3, 1)  # (B, H, W, C), contiguous
+            shape = list(nhwc.shape)
+            shape.insert(dim, 2)
+            rep = nhwc.unsqueeze(dim).expand(shape).flatten(dim - 1, dim)  # (B, 2H, W, C) or (B, H, 2W, C)
+            return rep.permute(0, 3, 1, 2), True
         shape = list(x.shape)
         shape.insert(dim + 1, 2)
         rep = x.unsqueeze(dim + 1).expand(shape)  # a view: (.., n, 2, ..)

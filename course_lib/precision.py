@@ -8,11 +8,12 @@ fast path. On a CPU mixed precision is off (the course's CPU runs are float32).
 """
 from __future__ import annotations
 
-from typing import Optional, Union
+import contextlib
+from typing import Any, Optional, Union
 
 import torch
 
-__all__ = ["choose_amp", "resolve_amp", "BF16_FROM_CAPABILITY"]
+__all__ = ["choose_amp", "resolve_amp", "autocast_on", "float32_under_autocast", "BF16_FROM_CAPABILITY"]
 
 BF16_FROM_CAPABILITY = (8, 0)  # Ampere: the first tensor cores with bf16
 
@@ -40,3 +41,24 @@ def choose_amp(device: Union[str, torch.device, None] = None,
 def resolve_amp(amp: str, device: Union[str, torch.device]) -> str:
     """A config's ``amp`` with ``"auto"`` replaced by :func:`choose_amp` of ``device``; others unchanged."""
     return choose_amp(device) if amp == "auto" else amp
+
+
+def autocast_on(device_type: str) -> bool:
+    """True inside ``torch.autocast`` for ``device_type`` (the per-device query of torch >= 2.4, else the old ones)."""
+    try:
+        return bool(torch.is_autocast_enabled(device_type))
+    except TypeError:  # torch < 2.4
+        return bool(torch.is_autocast_enabled() if device_type == "cuda" else torch.is_autocast_cpu_enabled())
+    except RuntimeError:  # a device without autocast (e.g. "meta", used to count FLOPs)
+        return False
+
+
+def float32_under_autocast(device_type: str) -> Any:
+    """A context that turns autocast off for ``device_type`` when it is on (else does nothing).
+
+    For the few layers that must run in float32 inside a mixed-precision step: the contextual
+    attention's logits and the critics' last dense layer (their inputs are cast with ``.float()``).
+    """
+    if autocast_on(device_type):
+        return torch.autocast(device_type=device_type, enabled=False)
+    return contextlib.nullcontext()

@@ -29,7 +29,9 @@ Command line::
 Everything a run writes lives in ``--out``: ``config.json``, ``checkpoints/step_*.pt``
 (atomic, the last ``keep_last`` kept), ``log.csv`` (every loss, every step), ``images/``
 (input | coarse | refined | flow | real grids), ``val.csv`` (validation metrics) and
-``tb/`` (TensorBoard events, when tensorboard is installed).
+``tb/`` (TensorBoard events, when tensorboard is installed). With ``--mirror DIR`` (``mirror_dir``)
+the newest checkpoint is also copied to ``DIR/latest.pt`` (with ``log.csv`` and ``val.csv``), from
+which ``--resume`` continues when ``--out`` is empty (a fresh Colab VM).
 
 Taught in notebook 95 (training on Colab).
 """
@@ -40,6 +42,7 @@ import contextlib
 import csv
 import math
 import os
+import shutil
 import signal
 import sys
 import threading
@@ -53,16 +56,18 @@ import torch
 import torch.nn as nn
 from PIL import Image
 from torch.nn.parallel import DistributedDataParallel as DDP
-from torch.utils.data import DataLoader, Dataset, DistributedSampler
+from torch.utils.data import DataLoader, Dataset
 
 from course_lib import checkpoint as ckpt_io
 from course_lib.config import TrainConfig, load_config, apply_overrides
 from course_lib.critics import GlobalCritic, LocalCritic
-from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_flag, cleanup_distributed,
-                                    init_distributed, max_replica_difference)
+from course_lib.distributed import (DistInfo, all_gather_objects, all_reduce_flag, all_reduce_flags,
+                                    cleanup_distributed, init_distributed, max_replica_difference)
+from course_lib.determinism import explain_nondeterministic_error, set_deterministic
 from course_lib.ema import WeightEMA
+from course_lib.flow import flow_pictures
 from course_lib.generator import Generator
-from course_lib.losses import LossWeights, critic_loss, generator_loss
+from course_lib.losses import LossWeights, critic_loss, generator_loss, mask_values_checked
 from course_lib.masks import MaskFolder, random_box_mask, training_holes
 from course_lib.ops import use_fast_path
 from course_lib.precision import resolve_amp
@@ -124,12 +129,16 @@ class TrainResult:
 class BatchStream:
     """Endless batches in a reproducible order, with a position that a checkpoint can store.
 
-    Each epoch is a ``DistributedSampler`` permutation (seeded with ``seed`` and the
-    epoch number, this rank's share of it); ``index`` counts the samples this rank has
-    consumed in the current epoch, so ``(epoch, index)`` is the exact data position: a
-    resumed run skips the first ``index`` samples of the same permutation. Batches are
-    full (the last partial batch of an epoch is dropped, as a fixed-shape TF pipeline).
-    The dataset's ``set_epoch`` (when it has one) is called too, so random crops repeat.
+    Each epoch is one permutation of the data set (``torch.randperm`` seeded with
+    ``seed + epoch``, as ``DistributedSampler`` draws it), read in global batches of
+    ``batch_size * world_size`` samples: rank ``r`` takes the ``r``-th ``batch_size`` slice of
+    each. ``global_index`` counts the samples all ranks together have consumed in the current
+    epoch, so ``(epoch, global_index)`` is the exact data position whatever the number of
+    processes: a run resumed on another number of GPUs continues at the same sample of the same
+    permutation (``index`` is this rank's own count). With one process this is the plain
+    permutation in batches. Global batches are full (the last partial one of an epoch is
+    dropped, as a fixed-shape TF pipeline). The dataset's ``set_epoch`` (when it has one) is
+    called too, so random crops repeat.
     """
 
     def __init__(self, dataset: Dataset, batch_size: int, seed: int = 0, rank: int = 0,
@@ -142,18 +151,24 @@ class BatchStream:
         self.rank, self.world_size = rank, world_size
         self.num_workers, self.pin_memory = num_workers, pin_memory
         self.epoch, self.index = epoch, index
+        self.global_index = index * world_size
         self._it: Optional[Iterator] = None
 
     def _epoch_indices(self) -> list[int]:
-        sampler = DistributedSampler(self.dataset, num_replicas=self.world_size, rank=self.rank,
-                                     shuffle=True, seed=self.seed, drop_last=False)
-        sampler.set_epoch(self.epoch)
-        return list(sampler)
+        """This rank's samples for the rest of the epoch, from ``global_index`` on."""
+        g = torch.Generator()
+        g.manual_seed(self.seed + self.epoch)  # DistributedSampler's seed for this epoch
+        perm = torch.randperm(len(self.dataset), generator=g).tolist()
+        step, b = self.batch_size * self.world_size, self.batch_size
+        mine: list[int] = []
+        for start in range(self.global_index, len(perm) - step + 1, step):  # full global batches
+            mine.extend(perm[start + self.rank * b:start + (self.rank + 1) * b])
+        return mine
 
     def _start(self) -> None:
         if hasattr(self.dataset, "set_epoch"):
             self.dataset.set_epoch(self.epoch)
-        remaining = self._epoch_indices()[self.index:]
+        remaining = self._epoch_indices()
         loader = DataLoader(self.dataset, batch_size=self.batch_size, sampler=remaining, drop_last=True,
                             num_workers=self.num_workers, pin_memory=self.pin_memory,
                             persistent_workers=False, worker_init_fn=_worker_ignores_ctrl_c)
@@ -167,9 +182,10 @@ class BatchStream:
             try:
                 batch = next(self._it)
             except StopIteration:
-                self.epoch, self.index, self._it = self.epoch + 1, 0, None
+                self.epoch, self.index, self.global_index, self._it = self.epoch + 1, 0, 0, None
                 continue
             self.index += self.batch_size
+            self.global_index += self.batch_size * self.world_size
             if isinstance(batch, (list, tuple)):
                 batch = batch[0]
             elif isinstance(batch, dict):
@@ -178,10 +194,15 @@ class BatchStream:
         raise RuntimeError("the data stream produced no batch in a whole epoch")  # pragma: no cover
 
     def state_dict(self) -> dict[str, int]:
-        return {"epoch": int(self.epoch), "index": int(self.index), "seed": int(self.seed)}
+        return {"epoch": int(self.epoch), "index": int(self.index), "global_index": int(self.global_index),
+                "world_size": int(self.world_size), "seed": int(self.seed)}
 
-    def load_state_dict(self, state: dict[str, int]) -> None:
-        self.epoch, self.index, self.seed = int(state["epoch"]), int(state["index"]), int(state["seed"])
+    def load_state_dict(self, state: dict[str, int], world_size: int = 1) -> None:
+        """Continue at a saved position; ``world_size`` is the saving run's, for checkpoints that
+        predate ``global_index`` (they counted ``index`` per rank)."""
+        self.epoch, self.seed = int(state["epoch"]), int(state["seed"])
+        self.global_index = int(state.get("global_index", int(state["index"]) * int(world_size)))
+        self.index = self.global_index // self.world_size
         self._it = None
 
 
@@ -271,12 +292,26 @@ def rewind_csv(path: Union[str, os.PathLike], step: int) -> int:
     return len(body) - len(kept)
 
 
-def _finite(values: dict[str, torch.Tensor]) -> tuple[bool, dict[str, float]]:
-    """All losses finite? Plus their float values (one device sync for all of them)."""
-    names = list(values)
-    numbers = torch.stack([values[k].detach().float().reshape(()) for k in names]).tolist()
-    floats = dict(zip(names, numbers))
-    return all(math.isfinite(v) for v in numbers), floats
+def _loss_rows(rows: list[dict[str, torch.Tensor]], dist_info: DistInfo) -> tuple[list[dict[str, float]], list[bool]]:
+    """The float values of an iteration's losses, and per row whether any rank saw a non-finite one.
+
+    ``rows``: one dict of scalar tensors per update (the critic updates, then the generator's).
+    One device sync for all of them (a single ``tolist``); under DDP the per-row "non-finite"
+    flags are all-reduced (MAX) on the device first, so every rank stops, or skips, together.
+    """
+    per_row = [torch.stack([v.detach().float().reshape(()) for v in row.values()]) for row in rows]
+    values = torch.cat(per_row)  # (sum of the rows' lengths,)
+    bad = torch.stack([(~torch.isfinite(r)).any() for r in per_row]).float()  # (rows,) 1 = a non-finite loss
+    if dist_info.distributed:
+        import torch.distributed as tdist
+        tdist.all_reduce(bad, op=tdist.ReduceOp.MAX)
+    numbers = torch.cat([values.flatten(), bad]).tolist()  # the iteration's one sync
+    n = values.numel()
+    floats, k = [], 0
+    for row in rows:
+        floats.append(dict(zip(row, numbers[k:k + len(row)])))
+        k += len(row)
+    return floats, [flag > 0 for flag in numbers[n:]]
 
 
 _TENSORBOARD_NOTED = False
@@ -313,8 +348,8 @@ def _is_out_of_memory(err: BaseException) -> bool:
 def out_of_memory_advice(config: TrainConfig, device: Union[str, torch.device] = "cuda") -> str:
     """What to try when a training step runs out of memory: smaller batches, then smaller images.
 
-    The activations grow with ``batch_size * image_size ** 2`` (README "Memory per batch size",
-    an estimate from :func:`estimate_train_memory`), so halving the batch halves most of it;
+    The activations grow with ``batch_size * image_size ** 2`` (README "Throughput and memory per
+    batch size on a GPU", an estimate from :func:`estimate_train_memory`), so halving the batch halves most of it;
     ``amp=bf16`` roughly halves it again on a GPU that has bf16.
     """
     c = config
@@ -328,7 +363,8 @@ def out_of_memory_advice(config: TrainConfig, device: Union[str, torch.device] =
         tips.append(f"--set image_size={half - half % 8} --set hole_size={max(8, c.hole_size // 2)}")
     where = f"{torch.device(device).type} memory"
     return (f"out of {where} at batch_size {c.batch_size}, image_size {c.image_size} (cnum {c.cnum}); try "
-            + " or ".join(tips) + " (README 'Memory per batch size' has an estimate per batch size at 256 px); "
+            + " or ".join(tips) + " (README 'Throughput and memory per batch size on a GPU' has the memory per batch "
+            "size at 256 px: an estimate until scripts/gpu_check.py measures it); "
             "the last checkpoint is untouched, so --resume continues from it")
 
 
@@ -342,7 +378,8 @@ def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None)
     Weights, gradients and Adam's two moments are ``4 x`` the parameters' bytes. Returns
     ``{"parameters", "activations_per_image", "activations_fixed", "total"}`` for
     ``batch_size`` (default: the config's). An estimate: the allocator's caching, cuDNN's
-    workspaces and the temporaries of the backward pass come on top (README "Memory per batch size").
+    workspaces and the temporaries of the backward pass come on top (README "Throughput and memory
+    per batch size on a GPU").
     """
     from course_lib.losses import critic_loss, generator_loss
     c = config
@@ -387,7 +424,8 @@ def estimate_train_memory(config: TrainConfig, batch_size: Optional[int] = None)
 
 
 def memory_table(config: Union[TrainConfig, str] = "places2", batch_sizes: tuple[int, ...] = (1, 2, 4, 8, 16, 32)) -> str:
-    """README's "Memory per batch size" table: :func:`estimate_train_memory` for each batch size, in GiB."""
+    """README's "Throughput and memory per batch size on a GPU" memory table: :func:`estimate_train_memory`
+    for each batch size, in GiB."""
     if not isinstance(config, TrainConfig):
         config = load_config(config)
     est = estimate_train_memory(config, 1)
@@ -417,7 +455,8 @@ class Trainer:
     on CPU "3 steps + resume + 3 steps" gives bit-identical weights to "6 steps". This
     holds with DataLoader workers too, because course_lib's data sets draw their crops
     from ``(seed, epoch, index)`` rather than from a worker's RNG; on a GPU, cuDNN's
-    autotuned kernels (``cudnn_benchmark``) may differ in the last bits between runs.
+    autotuned kernels (``cudnn_benchmark``) and atomics may differ in the last bits between
+    runs unless ``deterministic=true`` (:mod:`course_lib.determinism`; not yet verified on a GPU).
 
     ``dataset`` / ``val_dataset`` replace the config's data sets (e.g. in a notebook).
     ``init`` starts a NEW run from other weights (``train --init``: an official name, a
@@ -432,6 +471,8 @@ class Trainer:
                  init: Union[None, str, os.PathLike] = None, fresh_critics: bool = False) -> None:
         self.config = config
         self.out_dir = Path(out_dir)
+        if config.deterministic:  # before the first CUDA call: cuBLAS reads CUBLAS_WORKSPACE_CONFIG at start
+            set_deterministic(True)  # process-wide (course_lib.determinism)
         self.dist: DistInfo = init_distributed(config.device)
         self.device = self.dist.device
         # One writer per run folder: refuse now if another live run trains into it (fit() holds it).
@@ -450,7 +491,7 @@ class Trainer:
                 m.to(memory_format=torch.channels_last)
         use_fast_path(*self.models)  # the fast training path: the same maths to float rounding (course_lib.ops)
         if self.device.type == "cuda":
-            torch.backends.cudnn.benchmark = config.cudnn_benchmark
+            torch.backends.cudnn.benchmark = config.cudnn_benchmark and not config.deterministic
         betas = tuple(config.betas)
         self.opt_g = torch.optim.Adam(self.generator.parameters(), lr=config.lr, betas=betas)
         self.opt_d = torch.optim.Adam(list(self.local_critic.parameters())
@@ -496,6 +537,8 @@ class Trainer:
                              "new --out, or continue that run with --resume")
         if saved is not None:
             self._load_state(saved)
+            if self.dist.is_main and self.config.mirror_dir and Path(saved["path"]).parent == Path(self.config.mirror_dir):
+                self._restore_mirrored_logs()
         elif init is not None:  # train --init: weights only; fresh optimisers, step 0
             from course_lib.pretrained import init_models
             self._notes.append("initialised " + init_models(init, config, self.generator, self.local_critic,
@@ -543,6 +586,8 @@ class Trainer:
             return None
         if resume is True or resume == "auto" or resume == "latest":
             found = ckpt_io.latest_checkpoint(self.out_dir)
+            if found is None and self.config.mirror_dir:  # a fresh machine: the local disk is empty
+                found = ckpt_io.mirrored_checkpoint(self.config.mirror_dir)
             if found is None and resume is True:
                 raise FileNotFoundError(f"--resume: no checkpoint in {self.checkpoint_dir}; start "
                                         "without --resume, or pass the path of a checkpoint")
@@ -646,12 +691,15 @@ class Trainer:
         c = self.config
         if c.hole_kind == "box" and not c.hole_per_sample:
             mask, bboxes = random_box_mask(batch, c.image_size, c.image_size, c.hole_size, c.hole_size,
-                                           margin=c.margin, max_delta=c.max_delta, generator=self.mask_rng)
-            return mask.to(self.device), bboxes[0]
+                                           margin=c.margin, max_delta=c.max_delta, generator=self.mask_rng,
+                                           device=self.device)  # drawn on the CPU RNG, made on the device
+            return mask, bboxes[0]
         mask, bboxes = training_holes(c.hole_kind, batch, c.image_size, c.hole_size, c.max_delta, c.margin,
                                       generator=self.mask_rng, per_sample=c.hole_per_sample,
                                       folder=self.mask_folder)
-        return mask.to(self.device), bboxes
+        if self.device.type == "cuda":  # strokes and folder masks are drawn on the CPU: copy from pinned memory
+            mask = mask.pin_memory()
+        return mask.to(self.device, non_blocking=True), bboxes
 
     def _generate(self, x_incomplete: torch.Tensor, mask: torch.Tensor, train: bool,
                   generator: Optional[nn.Module] = None) -> tuple[torch.Tensor, torch.Tensor, Optional[torch.Tensor]]:
@@ -688,24 +736,35 @@ class Trainer:
         out["g_total"] = out.pop("total")
         return out
 
-    def _check(self, values: dict[str, torch.Tensor], phase: str) -> dict[str, float]:
-        ok, floats = _finite(values)
-        if all_reduce_flag(not ok, self.dist):
+    def _check_iteration(self, rows: list[dict[str, torch.Tensor]]) -> list[dict[str, float]]:
+        """Check an iteration's losses once, after its updates (one device sync); return their floats.
+
+        ``rows``: the critic updates' losses, then the generator's. A non-finite loss stops the
+        run (:class:`NonFiniteLossError`) before anything is logged or saved, on every rank at
+        once (the flags are all-reduced). Under fp16 the scaler has already skipped such an
+        update: it is counted (:attr:`skipped_updates`) and the run stops only after
+        :data:`FP16_SKIP_LIMIT` non-finite updates in a row of one phase.
+        """
+        floats, bad = _loss_rows(rows, self.dist)
+        phases = ["critic"] * (len(rows) - 1) + ["generator"]
+        for phase, values, nonfinite in zip(phases, floats, bad):
+            if not nonfinite:
+                self._nonfinite_in_a_row[phase] = 0
+                continue
             # fp16: the scaler skips an update whose gradients are not finite and lowers its scale;
             # count it (skipped_updates) and stop only after FP16_SKIP_LIMIT in a row.
             if self.amp == "fp16" and self._nonfinite_in_a_row[phase] + 1 < FP16_SKIP_LIMIT:
                 self._nonfinite_in_a_row[phase] += 1
                 self.skipped_updates += 1
-                return floats
-            bad = ", ".join(f"{k}={v}" for k, v in floats.items() if not math.isfinite(v)) or "on another rank"
+                continue
+            shown = ", ".join(f"{k}={v}" for k, v in values.items() if not math.isfinite(v)) or "on another rank"
             where = (f"the last good checkpoint is {self.last_checkpoint} (resume with --resume)"
                      if self.last_checkpoint else "no checkpoint was written yet")
             raise NonFiniteLossError(
-                f"non-finite {phase} loss at step {self.step + 1}: {bad}. Training stopped without "
-                f"writing this step; {where}. Try a lower lr (--set lr=...), amp=off, or check the "
+                f"non-finite {phase} loss at step {self.step + 1}: {shown}. Training stopped without "
+                f"saving this step; {where}. Try a lower lr (--set lr=...), amp=off, or check the "
                 "data for broken images" + (f" ({FP16_SKIP_LIMIT} non-finite {phase} updates in a row under fp16)"
                                             if self.amp == "fp16" else ""))
-        self._nonfinite_in_a_row[phase] = 0
         return floats
 
     def _set_critics_trainable(self, flag: bool) -> None:
@@ -714,45 +773,56 @@ class Trainer:
                 p.requires_grad_(flag)
 
     def train_step(self) -> dict[str, float]:
-        """One release iteration: ``critic_steps`` critic updates, then one generator update."""
+        """One release iteration: ``critic_steps`` critic updates, then one generator update.
+
+        Nothing in it waits for the GPU but one read of all its losses at the end
+        (:meth:`_check_iteration`; fp16's GradScaler adds one per update): holes are drawn on
+        the device, the masks' values are checked on the first iteration only (the trainer's
+        samplers make binary masks), and the flow picture is not drawn (:meth:`save_images`
+        draws it for the images it shows). ``tests/test_gpu_path.py`` counts the reads.
+        """
         c = self.config
         self.generator.train(), self.local_critic.train(), self.global_critic.train()
-        critic_sums: dict[str, float] = {k: 0.0 for k in CRITIC_KEYS}
-        for _ in range(c.critic_steps):
-            x = self._to_device(self.stream.next())  # (B, 3, H, W)
-            mask, bbox = self.sample_hole(x.shape[0])  # (1, 1, H, W)
-            with torch.no_grad(), self.autocast():
-                _, x2, _ = self._generate(x * (1.0 - mask), mask, train=False)
-            losses = self._critic_losses(x, x2, mask, bbox)
-            floats = self._check(losses, "critic")
-            self.opt_d.zero_grad(set_to_none=True)
-            self.scaler_d.scale(losses["d_total"]).backward()
-            self.scaler_d.step(self.opt_d)
-            self.scaler_d.update()
-            for k in CRITIC_KEYS:
-                critic_sums[k] += floats[k] / c.critic_steps
+        checked = getattr(self, "_values_checked", False)  # the first iteration of this process checks
+        with mask_values_checked(checked), flow_pictures(False):
+            rows = []
+            for _ in range(c.critic_steps):
+                x = self._to_device(self.stream.next())  # (B, 3, H, W)
+                mask, bbox = self.sample_hole(x.shape[0])  # (1, 1, H, W)
+                with torch.no_grad(), self.autocast():
+                    _, x2, _ = self._generate(x * (1.0 - mask), mask, train=False)
+                losses = self._critic_losses(x, x2, mask, bbox)
+                self.opt_d.zero_grad(set_to_none=True)
+                self.scaler_d.scale(losses["d_total"]).backward()
+                self.scaler_d.step(self.opt_d)
+                self.scaler_d.update()
+                rows.append({k: losses[k] for k in CRITIC_KEYS})
 
-        x = self._to_device(self.stream.next())  # (B, 3, H, W)
-        mask, bbox = self.sample_hole(x.shape[0])
-        self._set_critics_trainable(False)  # the generator step must not touch the critics
-        try:
-            with self.autocast():
-                x1, x2, flow = self._generate(x * (1.0 - mask), mask, train=True)
-            losses = self._generator_losses(x, x1, x2, mask, bbox)
-            floats = self._check(losses, "generator")
-            self.opt_g.zero_grad(set_to_none=True)
-            self.scaler_g.scale(losses["g_total"]).backward()
-            self.scaler_g.step(self.opt_g)
-            self.scaler_g.update()
-            if self.ema is not None:
-                self.ema.update(self.generator)
-        finally:
-            self._set_critics_trainable(True)
+            x = self._to_device(self.stream.next())  # (B, 3, H, W)
+            mask, bbox = self.sample_hole(x.shape[0])
+            self._set_critics_trainable(False)  # the generator step must not touch the critics
+            try:
+                with self.autocast():
+                    x1, x2, _ = self._generate(x * (1.0 - mask), mask, train=True)
+                losses = self._generator_losses(x, x1, x2, mask, bbox)
+                self.opt_g.zero_grad(set_to_none=True)
+                self.scaler_g.scale(losses["g_total"]).backward()
+                self.scaler_g.step(self.opt_g)
+                self.scaler_g.update()
+                if self.ema is not None:
+                    self.ema.update(self.generator)
+            finally:
+                self._set_critics_trainable(True)
+            rows.append({k: losses[k] for k in GENERATOR_KEYS})
+        floats = self._check_iteration(rows)
+        self._values_checked = True
         self.step += 1
-        self._last_batch = (x.detach(), mask, x1.detach(), x2.detach(),
-                            None if flow is None else flow.detach().float())
-        row = {**critic_sums, **{k: floats[k] for k in GENERATOR_KEYS}}
-        return row
+        self._last_batch = (x.detach(), mask, x1.detach(), x2.detach())
+        critic_means: dict[str, float] = {k: 0.0 for k in CRITIC_KEYS}
+        for row in floats[:-1]:
+            for k in CRITIC_KEYS:
+                critic_means[k] += row[k] / c.critic_steps
+        return {**critic_means, **floats[-1]}
 
     # -- state
     def state_dict(self, gather_rng: bool = True) -> dict[str, Any]:
@@ -799,13 +869,17 @@ class Trainer:
         if saved.get("scaler_d"):
             self.scaler_d.load_state_dict(saved["scaler_d"])
         self.step = int(saved["step"])
-        self.stream.load_state_dict(saved["data"])
+        self.stream.load_state_dict(saved["data"], world_size=int(saved.get("world_size", 1)))
         per_rank = saved.get("rng_per_rank") or [saved["rng"]]
         same_world = int(saved.get("world_size", 1)) == self.dist.world_size and len(per_rank) > self.dist.rank
         rng = per_rank[self.dist.rank] if same_world else saved["rng"]
         ckpt_io.restore_rng_state(rng, self.mask_rng)
         if not same_world:  # another number of processes: keep the ranks' hole streams apart
             self.mask_rng.manual_seed(self.config.seed + 1_000_003 * (self.dist.rank + 1) + self.step)
+            self._notes.append(f"resumed on {self.dist.world_size} process(es) from a checkpoint of "
+                               f"{int(saved.get('world_size', 1))}: the data continues at sample "
+                               f"{self.stream.global_index} of epoch {self.stream.epoch} (counted over all "
+                               "processes); the holes follow new random streams")
 
     def save_checkpoint(self, gather_rng: bool = True) -> Optional[Path]:
         """Write ``checkpoints/step_N.pt`` atomically (rank 0), prune to ``keep_last``; return its path.
@@ -815,17 +889,46 @@ class Trainer:
         """
         state = ckpt_io.to_cpu(self.state_dict(gather_rng=gather_rng))  # a CPU machine can torch.load it
         self._saved_step = self.step  # on every rank, so all ranks take the same save decisions
+        bad = [f"{name}.{k}" for name in ("generator", "local_critic", "global_critic")
+               for k, v in state[name].items() if v.is_floating_point() and not torch.isfinite(v).all()]
+        # every rank decides together (gather_rng=False: an interrupted rank saves alone, no collective)
+        any_bad = all_reduce_flag(bool(bad), self.dist) if gather_rng else bool(bad)
+        if any_bad:
+            raise NonFiniteLossError(f"weights {bad[:3] or '(on another rank)'} are not finite at step {self.step}; "
+                                     f"not saving. The last good checkpoint is {self.last_checkpoint}")
         if not self.dist.is_main:
             return None
-        for name in ("generator", "local_critic", "global_critic"):
-            bad = [k for k, v in state[name].items() if v.is_floating_point() and not torch.isfinite(v).all()]
-            if bad:
-                raise NonFiniteLossError(f"{name} weights {bad[:3]} are not finite at step {self.step}; "
-                                         f"not saving. The last good checkpoint is {self.last_checkpoint}")
         path = ckpt_io.atomic_save(state, ckpt_io.checkpoint_path(self.checkpoint_dir, self.step))
         ckpt_io.prune_checkpoints(self.checkpoint_dir, self.config.keep_last)
         self.last_checkpoint = path
+        self._mirror(path)
         return path
+
+    def _restore_mirrored_logs(self) -> None:
+        """Resumed from the mirror (a fresh machine): bring its CSV logs back into the empty run folder."""
+        self.out_dir.mkdir(parents=True, exist_ok=True)
+        for name in self.MIRRORED_LOGS:
+            src, dst = Path(self.config.mirror_dir) / name, self.out_dir / name
+            if src.is_file() and not dst.exists():
+                shutil.copyfile(src, dst)
+        self._notes.append(f"resumed from the mirror {self.config.mirror_dir} (no checkpoint in {self.out_dir})")
+
+    MIRRORED_LOGS = ("log.csv", "val.csv")  # copied beside the checkpoint; images and tb/ are not
+
+    def _mirror(self, path: Path) -> None:
+        """Copy the new checkpoint to ``mirror_dir/latest.pt`` and the CSV logs beside it (each one file,
+        replaced atomically); a failed copy is a warning (the local files are intact), so a Drive
+        hiccup does not stop training."""
+        if not self.config.mirror_dir:
+            return
+        try:
+            ckpt_io.mirror_checkpoint(path, self.config.mirror_dir)
+            for name in self.MIRRORED_LOGS:
+                if (self.out_dir / name).is_file():
+                    ckpt_io.mirror_checkpoint(self.out_dir / name, self.config.mirror_dir, name=name)
+        except OSError as err:
+            self._say(f"warning: could not copy {path.name} to the mirror {self.config.mirror_dir} ({err}); "
+                      "the local checkpoint is intact, the mirror keeps its previous copy")
 
     def export_generator(self, path: Union[str, os.PathLike], half: bool = False) -> Path:
         """Generator-only weights ``{"generator": state_dict, "config": {...}}`` (for inference/demo).
@@ -889,8 +992,9 @@ class Trainer:
         """Grid of the last generator batch: input | coarse | refined | flow | real (rank 0)."""
         if not self.dist.is_main or not hasattr(self, "_last_batch"):
             return None
-        x, mask, x1, x2, flow = (t[:4] if t is not None else None for t in self._last_batch)
+        x, mask, x1, x2 = (t[:4] for t in self._last_batch)
         x_in = x * (1.0 - mask)
+        flow = self._flow_picture(x_in, mask[:4])
         cols = [x_in + mask, x1 * mask + x_in, x2 * mask + x_in]  # hole shown white in the input
         if flow is not None:
             cols.append(flow)
@@ -899,6 +1003,22 @@ class Trainer:
         if self._tb is not None:
             self._tb.add_image("samples", image_grid(cols), self.step, dataformats="HWC")
         return path
+
+    @torch.no_grad()
+    def _flow_picture(self, x_incomplete: torch.Tensor, mask: torch.Tensor) -> Optional[torch.Tensor]:
+        """The attention's flow picture (B, 3, h, w) for the shown images: drawn here only, not in the
+        training steps, which never look at it (None for ``coarse_only``)."""
+        if self.config.coarse_only:
+            return None
+        generator = self.generator
+        was_training = generator.training
+        generator.eval()
+        try:
+            with flow_pictures(True), self.autocast():
+                _, _, flow = generator(x_incomplete, mask)
+        finally:
+            generator.train(was_training)
+        return None if flow is None else flow.float()
 
     # -- validation
     def _validation_batch(self) -> Optional[tuple[torch.Tensor, torch.Tensor]]:
@@ -931,7 +1051,7 @@ class Trainer:
         outs = []
         for i in range(0, x.shape[0], self.config.batch_size):
             xi, mi = x[i:i + self.config.batch_size], mask[i:i + self.config.batch_size]
-            with self.autocast():
+            with self.autocast(), flow_pictures(False):  # validation never looks at the flow picture
                 _, x2, _ = self._generate(xi * (1.0 - mi), mi, train=False, generator=generator)
             outs.append(x2.float() * mi + xi * (1.0 - mi))  # (b, 3, H, W) completed
         generator.train(was_training)
@@ -939,8 +1059,10 @@ class Trainer:
         return validation_metrics(x, completed, mask)
 
     def _log_validation(self) -> None:
+        if not self.dist.is_main:  # rank 0 alone: the others go on to the next collective and wait there
+            return
         metrics = self.validate()
-        if not metrics or not self.dist.is_main:
+        if not metrics:
             return
         path = self.out_dir / "val.csv"
         new = not path.is_file()
@@ -1010,6 +1132,8 @@ class Trainer:
         if self._lock is not None:
             self._lock.acquire()  # RunLockedError when another run trains into out_dir
             stale = ckpt_io.remove_stale_temporaries(self.checkpoint_dir)
+            if self.config.mirror_dir:  # a copy cut short by a killed VM
+                stale += ckpt_io.remove_stale_temporaries(self.config.mirror_dir)
             if stale:
                 self._notes.append(f"removed {len(stale)} unfinished checkpoint file(s) of a run that was killed")
         try:
@@ -1017,6 +1141,9 @@ class Trainer:
         except RuntimeError as err:
             if _is_out_of_memory(err):
                 raise TrainOutOfMemoryError(out_of_memory_advice(self.config, self.device)) from err
+            explained = explain_nondeterministic_error(err)
+            if explained is not None:  # deterministic=true met an op without a deterministic kernel
+                raise ValueError(explained) from err
             raise
         finally:
             if self._lock is not None:
@@ -1066,9 +1193,8 @@ class Trainer:
                 if self.step % c.val_every == 0:
                     self._log_validation()
                 out_of_time = deadline is not None and time.perf_counter() > deadline
-                stop = all_reduce_flag(self._stop_requested or out_of_time, self.dist)
-                timed = c.snapshot_minutes > 0 and all_reduce_flag(
-                    time.perf_counter() - last_snapshot >= 60.0 * c.snapshot_minutes, self.dist)
+                due = c.snapshot_minutes > 0 and time.perf_counter() - last_snapshot >= 60.0 * c.snapshot_minutes
+                stop, timed = all_reduce_flags([self._stop_requested or out_of_time, due], self.dist)  # one all-reduce
                 if self.step % c.snapshot_every == 0 or self.step == total or stop or timed:
                     self.save_checkpoint()
                     last_snapshot = time.perf_counter()
@@ -1187,6 +1313,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--export", default=None, metavar="PATH",
                         help="after training, also write generator-only weights to PATH")
     parser.add_argument("--export-half", action="store_true", help="store the exported weights as float16")
+    parser.add_argument("--mirror", default=None, metavar="DIR",
+                        help="copy the newest checkpoint to DIR/latest.pt after each save (e.g. a Google Drive "
+                             "folder; mirror_dir); --resume reads it when --out holds no checkpoint (a fresh VM)")
+    parser.add_argument("--deterministic", action="store_true",
+                        help="bit-identical runs on CUDA too: deterministic kernels, no cuDNN autotuning "
+                             "(deterministic=true; slower)")
     parser.add_argument("--print-config", action="store_true", help="print the resolved config and exit")
     _add_data_options(parser)
     return parser
@@ -1222,6 +1354,10 @@ def _data_overrides(args: argparse.Namespace) -> list[str]:
             out.append("hole_kind=folder")
     if args.invert_masks:
         out.append("mask_invert=true")
+    if getattr(args, "mirror", None) is not None:
+        out.append(f"mirror_dir={args.mirror}")
+    if getattr(args, "deterministic", False):
+        out.append("deterministic=true")
     return out
 
 
@@ -1238,6 +1374,8 @@ def main(argv: Optional[list[str]] = None) -> int:
     args.overrides = _data_overrides(args) + args.overrides
     if args.config is None and args.resume is not None:
         found = (ckpt_io.latest_checkpoint(args.out) if args.resume == "auto" else Path(args.resume))
+        if found is None and args.mirror:  # a fresh VM: the run's settings come from the mirror's copy
+            found = ckpt_io.mirrored_checkpoint(args.mirror)
         if found is not None and Path(found).is_dir():
             found = ckpt_io.latest_checkpoint(found)
         base = (TrainConfig.from_dict(ckpt_io.load_checkpoint(found)["config"]) if found is not None

@@ -18,12 +18,20 @@ lands in the JSON; one failing section does not stop the others):
    checkpoint, resumed to step 4, against the same run uninterrupted (twice: the second
    uninterrupted run gives the noise floor of the device); it passes within ``RESUME_TOL`` on
    the generator's weights or within twice the noise floor, and when the checkpoint holds
-   only CPU tensors.
+   only CPU tensors. Then the same with ``deterministic=true`` (``train --deterministic``,
+   :mod:`course_lib.determinism`), where the claim is bit-identical: difference exactly 0.
+   The script sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before CUDA starts (as a fresh
+   ``train --deterministic`` process does) so that this section can run in the same process.
 5. ``inference``: :func:`course_lib.bench.bench_generator` (the fast exact path against the
    reference ops with the release's per-image attention, in the same run; the reference is
    skipped at 2048 where its dense score matrix alone is 16 GiB) and
    :func:`course_lib.bench.bench_inpaint_crop` at 512, 1024 and 2048 px.
-6. ``toy_training``: the ``toy_cpu`` config trained on the device for 3 minutes; the hole
+6. ``loop``: the training loop's GPU hygiene (issue 27): the reads of device values in one
+   release iteration (:func:`course_lib.value_checks.count_value_reads`, and on CUDA the
+   warnings of ``torch.cuda.set_sync_debug_mode``): at most 1 (the losses, read together) plus
+   one per update under fp16 (the GradScaler's own check); every generator layer keeps
+   channels_last under autocast; the critics' scores are float32 under autocast.
+7. ``toy_training``: the ``toy_cpu`` config trained on the device for 3 minutes; the hole
    PSNR of held-out toy images must beat the diffusion fill (the learning check's test).
 
 ``--dry-run`` runs every section on the CPU at tiny sizes in well under a minute (the test
@@ -64,6 +72,7 @@ from course_lib.metrics import psnr
 from course_lib.precision import choose_amp
 from course_lib.schedule import count_iteration_flops
 from course_lib.train import Trainer
+from course_lib.value_checks import count_value_reads, is_host_side
 
 PARITY_TOL = 1e-3   # max |cuda - cpu| / max |cpu|, float32 with TF32 off
 RESUME_TOL = 1e-4   # max |resumed - uninterrupted| of the generator's weights (fp32)
@@ -201,9 +210,9 @@ def check_throughput(device: torch.device, s: dict, work: Path) -> dict:
     return out
 
 
-def _resume_config(s: dict, device: str) -> Any:
+def _resume_config(s: dict, device: str, deterministic: bool = False) -> Any:
     return _config(s["resume_size"], s["resume_cnum"], s["critic_cnum"], 2, device, amp="off",
-                   cudnn_benchmark=False, critic_steps=s["resume_critic_steps"])
+                   cudnn_benchmark=False, critic_steps=s["resume_critic_steps"], deterministic=deterministic)
 
 
 def _train_to(cfg: Any, out: Path, steps: int, resume: Optional[Path] = None) -> dict[str, torch.Tensor]:
@@ -212,26 +221,48 @@ def _train_to(cfg: Any, out: Path, steps: int, resume: Optional[Path] = None) ->
     return {k: v.detach().cpu().clone() for k, v in trainer.generator.state_dict().items()}
 
 
-def _child_train(out: str, device: str, dry: bool) -> None:
+def _child_train(out: str, device: str, dry: bool, deterministic: bool = False) -> None:
     """The process that is killed: trains with a checkpoint every 2 steps until it is killed."""
     if device == "cuda":
         torch.backends.cudnn.deterministic = True  # as in the parent's runs
-    cfg = _resume_config(DRY if dry else FULL, device)
+    cfg = _resume_config(DRY if dry else FULL, device, deterministic)
     cfg.snapshot_every = 2
     Trainer(cfg, out).fit(max_iters=10**6)
 
 
 def check_resume(device: torch.device, s: dict, work: Path, dry: bool) -> dict:
+    """The resume check as configured by default (noise floor allowed), then with the deterministic switch
+    (bit-identical required)."""
+    from course_lib.determinism import set_deterministic
+    out = _resume_once(device, s, work / "default", dry, deterministic=False)
+    before = set_deterministic(False)
+    try:
+        det = _resume_once(device, s, work / "deterministic", dry, deterministic=True)
+    except Exception as err:  # e.g. an op without a deterministic kernel: recorded, the rest still runs
+        det = {"passed": False, "error": f"{type(err).__name__}: {err}"}
+    finally:
+        before.restore()
+    if "error" not in det:
+        det["bit_identical"] = det["max_weight_difference"] == 0.0 and det["noise_floor_two_straight_runs"] == 0.0
+        det["passed"] = det["bit_identical"] and det["checkpoint_tensor_devices"] == ["cpu"]
+    out["deterministic"] = det
+    out["passed"] = out["passed"] and det["passed"]
+    return out
+
+
+def _resume_once(device: torch.device, s: dict, work: Path, dry: bool, deterministic: bool) -> dict:
     """SIGKILL after the step-2 checkpoint, resume to step 4, compare with 4 uninterrupted steps."""
     if device.type == "cuda":
         torch.backends.cudnn.deterministic = True
-    cfg = _resume_config(s, device.type)
+    cfg = _resume_config(s, device.type, deterministic)
     straight = _train_to(cfg, work / "straight", 4)
     again = _train_to(cfg, work / "straight_again", 4)
     killed = work / "killed"
     cmd = [sys.executable, os.path.abspath(__file__), "--_child-train", str(killed), "--device", device.type]
     if dry:
         cmd.append("--dry-run")
+    if deterministic:
+        cmd.append("--deterministic")
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(Path(__file__).resolve().parents[1]),
                                                        os.environ.get("PYTHONPATH", "")]))
     child = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -264,6 +295,54 @@ def _tensors(obj: Any) -> list[torch.Tensor]:
     if isinstance(obj, (list, tuple)):
         return [t for v in obj for t in _tensors(v)]
     return []
+
+
+def check_loop(device: torch.device, s: dict, work: Path) -> dict:
+    """Reads of device values per iteration, channels_last through every generator layer, float32 critic scores."""
+    import warnings
+    amp = choose_amp(device) if device.type == "cuda" else "bf16"  # dry run: CPU autocast, so the path is exercised
+    cfg = _config(s["size"], s["cnum"], s["critic_cnum"], s["step_batch"], device.type, amp=amp,
+                  channels_last=True, critic_steps=5)
+    trainer = Trainer(cfg, work / "loop")
+    trainer.train_step()  # warm-up; the first iteration also checks the masks' values
+    _sync(device)
+    cuda_syncs: Optional[int] = None
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        if device.type == "cuda":
+            torch.cuda.set_sync_debug_mode("warn")
+        try:
+            with count_value_reads() as reads:
+                trainer.train_step()
+        finally:
+            if device.type == "cuda":
+                torch.cuda.set_sync_debug_mode("default")
+    if device.type == "cuda":
+        cuda_syncs = sum(1 for w in caught if "synchroniz" in str(w.message).lower())
+    device_reads = {f"{op} @ {where}": n for (op, where), n in reads.items() if not is_host_side(where)}
+    allowed = 1 + (cfg.critic_steps + 1 if amp == "fp16" else 0)  # fp16: GradScaler.step reads found_inf
+    out: dict[str, Any] = {"amp": amp, "device_reads_per_iteration": device_reads,
+                           "device_reads_total": sum(device_reads.values()), "allowed": allowed,
+                           "cuda_sync_warnings": cuda_syncs,
+                           "host_side_reads": sum(n for (op, where), n in reads.items() if is_host_side(where))}
+    # channels_last through every generator layer, under the run's autocast
+    generator = trainer.generator
+    lost: list[str] = []
+    hooks = [m.register_forward_hook(lambda m, i, o, n=n: lost.append(n) if isinstance(o, torch.Tensor) and
+                                     not o.is_contiguous(memory_format=torch.channels_last) else None)
+             for n, m in generator.named_modules() if n.count(".") == 1]
+    x = trainer._to_device(trainer.stream.next())
+    mask, _ = trainer.sample_hole(x.shape[0])
+    with torch.no_grad(), trainer.autocast():
+        generator(x * (1 - mask), mask)
+        scores = trainer.global_critic(x)
+    for h in hooks:
+        h.remove()
+    out["layers_not_channels_last"] = lost
+    out["critic_score_dtype"] = str(scores.dtype)
+    out["passed"] = (out["device_reads_total"] <= allowed and not lost and scores.dtype == torch.float32
+                     and (cuda_syncs is None or cuda_syncs <= allowed))
+    return out
 
 
 def check_inference(device: torch.device, s: dict) -> dict:
@@ -328,6 +407,7 @@ def run(args: argparse.Namespace) -> dict:
             ("throughput", lambda: check_throughput(device, s, work)),
             ("resume", lambda: check_resume(device, s, work, dry)),
             ("inference", lambda: check_inference(device, s)),
+            ("loop", lambda: check_loop(device, s, work)),
         ]
         for name, fn in sections:
             t0 = time.perf_counter()
@@ -387,13 +467,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--device", default=None, help="cuda (default when available) or cpu")
     parser.add_argument("--budget-minutes", type=float, default=8.0, help="the toy run gets what is left of it")
     parser.add_argument("--_child-train", default=None, help=argparse.SUPPRESS)
+    parser.add_argument("--deterministic", action="store_true", help=argparse.SUPPRESS)  # the child's switch
     return parser
 
 
 def main(argv: Optional[list[str]] = None) -> int:
     args = build_parser().parse_args(argv)
+    # before CUDA starts, as a fresh `train --deterministic` process would (the resume section's second half)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
     if args._child_train:
-        _child_train(args._child_train, "cpu" if args.dry_run else (args.device or "cuda"), args.dry_run)
+        _child_train(args._child_train, "cpu" if args.dry_run else (args.device or "cuda"), args.dry_run,
+                     args.deterministic)
         return 0
     result = run(args)
     path = Path(args.json)

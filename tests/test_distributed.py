@@ -51,8 +51,67 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     assert len((tmp_path / "run" / "log.csv").read_text().splitlines()) == 3
 
 
+def _fault_worker(out: Path) -> None:
+    """Validation on rank 0 only; non-finite weights on rank 1 alone stop BOTH ranks at the save."""
+    import json
+
+    from course_lib.config import TrainConfig
+    from course_lib.train import NonFiniteLossError, Trainer
+
+    config = TrainConfig(data="toy", toy_size=16, val_images=2, image_size=32, hole_size=16, max_delta=4,
+                         cnum=4, critic_cnum=4, batch_size=2, critic_steps=2, max_iters=1, progress="none",
+                         tensorboard=False, device="cpu", seed=0, image_every=1000, val_every=1)
+    trainer = Trainer(config, out / "run")
+    calls = []
+    real_validate = trainer.validate
+    trainer.validate = lambda: calls.append(1) or real_validate()
+    trainer.fit()  # one step: validation at step 1, then the final checkpoint
+    rank = trainer.dist.rank
+    if rank == 1:  # this rank alone finds bad weights (in a real run: a diverged replica)
+        with torch.no_grad():
+            next(trainer.generator.parameters()).fill_(float("nan"))
+    try:
+        trainer.save_checkpoint()
+        raised = ""
+    except NonFiniteLossError as err:
+        raised = str(err)
+    (out / f"faults{rank}.json").write_text(json.dumps({"validate_calls": len(calls), "raised": raised,
+                                                        "global_index": trainer.stream.global_index}))
+    trainer.close()
+
+
+def test_ranks_stop_together_validate_on_rank_0_and_resume_on_another_gpu_count(tmp_path):
+    import json
+
+    from course_lib.train import Trainer
+
+    env = dict(os.environ, OMP_NUM_THREADS="1", PYTHONUNBUFFERED="1")
+    cmd = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2",
+           __file__, str(tmp_path), "faults"]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)  # a hang would time out
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    r0, r1 = (json.loads((tmp_path / f"faults{r}.json").read_text()) for r in (0, 1))
+    assert (r0["validate_calls"], r1["validate_calls"]) == (1, 0)
+    assert "not finite" in r1["raised"] and "on another rank" in r0["raised"]  # both stopped, none waits
+    # 1 step = 3 updates x 2 ranks x batch 2 = 12 samples of the epoch, counted over both ranks
+    assert r0["global_index"] == r1["global_index"] == 12
+    # the run's checkpoint (2 processes) resumed in one process: the data continues at sample 12
+    single = Trainer(_config_of_run(tmp_path / "run"), tmp_path / "run", resume=True)
+    assert single.step == 1 and single.stream.global_index == 12 and single.stream.index == 12
+    assert any("from a checkpoint of 2" in note for note in single._notes)
+
+
+def _config_of_run(run: Path):
+    from course_lib import checkpoint as ckpt_io
+    from course_lib.config import TrainConfig
+    return TrainConfig.from_dict(ckpt_io.load_checkpoint(run)["config"])
+
+
 if __name__ == "__main__":
-    _worker(Path(sys.argv[1]))
+    if sys.argv[2:] == ["faults"]:
+        _fault_worker(Path(sys.argv[1]))
+    else:
+        _worker(Path(sys.argv[1]))
 
 
 def test_a_half_set_torchrun_environment_names_what_is_missing(monkeypatch):

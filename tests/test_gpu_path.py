@@ -202,11 +202,16 @@ def test_gpu_check_dry_run_runs_every_section_on_the_cpu(tmp_path, monkeypatch, 
     assert module.main(["--dry-run", "--json", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["dry_run"] and result["device"] == "cpu" and result["ran_every_section"]
-    assert set(result["sections"]) == {"parity", "precisions", "throughput", "resume", "inference", "toy_training"}
+    assert set(result["sections"]) == {"parity", "precisions", "throughput", "resume", "inference", "loop",
+                                       "toy_training"}
     assert [(r["amp"], r["channels_last"]) for r in result["sections"]["precisions"]["rows"]] == [
         (a, c) for a in ("off", "bf16", "fp16") for c in (False, True)]
     resume = result["sections"]["resume"]
     assert resume["max_weight_difference"] == 0.0 and resume["checkpoint_tensor_devices"] == ["cpu"]
+    assert resume["deterministic"]["bit_identical"] and resume["deterministic"]["passed"]
+    loop = result["sections"]["loop"]
+    assert loop["device_reads_total"] == 1 and loop["passed"], loop  # the losses, read once per iteration
+    assert loop["layers_not_channels_last"] == [] and loop["critic_score_dtype"] == "torch.float32"
     assert result["sections"]["throughput"]["flops_per_iteration"]["tflop"] > 0
     assert "wrote" in capsys.readouterr().out
 

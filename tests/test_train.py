@@ -73,7 +73,7 @@ def test_checkpoint_is_weights_only_and_complete(tmp_path):
     for key in ("generator", "local_critic", "global_critic", "opt_g", "opt_d", "rng", "data", "config"):
         assert key in ckpt
     assert set(ckpt["rng"]) >= {"python", "numpy", "torch", "cuda", "masks"}
-    assert set(ckpt["data"]) == {"epoch", "index", "seed"}
+    assert set(ckpt["data"]) == {"epoch", "index", "global_index", "world_size", "seed"}
     assert TrainConfig.from_dict(ckpt["config"]).cnum == 4
     assert not any(k.startswith(("module.", "_orig_mod.")) for k in ckpt["generator"])
 
