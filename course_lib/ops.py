@@ -47,6 +47,9 @@ __all__ = [
     "fold_same_padding",
     "folded_same_conv2d",
     "same_conv2d_input_grad",
+    "same_conv2d_reach",
+    "same_conv2d_input_grad_window",
+    "nonzero_window",
     "upsample_conv2d",
     "FAST_PATH_FLAGS",
     "use_fast_path",
@@ -206,6 +209,72 @@ def same_conv2d_input_grad(grad: torch.Tensor, weight: torch.Tensor, input_size:
     g = F.conv_transpose2d(grad, weight, None, stride, (pads[0][0], pads[1][0]),
                            (pads[0][1], pads[1][1]), 1, dilation)  # (B, C_in, H + extra, W + extra)
     return g[:, :, crop[0]:crop[0] + input_size[0], crop[1]:crop[1] + input_size[1]]  # (B, C_in, H, W)
+
+
+def same_conv2d_reach(start: int, stop: int, size: int, kernel: int, stride: int = 1,
+                      dilation: int = 1) -> tuple[int, int]:
+    """The output rows ``[i0, i1)`` of a TF ``'SAME'`` conv whose windows read input rows ``[start, stop)``.
+
+    Along one axis of ``size`` input rows: output row ``i`` reads the input rows
+    ``stride * i - before + t * dilation`` for the taps ``t = 0 .. kernel - 1`` (``before``
+    from :func:`same_padding`), so the input gradient on ``[start, stop)`` depends on the
+    output gradient on these rows only: the smallest run holding every output row that
+    reads the input run when ``dilation`` is 1; with a dilation, a run that holds them all
+    (the rows between the taps read nothing there, and add zeros). Empty when ``start == stop``.
+    """
+    if not 0 <= start <= stop <= size:
+        raise ValueError(f"need 0 <= start <= stop <= size, got start={start}, stop={stop}, size={size}")
+    before, _ = same_padding(size, kernel, stride, dilation)
+    n_out = math.ceil(size / stride)
+    if start == stop:
+        return 0, 0
+    i0 = max(0, -((-(start + before - dilation * (kernel - 1))) // stride))  # ceil division
+    i1 = min(n_out, (stop - 1 + before) // stride + 1)
+    return i0, max(i0, i1)
+
+
+def same_conv2d_input_grad_window(grad: torch.Tensor, weight: torch.Tensor, out_start: tuple[int, int],
+                                  window: tuple[tuple[int, int], tuple[int, int]], input_size: tuple[int, int],
+                                  stride: int = 1, dilation: int = 1) -> torch.Tensor:
+    """:func:`same_conv2d_input_grad` on a window of the input only, from a window of the output gradient.
+
+    ``grad`` (B, C_out, h', w') is the output gradient on the output rows/columns starting at
+    ``out_start = (i0, j0)``; it must hold every output row and column that reads the input
+    ``window = ((r0, r1), (c0, c1))`` (:func:`same_conv2d_reach`), the rest of the output
+    gradient being irrelevant there. Returns the input gradient on the window,
+    (B, C_in, r1 - r0, c1 - c0): a padding-free transposed conv of ``grad``, whose output
+    starts at input row ``stride * i0 - before``, then cropped (or zero-extended where no
+    output row reads an input row) to the window. The same numbers as cropping
+    :func:`same_conv2d_input_grad`'s full result, with the work of the window only
+    (the gradient penalty's hole: :meth:`course_lib.critics.Critic.input_gradient`).
+    """
+    kh, kw = weight.shape[-2:]
+    pads = []
+    for axis, (n, k) in enumerate(((input_size[0], kh), (input_size[1], kw))):
+        before, _ = same_padding(n, k, stride, dilation)
+        first = stride * out_start[axis] - before  # input row of the transposed conv's first output row
+        length = (grad.shape[2 + axis] - 1) * stride + dilation * (k - 1) + 1
+        lo, hi = window[axis]
+        pads.append((first - lo, hi - (first + length)))  # > 0: zero rows added, < 0: rows cropped
+    g = F.conv_transpose2d(grad, weight, None, stride, 0, 0, 1, dilation)  # (B, C_in, length_h, length_w)
+    return F.pad(g, (pads[1][0], pads[1][1], pads[0][0], pads[0][1]))  # (B, C_in, r1 - r0, c1 - c0)
+
+
+def nonzero_window(mask: torch.Tensor) -> Optional[tuple[tuple[int, int], tuple[int, int]]]:
+    """The smallest window ``((r0, r1), (c0, c1))`` holding every nonzero of a (.., H, W) mask, or None.
+
+    None when the mask is all zero or the window is the whole map (nothing to crop).
+    Reads the mask on the host (a device sync on a GPU).
+    """
+    if mask.dim() < 2:
+        raise ValueError(f"nonzero_window expects a (.., H, W) mask, got shape {tuple(mask.shape)}")
+    hit = (mask != 0).flatten(0, -3).any(dim=0)  # (H, W)
+    rows = torch.nonzero(hit.any(dim=1)).flatten().tolist()
+    cols = torch.nonzero(hit.any(dim=0)).flatten().tolist()
+    if not rows:
+        return None
+    window = ((rows[0], rows[-1] + 1), (cols[0], cols[-1] + 1))
+    return None if window == ((0, hit.shape[0]), (0, hit.shape[1])) else window
 
 
 def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tensor],
