@@ -118,7 +118,8 @@ def fold_same_padding(enabled: bool = True) -> contextlib.AbstractContextManager
 
     For inference only (``course_lib.inpaint`` turns it on with the fast attention): no padded
     copy of the input for the stride-1 convs (every conv of the generator but the two stride-2
-    ones, whose TF padding is asymmetric and keeps its one ``F.pad``). The result is the same
+    ones, whose TF padding is asymmetric and keeps its one ``F.pad``), channels-last inputs on
+    the CPU, and each ``gen_deconv`` as one sub-pixel 2x2 conv (:func:`upsample_conv2d`). The result is the same
     convolution summed in another order by oneDNN: equal to the default path to about 1e-6,
     not bit for bit on every CPU (see :func:`same_conv2d`). Not thread-safe (a module-level switch).
     """
@@ -315,7 +316,8 @@ def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
     and the outputs differ in the last bits, so stored notebook numbers and the official
     weights' outputs would depend on the CPU; weight gradients differ (~1e-5) on every CPU.
     Inside :func:`fold_same_padding` (fast inference) a stride-1 conv with an odd kernel,
-    whose 'SAME' padding ``(k - 1) * dilation / 2`` is the same on every side, is folded.
+    whose 'SAME' padding ``(k - 1) * dilation / 2`` is the same on every side, is folded
+    (on a channels-last input on the CPU, :func:`_cpu_channels_last`).
     ``fold=True`` (the fast training path, :func:`use_fast_path`) folds every conv, the
     stride-2 ones included (:func:`folded_same_conv2d`).
     """
@@ -323,7 +325,7 @@ def same_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.Tens
         return folded_same_conv2d(x, weight, bias, stride, dilation)
     k = weight.shape[-1]
     if _FOLD["on"] and stride == 1 and k % 2 == 1 and weight.shape[-2] == k:
-        return F.conv2d(x, weight, bias, 1, (k - 1) * dilation // 2, dilation)
+        return F.conv2d(_cpu_channels_last(x), weight, bias, 1, (k - 1) * dilation // 2, dilation)
     return F.conv2d(pad_same(x, k, stride, dilation), weight, bias, stride, 0, dilation)
 
 
@@ -558,7 +560,7 @@ class GenDeconv(nn.Module):
     def forward(self, x: torch.Tensor) -> torch.Tensor:  # (B, C, H, W) -> (B, C_out, 2H, 2W)
         h, w = x.shape[-2:]
         conv = self.conv
-        if (conv.fold_padding and conv.kernel_size == (3, 3) and conv.dilation == (1, 1)
-                and _is_pixel_repetition(h) and _is_pixel_repetition(w)):  # the fast training path
+        if ((conv.fold_padding or _FOLD["on"]) and conv.kernel_size == (3, 3) and conv.dilation == (1, 1)
+                and _is_pixel_repetition(h) and _is_pixel_repetition(w)):  # the fast training / inference paths
             return ACTIVATIONS[conv.activation](upsample_conv2d(x, conv.weight, conv.bias))
         return conv(resize_nearest(x, (2 * h, 2 * w)))
