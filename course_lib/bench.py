@@ -39,7 +39,9 @@ Peak memory (``peak_mb``): on CUDA ``torch.cuda.max_memory_allocated`` during th
 on the CPU the largest resident set size sampled every 2 ms during them
 (:class:`RssSampler`; the process's own, Python and torch included, so it includes the
 ~0.3 GB baseline). Timing: ``time.perf_counter`` with ``torch.cuda.synchronize`` before and after on
-CUDA. Inputs are seeded; ``torch.set_num_threads`` is left at the machine's default and printed.
+CUDA; beside it the process CPU time (``cpu ms``, all threads), which other jobs on a shared
+machine disturb much less. Inputs are seeded; ``torch.set_num_threads`` is left at the machine's
+default (or set by ``--threads``) and printed.
 """
 from __future__ import annotations
 
@@ -110,7 +112,9 @@ class Row:
     ``median`` is the headline number in ``unit`` (``ms`` per image / per call / per step,
     or ``x`` for a ratio); ``best`` the fastest repeat (None for ratios); ``peak_mb`` the
     peak memory of the row (see the module docstring; None for ratios); ``gflop`` the dense
-    work of one call and ``flop_ms`` its time at the run's sgemm rate (None where not counted).
+    work of one call and ``flop_ms`` its time at the run's sgemm rate (None where not counted);
+    ``cpu_ms`` the median process CPU time per item in ms, all threads together (where
+    measured: on a shared machine other jobs stretch the wall time, much less the CPU time).
     """
 
     name: str
@@ -122,6 +126,7 @@ class Row:
     samples: list[float] = field(default_factory=list)
     gflop: Optional[float] = None
     flop_ms: Optional[float] = None
+    cpu_ms: Optional[float] = None
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -155,18 +160,22 @@ def time_calls(fn: Callable[[], Any], repeats: int, warmup: int, device: torch.d
 
 
 def time_alternating(fns: dict[str, Callable[[], Any]], repeats: int, warmup: int, device: torch.device,
-                     memory: Optional[dict[str, float]] = None) -> dict[str, list[float]]:
+                     memory: Optional[dict[str, float]] = None,
+                     cpu: Optional[dict[str, list[float]]] = None) -> dict[str, list[float]]:
     """Time several functions call by call in turn (the order rotates each repeat); seconds per call.
 
     Alternating spreads a shared machine's load changes over all of them alike. ``memory``,
     when given, receives each function's peak memory in MiB over its calls (:class:`RssSampler`
-    on the CPU, ``max_memory_allocated`` on CUDA).
+    on the CPU, ``max_memory_allocated`` on CUDA). ``cpu``, when given, receives each
+    function's process CPU seconds per timed call (``time.process_time``: every thread of
+    this process, not other processes' load).
     """
     if repeats < 1 or warmup < 0:
         raise ValueError(f"need repeats >= 1 (timed calls) and warmup >= 0 (untimed calls), "
                          f"got repeats={repeats}, warmup={warmup}")
     names = list(fns)
     seconds: dict[str, list[float]] = {name: [] for name in names}
+    cpu_seconds: dict[str, list[float]] = {name: [] for name in names}
     peaks: dict[str, float] = {name: 0.0 for name in names}
     for i in range(warmup + repeats):
         k = i % len(names)
@@ -174,15 +183,18 @@ def time_alternating(fns: dict[str, Callable[[], Any]], repeats: int, warmup: in
             reset_peak_memory(device)
             with RssSampler(device) as sampler:
                 synchronize(device)
-                start = time.perf_counter()
+                start, start_cpu = time.perf_counter(), time.process_time()
                 fns[name]()
                 synchronize(device)
-                elapsed = time.perf_counter() - start
+                elapsed, elapsed_cpu = time.perf_counter() - start, time.process_time() - start_cpu
             peaks[name] = max(peaks[name], sampler.peak_mb)
             if i >= warmup:
                 seconds[name].append(elapsed)
+                cpu_seconds[name].append(elapsed_cpu)
     if memory is not None:
         memory.update(peaks)
+    if cpu is not None:
+        cpu.update(cpu_seconds)
     return seconds
 
 
@@ -298,15 +310,18 @@ def environment(device: torch.device, cnum: int, critic_cnum: int, size: int) ->
 
 
 def _timed_row(name: str, seconds: Sequence[float], per: int, unit: str, peak_mb: float,
-               note: str = "", gflop: Optional[float] = None, gflops_rate: Optional[float] = None) -> Row:
+               note: str = "", gflop: Optional[float] = None, gflops_rate: Optional[float] = None,
+               cpu_seconds: Optional[Sequence[float]] = None) -> Row:
     """Seconds per call -> a row in milliseconds per ``per`` items (images or calls).
 
     ``gflop`` is the dense work of one call; with ``gflops_rate`` (the sgemm rate) the row
-    also gets ``flop_ms``, that work's time per item at the rate.
+    also gets ``flop_ms``, that work's time per item at the rate; with ``cpu_seconds`` (the
+    process CPU time of each call) ``cpu_ms``, their median per item.
     """
     ms = [1000.0 * s / per for s in seconds]
     flop_ms = None if gflop is None or not gflops_rate else 1000.0 * gflop / gflops_rate / per
-    return Row(name, statistics.median(ms), unit, min(ms), peak_mb, note, ms, gflop, flop_ms)
+    cpu_ms = None if not cpu_seconds else 1000.0 * statistics.median(cpu_seconds) / per
+    return Row(name, statistics.median(ms), unit, min(ms), peak_mb, note, ms, gflop, flop_ms, cpu_ms)
 
 
 def _ratio_row(name: str, numerator: float, denominator: float, note: str) -> Row:
@@ -417,26 +432,30 @@ def bench_generator(cnum: int, size: int, device: torch.device, repeats: int, wa
     if reference:
         fns["reference"] = run(False)
     peaks: dict[str, float] = {}
-    seconds = time_alternating(fns, repeats, warmup, device, peaks)
+    cpu: dict[str, list[float]] = {}
+    seconds = time_alternating(fns, repeats, warmup, device, peaks, cpu)
     work = dense_generator_gflop(cnum, size)
     where = f"cnum={cnum}, hole {size // 4}x{size // 4}, median of {repeats}"
     rows = [_timed_row(f"generator {size}x{size} fast", seconds["fast"], 1, "ms/image", peaks["fast"],
                        where + ("; alternating with the reference" if reference else ""), work["total"],
-                       gflops_rate)]
+                       gflops_rate, cpu["fast"])]
     convs_ms = 1000.0 * work["convs"] / gflops_rate
     rows[0].note += (f"; its convs alone: {work['convs']:.1f} GFLOP = {convs_ms:.0f} ms at the sgemm rate "
                      f"(fast / that = {rows[0].median / convs_ms:.2f})")
+    conv_ratio = _ratio_row(f"generator {size}x{size} fast / its convs' flop time", rows[0].median, convs_ms,
+                            f"the dense convs' {work['convs']:.1f} GFLOP at this run's sgemm rate; 1 = every "
+                            "conv at matmul speed and the rest free (target <= 1.5 at 512)")
     if not reference:
         gib = ((size // 8) ** 4) * 4 / 2**30
         rows[0].note += f"; reference not run (its dense score matrix alone is {gib:.1f} GiB)"
-        return rows
+        return rows + [conv_ratio]
     rows.append(_timed_row(f"generator {size}x{size} reference", seconds["reference"], 1, "ms/image",
                            peaks["reference"], "use_reference_ops + dense attention, " + where,
-                           work["total"], gflops_rate))
+                           work["total"], gflops_rate, cpu["reference"]))
     diff = float((outputs["fast"] - outputs["reference"]).abs().max())
     rows.append(_ratio_row(f"generator {size}x{size} reference / fast", rows[1].median, rows[0].median,
                            f">1: fast is faster; composites differ by at most {diff:.1e}"))
-    return rows
+    return rows + [conv_ratio]
 
 
 def bench_inpaint_crop(cnum: int, size: int, device: torch.device, repeats: int, warmup: int,
@@ -674,8 +693,9 @@ def bench_steps(cnum: int, critic_cnum: int, size: int, batch: int, device: torc
     with torch.no_grad():
         x2 = models["step-by-step"][0](x * (1.0 - mask), mask)[1]  # (B, 3, H, W): the critics' fake images
     rows: list[Row] = []
-    where = f"{size}x{size}, B={batch}, cnum {cnum}" + (f", {label}" if label else "")
     for kind in which:
+        width = f"cnum {cnum}" if kind == "generator" else f"critic cnum {critic_cnum}"
+        where = f"{size}x{size}, B={batch}, {width}" + (f", {label}" if label else "")
         def make(path: str) -> Callable[[], None]:
             gen, local, global_ = models[path]
 
@@ -702,17 +722,20 @@ def bench_steps(cnum: int, critic_cnum: int, size: int, batch: int, device: torc
         for path in STEP_PATHS[1:]:
             fns[path]()  # warm-up
         peaks: dict[str, float] = {}
-        seconds = time_alternating(fns, repeats, 0, device, peaks)
+        cpu: dict[str, list[float]] = {}
+        seconds = time_alternating(fns, repeats, 0, device, peaks, cpu)
         name = f"{kind} step {where}"
         what = ("fwd + losses + bwd" if kind == "generator" else
                 f"WGAN + masked GP, local {hole} + global {size}, critic cnum {critic_cnum}")
         timed = {path: _timed_row(f"{name}: {path}", seconds[path], 1, "ms/step", peaks[path],
-                                  f"{what}; median of {repeats}, alternating", gflop, gflops_rate)
+                                  f"{what}; median of {repeats}, alternating", gflop, gflops_rate, cpu[path])
                  for path in STEP_PATHS}
         rows += list(timed.values())
         for path in ("fast", "step-by-step"):
+            cpu_ratio = timed["port"].cpu_ms / timed[path].cpu_ms if timed[path].cpu_ms else float("nan")
             rows.append(_ratio_row(f"{name}: port / {path}", timed["port"].median, timed[path].median,
-                                   ">1: faster than the per-image-loop port"))
+                                   f">1: faster than the per-image-loop port; in process CPU time {cpu_ratio:.2f}x; "
+                                   f"{path} / flop_ms = {timed[path].median / timed[path].flop_ms:.2f}"))
     return rows
 
 
@@ -848,6 +871,20 @@ def _resolve_device(name: Optional[str]) -> torch.device:
 
 def run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
     """Run every benchmark for the parsed command line; return ``{"environment", "settings", "matmul_gflops", "rows"}``."""
+    if args.threads is None:
+        return _run_benchmarks(args)
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    previous = torch.get_num_threads()
+    torch.set_num_threads(args.threads)
+    try:
+        return _run_benchmarks(args)
+    finally:
+        torch.set_num_threads(previous)
+
+
+def _run_benchmarks(args: argparse.Namespace) -> dict[str, Any]:
+    """:func:`run_benchmarks` at the current thread count."""
     device = _resolve_device(args.device)
     sizes = args.sizes or ([256, 512] if args.quick else [256, 512, 1024, 2048])
     for size in sizes + [args.train_size]:
@@ -959,7 +996,8 @@ def format_table(result: dict[str, Any]) -> str:
         f"train step {'B=%d at %d px' % (settings['train_batch'], settings['train_size']) if settings['train'] else 'skipped'}, "
         f"seed {settings['seed']}",
         f"matmul rate (sgemm, this run): {result['matmul_gflops']:.1f} GFLOP/s; flop_ms = dense GFLOP at that rate",
-        f"peak MB: {mem}",
+        f"peak MB: {mem}; cpu ms: median process CPU time per item, all threads (less sensitive than the "
+        "wall time to other processes' load)",
     ]
     load, cores = env["load_average_1min"], env["cpu_count"] or 1
     if load is not None and load > 0.5 * cores:
@@ -967,17 +1005,17 @@ def format_table(result: dict[str, Any]) -> str:
                      "compete for the CPU, so times are noisy (a multi-threaded run suffers most; "
                      "compare ratios, which were measured alternately)")
     lines.append("")
-    header = ("measurement", "median", "best", "unit", "GFLOP", "flop_ms", "peak MB", "note")
+    header = ("measurement", "median", "best", "unit", "cpu ms", "GFLOP", "flop_ms", "peak MB", "note")
     table = [header] + [
-        (r["name"], _fmt(r["median"], r["unit"]), _fmt(r["best"]), r["unit"],
+        (r["name"], _fmt(r["median"], r["unit"]), _fmt(r["best"]), r["unit"], _fmt(r.get("cpu_ms")),
          _fmt(r.get("gflop")), _fmt(r.get("flop_ms")),
          "" if r["peak_mb"] is None else f"{r['peak_mb']:.0f}", r["note"])
         for r in result["rows"]
     ]
-    widths = [max(len(row[i]) for row in table) for i in range(7)]
+    widths = [max(len(row[i]) for row in table) for i in range(8)]
     for i, row in enumerate(table):
-        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:7], widths[1:])]
-        lines.append("  ".join(cells + [row[7]]).rstrip())
+        cells = [row[0].ljust(widths[0])] + [c.rjust(w) for c, w in zip(row[1:8], widths[1:])]
+        lines.append("  ".join(cells + [row[8]]).rstrip())
         if i == 0:
             lines.append("-" * len(lines[-1]))
     return "\n".join(lines)
@@ -1015,6 +1053,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="config whose own sizes get a generator-step and a critic-step row ('none': skip)")
     p.add_argument("--cnum", type=int, default=32, help="generator width (release 32; small values for tests)")
     p.add_argument("--critic-cnum", type=int, default=64, help="critic width (release 64)")
+    p.add_argument("--threads", type=int, default=None,
+                   help="torch.set_num_threads for the run (default: the machine's default, printed)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", default=None, metavar="OUT.json", help="also write the numbers as JSON")
     return p

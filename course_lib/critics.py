@@ -21,12 +21,14 @@ No sigmoid: a WGAN critic outputs an unbounded score.
 from __future__ import annotations
 
 import math
+from typing import Optional
 
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from course_lib.ops import SameConv2d, same_conv2d_input_grad, tf_default_init_
+from course_lib.ops import (SameConv2d, same_conv2d_input_grad, same_conv2d_input_grad_window,
+                            same_conv2d_reach, tf_default_init_)
 from course_lib.precision import autocast_on, float32_under_autocast
 
 __all__ = ["Critic", "LocalCritic", "GlobalCritic", "flatten_nhwc"]
@@ -98,7 +100,8 @@ class Critic(nn.Module):
 
     explicit_input_gradient = False  # set by course_lib.ops.use_fast_path(): gradient_penalty uses input_gradient
 
-    def input_gradient(self, x: torch.Tensor) -> torch.Tensor:
+    def input_gradient(self, x: torch.Tensor,
+                       window: Optional[tuple[tuple[int, int], tuple[int, int]]] = None) -> torch.Tensor:
         """``d sum(self(x)) / d x`` (B, 3, size, size), by the chain rule written out; differentiable in the weights.
 
         Back from the dense layer: ``g = fc.weight`` (as NHWC features), then per conv, last
@@ -111,6 +114,12 @@ class Critic(nn.Module):
         kernels only, where ``autograd.grad(..., create_graph=True)`` differentiates each
         conv's backward by a slow double-backward path. Equal to autograd's gradient to
         float rounding (``tests/test_critics.py``).
+
+        ``window = ((r0, r1), (c0, c1))``: the gradient on those input rows and columns only,
+        (B, 3, r1 - r0, c1 - c0), with each layer's backward run on the part of its map that
+        reaches the window (:func:`course_lib.ops.same_conv2d_reach`): the same numbers as
+        cropping the full gradient, for a fraction of the work when the gradient penalty's
+        mask covers part of the image.
         """
         self._check(x)
         convs = (self.conv1, self.conv2, self.conv3, self.conv4)
@@ -123,13 +132,32 @@ class Critic(nn.Module):
                 slopes.append(torch.where(z > 0, z.new_tensor(1.0), z.new_tensor(0.2)))  # leaky_relu's derivative, z's dtype
                 h = F.leaky_relu(z, 0.2)
         side, c4 = self.feature_size, self.conv4.out_channels
-        g = self.fc.weight.view(1, side, side, c4).permute(0, 3, 1, 2) * slopes[3]  # (B, C4, h, w), NHWC rows
+        fc = self.fc.weight.view(1, side, side, c4).permute(0, 3, 1, 2)  # (1, C4, h, w), NHWC rows
+        if window is None:
+            g = fc * slopes[3]  # (B, C4, h, w)
+            for k in (3, 2, 1, 0):
+                conv = convs[k]
+                g = same_conv2d_input_grad(g, conv.weight, sizes[k], conv.stride[0], conv.dilation[0])
+                if k:
+                    g = g * slopes[k - 1]  # (B, C_k, H_k, W_k)
+            return g  # (B, 3, size, size)
+        windows = [window]  # per layer input, the rows/columns that reach the window
+        for k, conv in enumerate(convs):
+            windows.append(tuple(same_conv2d_reach(*windows[k][a], sizes[k][a], conv.kernel_size[a], conv.stride[a],
+                                                   conv.dilation[a]) for a in (0, 1)))
+        if any(lo >= hi for w in windows for lo, hi in w):
+            raise ValueError(f"window {window} is empty or outside the {self.size}x{self.size} input")
+        (r0, r1), (c0, c1) = windows[4]
+        g = fc[..., r0:r1, c0:c1] * slopes[3][..., r0:r1, c0:c1]  # (B, C4, r1 - r0, c1 - c0)
         for k in (3, 2, 1, 0):
             conv = convs[k]
-            g = same_conv2d_input_grad(g, conv.weight, sizes[k], conv.stride[0], conv.dilation[0])
+            start = (windows[k + 1][0][0], windows[k + 1][1][0])
+            g = same_conv2d_input_grad_window(g, conv.weight, start, windows[k], sizes[k], conv.stride[0],
+                                              conv.dilation[0])  # (B, C_k-1, window of layer k's input)
             if k:
-                g = g * slopes[k - 1]  # (B, C_k, H_k, W_k)
-        return g  # (B, 3, size, size)
+                (r0, r1), (c0, c1) = windows[k]
+                g = g * slopes[k - 1][..., r0:r1, c0:c1]
+        return g  # (B, 3, window rows, window columns)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """``x`` (B, 3, size, size) -> scores (B, 1)."""

@@ -24,6 +24,7 @@ from typing import Any, Callable, Optional, Sequence, Union
 import torch
 
 from course_lib.masks import local_patch
+from course_lib.ops import nonzero_window
 from course_lib.seed import make_generator
 from course_lib.value_checks import mask_values_checked, values_already_checked
 
@@ -208,7 +209,12 @@ def gradient_penalty(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
     real, fake = real.detach(), fake.detach()
     interp = (real + alpha * (fake - real)).requires_grad_(True)  # (B, C, H, W)
     if getattr(critic, "explicit_input_gradient", False):  # the fast path: the same gradient, first-order kernels
-        grad = critic.input_gradient(interp)  # (B, C, H, W)
+        window = nonzero_window(mask) if interp.device.type == "cpu" else None  # the hole's box (no GPU sync)
+        if window is not None:  # the slopes read the hole only: its box's gradient, the same sum
+            (r0, r1), (c0, c1) = window
+            grad, mask = critic.input_gradient(interp, window), mask[..., r0:r1, c0:c1]  # (B, C, h, w), (B|1, 1, h, w)
+        else:
+            grad = critic.input_gradient(interp)  # (B, C, H, W)
     else:
         scores = critic(interp)
         (grad,) = torch.autograd.grad(scores.sum(), interp, create_graph=True)  # (B, C, H, W)

@@ -6,11 +6,12 @@ Usage::
     python scripts/benchmark.py                     # 256..2048, attention B=8, train step B=16; cuda if available
     python scripts/benchmark.py --quick             # 256 and 512, the step rows, no full train step
     python scripts/benchmark.py --only-steps        # generator / critic steps against the per-image-loop port
+    python scripts/benchmark.py --quick --threads 1 # the same rows on one thread
     python scripts/benchmark.py --device cuda --json bench.json
     python scripts/benchmark.py --only-generator --sizes 512   # fast vs step-by-step generator only
 
-Prints a table (median / best ms, dense GFLOP and their time at the run's sgemm rate, peak
-memory, ratios measured alternately in the same run); the
+Prints a table (median / best ms, process CPU ms, dense GFLOP and their time at the run's sgemm
+rate, peak memory, ratios measured alternately in the same run); the
 measuring code lives in :mod:`course_lib.bench`, which documents every row. Speed targets
 are read from this table, never asserted by timed tests.
 """

@@ -45,6 +45,7 @@ def _generator_rows(sizes: list[int], reference_max: int) -> list[str]:
         rows.append(f"generator {s}x{s} fast")
         if s <= reference_max:
             rows += [f"generator {s}x{s} reference", f"generator {s}x{s} reference / fast"]
+        rows.append(f"generator {s}x{s} fast / its convs' flop time")
     return rows
 
 
@@ -99,6 +100,18 @@ def test_full_run_in_process_prints_every_row(tmp_path, capsys):
     rows = {row["name"]: row for row in result["rows"]}
     assert "composites differ by at most" in rows["generator 32x32 reference / fast"]["note"]
     assert "reference not run" in rows["generator 64x64 fast"]["note"]
+    for size in (32, 64):  # against the dense convs' time at the run's sgemm rate, counted independently here
+        from course_lib.bench import conv_gflop
+        from course_lib.generator import Generator
+        g = Generator(4).eval()
+        x, mask = torch.zeros(1, 3, size, size), torch.zeros(1, 1, size, size)
+        mask[..., size // 4: 3 * size // 4, size // 4: 3 * size // 4] = 1.0
+        with torch.no_grad():
+            convs = conv_gflop(g, lambda: g(x, mask))
+        convs_ms = 1000.0 * convs / result["matmul_gflops"]
+        assert rows[f"generator {size}x{size} fast / its convs' flop time"]["median"] == pytest.approx(
+            rows[f"generator {size}x{size} fast"]["median"] / convs_ms, rel=1e-6)
+        assert rows[f"generator {size}x{size} fast"]["cpu_ms"] > 0
     ratio = rows["attention fwd+bwd per-image loop / fast, hole rows, B=2"]
     assert ratio["median"] == pytest.approx(rows["attention fwd+bwd per-image loop, B=2"]["median"]
                                             / rows["attention fwd+bwd fast, hole rows, B=2"]["median"])
@@ -220,21 +233,36 @@ def test_per_image_loop_baseline_computes_the_same_layer(shared_mask):
 def test_step_rows_against_the_port(tmp_path, capsys):
     """--only-steps: every path of both steps, the port ratios, the counted work; tiny sizes, no toy config."""
     out = tmp_path / "steps.json"
-    argv = ["--device", "cpu", "--cnum", "2", "--critic-cnum", "2", "--only-steps", "--step-size", "16",
-            "--step-repeats", "1", "--toy-config", "none", "--json", str(out)]
+    argv = ["--device", "cpu", "--cnum", "2", "--critic-cnum", "3", "--only-steps", "--step-size", "16",
+            "--step-repeats", "1", "--toy-config", "none", "--threads", "1", "--json", str(out)]
+    threads = torch.get_num_threads()
     assert _load_script().main(argv) == 0
+    assert torch.get_num_threads() == threads  # --threads is restored after the run
+    assert result_threads(out) == 1
     result = json.loads(out.read_text())
     rows = {row["name"]: row for row in result["rows"]}
     names = []
     for kind, where in (("generator", "16x16, B=4"), ("generator", "32x32, B=2"), ("critic", "32x32, B=8")):
-        name = f"{kind} step {where}, cnum 2"
+        name = f"{kind} step {where}, " + ("cnum 2" if kind == "generator" else "critic cnum 3")  # each its width
         names += [f"{name}: {path}" for path in ("fast", "step-by-step", "port")]
         names += [f"{name}: port / fast", f"{name}: port / step-by-step"]
         assert rows[f"{name}: fast"]["gflop"] > 0 and rows[f"{name}: fast"]["flop_ms"] > 0
+        assert all(rows[f"{name}: {path}"]["cpu_ms"] > 0 for path in ("fast", "step-by-step", "port"))
+        assert "in process CPU time" in rows[f"{name}: port / fast"]["note"]
         assert rows[f"{name}: port / fast"]["median"] == pytest.approx(
             rows[f"{name}: port"]["median"] / rows[f"{name}: fast"]["median"])
     assert [r["name"] for r in result["rows"]] == ["sgemm 2048x2048x2048 float32"] + names
     assert "port / fast" in capsys.readouterr().out
+
+
+def result_threads(path: Path) -> int:
+    """The thread count a saved run reports in its environment."""
+    return json.loads(path.read_text())["environment"]["torch_threads"]
+
+
+def test_threads_below_one_is_a_clear_error(capsys):
+    assert _load_script().main(["--threads", "0", "--only-steps"]) == 2
+    assert "--threads must be >= 1" in capsys.readouterr().err
 
 
 def test_port_generator_runs_the_same_weights_with_symmetric_padding():
