@@ -48,6 +48,7 @@ HOST_SIDE_READS = {
     "masks.py:_uniform": "a hole's stroke parameters, drawn from the trainer's CPU torch.Generator",
     "ops.py:_is_pixel_repetition": "the nearest-resize index table, built on the CPU",
     "ops.py:_gather_axis": "the nearest-resize index table, built on the CPU",
+    "ops.py:nonzero_window": "the hole's box for the gradient penalty, read only when training runs on the CPU",
     "train.py:_epoch_indices": "the epoch's permutation, drawn on the CPU",
     "torch:optim/optimizer.py:_get_value": "Adam's step counters, CPU tensors (not capturable, not fused)",
     "torch:utils/data/dataloader.py:__init__": "the DataLoader's base seed, drawn on the CPU at an epoch's start",
