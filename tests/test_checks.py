@@ -1793,6 +1793,87 @@ WRONG.update({
         ("is None", forgets_return("hinge_g_loss"))],
 })
 ALTERNATIVES.update({"gated_conv2d": _alt_gated, "hinge_d_loss": _alt_hinge_d, "hinge_g_loss": _alt_hinge_g})
+
+
+# ---- the open variants of notebooks 07 (a detach ablation) and 08 (an unmasked penalty)
+
+def _csd_release(x1, x_in, mask):
+    return x1 * mask + x_in * (1 - mask)  # nothing stopped: the release's composite
+
+
+def _csd_known_detached(x1, x_in, mask):
+    return x1 * mask + x_in.detach() * (1 - mask)
+
+
+def _csd_mask_detached(x1, x_in, mask):
+    return x1 * mask.detach() + x_in * (1 - mask)
+
+
+def _csd_in_place_detach(x1, x_in, mask):
+    return x1.detach_() * mask + x_in * (1 - mask)
+
+
+def _csd_swapped(x1, x_in, mask):
+    return x1.detach() * (1 - mask) + x_in * mask
+
+
+def _csd_stage1_everywhere(x1, x_in, mask):
+    return x1.detach()
+
+
+def _alt_csd(x1, x_in, mask):
+    return torch.where(mask.bool(), x1.detach(), x_in)  # binary masks: the same values
+
+
+def _ugp_at(critic, real, fake, alpha, *, at="x_hat", graph=True, relu=False, norm="sum", reduce="mean"):
+    x = {"x_hat": real + alpha * (fake - real), "fake": fake, "real": real}[at]
+    x = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x).sum(), x, create_graph=graph)
+    if norm == "sum":
+        slopes = torch.sqrt((g ** 2).sum(dim=(1, 2, 3)) + 1e-12)
+    elif norm == "mean":
+        slopes = torch.sqrt((g ** 2).mean(dim=(1, 2, 3)) + 1e-12)
+    else:  # one norm for the batch
+        slopes = torch.sqrt((g ** 2).sum() + 1e-12)
+    gap = torch.relu(slopes - 1) if relu else slopes - 1
+    return (gap ** 2).mean() if reduce == "mean" else (gap ** 2).sum()
+
+
+def _ugp_with_hole(critic, real, fake, alpha):
+    hole = (fake != real).any(dim=1, keepdim=True).to(real.dtype)  # (B, 1, H, W): where they differ
+    x = (real + alpha * (fake - real)).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return ((torch.sqrt((g ** 2 * hole).sum(dim=(1, 2, 3)) + 1e-12) - 1) ** 2).mean()  # the masked one after all
+
+
+def _ugp_item(critic, real, fake, alpha):
+    return _ugp_at(critic, real, fake, alpha).item()
+
+
+def _alt_ugp(critic, real, fake, alpha):
+    x = (real + alpha * (fake - real)).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return torch.stack([(g[i].norm() - 1) ** 2 for i in range(len(g))]).mean()
+
+
+WRONG.update({
+    "compose_stages_detached": [
+        ("x_stage1.detach()", _csd_release), ("x_stage1.detach()", _csd_known_detached),
+        ("x_stage1.detach()", _csd_mask_detached), ("detach_()", _csd_in_place_detach),
+        ("inverted", _csd_swapped), ("known pixels", _csd_stage1_everywhere),
+        ("float64", as_float64("compose_stages_detached")), ("NumPy", as_numpy("compose_stages_detached")),
+        ("is None", forgets_return("compose_stages_detached"))],
+    "unmasked_gradient_penalty": [
+        ("interpolates", lambda c, r, f, a: _ugp_at(c, r, f, a, at="fake")),
+        ("at the real", lambda c, r, f, a: _ugp_at(c, r, f, a, at="real")),
+        ("create_graph", lambda c, r, f, a: _ugp_at(c, r, f, a, graph=False)),
+        ("two-sided", lambda c, r, f, a: _ugp_at(c, r, f, a, relu=True)),
+        ("sum of the squares", lambda c, r, f, a: _ugp_at(c, r, f, a, norm="mean")),
+        ("one slope per image", lambda c, r, f, a: _ugp_at(c, r, f, a, norm="batch")),
+        ("not their sum", lambda c, r, f, a: _ugp_at(c, r, f, a, reduce="sum")),
+        ("differs from course_lib's", _ugp_with_hole), ("Python float", _ugp_item)],
+})
+ALTERNATIVES.update({"compose_stages_detached": _alt_csd, "unmasked_gradient_penalty": _alt_ugp})
 WRONG_CASES = [(name, i) for name in sorted(WRONG) for i in range(len(WRONG[name]))]
 
 

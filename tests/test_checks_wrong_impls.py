@@ -53,6 +53,8 @@ KNOWN_HINTS: dict[str, list[str]] = {
     "wgan_critic_loss": list(checks_gan._WGAN_HINTS.values()),
     "masked_slopes": list(checks_gan._SLOPES_HINTS.values()),
     "gradient_penalty": list(checks_gan._GP_HINTS.values()),
+    "unmasked_gradient_penalty": list(checks_gan._UGP_HINTS.values()),
+    "compose_stages_detached": list(checks_generator._DETACHED_HINTS.values()),
     "atomic_save": list(checks_training._SAVE_HINTS.values()),
     "ema_update": list(checks_training._EMA_HINTS.values()),
     "attention_at": list(checks_hands_on._AT_HINTS.values()),
@@ -1395,6 +1397,33 @@ def _alt_gc_b(x, weight, bias, stride=1, dilation=1):
 
 # ====================================================================== the sets
 
+
+def _ugp_student(detach=True, graph=True, relu=False, at=None, my_alpha=False, norm=None, reduce=torch.mean,
+                 flip_alpha=False):
+    """WGAN-GP's penalty as a student writes it from notebook 08, with one thing changed."""
+    def penalty(critic, real, fake, alpha):
+        a = torch.full_like(alpha, 0.3) if my_alpha else (1 - alpha if flip_alpha else alpha)
+        x_hat = at(real, fake) if at else real + a * (fake - real)
+        x_hat = x_hat.detach().requires_grad_(True) if detach else x_hat.requires_grad_(True)
+        (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=graph)
+        slopes = norm(g) if norm else g.flatten(1).norm(dim=1)  # (B,)
+        gap = F.relu(slopes - 1) if relu else slopes - 1
+        return reduce(gap ** 2)
+    return penalty
+
+
+def _alt_ugp_a(critic, real, fake, alpha):
+    x_hat = (real + alpha * (fake - real)).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x_hat).sum(), x_hat, create_graph=True)
+    return (torch.linalg.vector_norm(g, dim=(1, 2, 3)) - 1).pow(2).mean()
+
+
+def _alt_ugp_b(critic, real, fake, alpha):
+    x_hat = torch.lerp(real, fake, alpha).detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(critic(x_hat), x_hat, torch.ones(len(real), 1, dtype=real.dtype), create_graph=True)
+    return ((g * g).sum(dim=(1, 2, 3)).add(1e-12).sqrt().sub(1).square()).sum() / len(real)
+
+
 WRONG: dict[str, list[tuple[tuple[str, ...], object]]] = {
     "to_signed_range": [
         ((SMALLEST,), _signed_centred), (("subtract 1",), _signed_doubled), (("own minimum",), _signed_minmax),
@@ -1563,6 +1592,23 @@ WRONG: dict[str, list[tuple[tuple[str, ...], object]]] = {
         (("one number",), lambda neg: -neg), (("mean score",), lambda neg: F.relu(1 - neg.mean())),
         (("no log",), lambda neg: F.softplus(-neg).mean()), (("one number", "shape"), lambda neg: -neg.mean(dim=0)),
         (("no gradient",), lambda neg: -neg.mean().detach())],
+    "compose_stages_detached": [
+        (("x_stage1.detach()",), lambda x1, xi, m: x1 * m + xi * (1 - m)),
+        (("x_stage1.detach()",), lambda x1, xi, m: x1 * m + (xi * (1 - m)).detach()),
+        (("x_stage1.detach()",), lambda x1, xi, m: x1 * m.detach() + xi * (1 - m)),
+        (("detach_()",), lambda x1, xi, m: x1.detach_() * m + xi * (1 - m)),
+        (("inverted",), lambda x1, xi, m: x1.detach() * (1 - m) + xi * m),
+        (("known pixels",), lambda x1, xi, m: x1.detach()),
+        ((SMALLEST,), lambda x1, xi, m: x1.detach() * m + xi),
+        (("float64",), lambda x1, xi, m: x1.detach().double() * m + xi.double() * (1 - m))],
+    "unmasked_gradient_penalty": [
+        (("detach",), _ugp_student(detach=False)), (("create_graph",), _ugp_student(graph=False)),
+        (("two-sided",), _ugp_student(relu=True)), (("interpolates",), _ugp_student(at=lambda r, f: f)),
+        (("alpha argument", "differs"), _ugp_student(my_alpha=True)),
+        (("sum of the squares",), _ugp_student(norm=lambda g: g.pow(2).mean(dim=(1, 2, 3)).sqrt())),
+        (("one slope per image",), _ugp_student(norm=lambda g: g.pow(2).sum().sqrt().expand(g.shape[0]))),
+        (("not their sum",), _ugp_student(reduce=torch.sum)),
+        (("alpha * (fake - real)",), _ugp_student(flip_alpha=True))],
 }
 
 ALTERNATIVES = {
@@ -1595,6 +1641,9 @@ ALTERNATIVES = {
                      lambda pos, neg: torch.maximum(1 - pos, torch.zeros(())).mean()
                      + torch.maximum(1 + neg, torch.zeros(())).mean()],
     "hinge_g_loss": [lambda neg: -(neg.sum() / neg.numel()), lambda neg: neg.mean().neg()],
+    "compose_stages_detached": [lambda x1, xi, m: (x1 * m + xi * (1 - m)).detach(),
+                                lambda x1, xi, m: x1.data * m + xi * (1 - m)],
+    "unmasked_gradient_penalty": [_alt_ugp_a, _alt_ugp_b],
 }
 
 WRONG["cosine_scores"] = [

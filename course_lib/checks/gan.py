@@ -2,7 +2,8 @@
 
 Exercises: ``flatten_nhwc`` (the critics' TF-order flatten), ``wgan_critic_loss`` (the
 release's ``gan_wgan_loss``), ``masked_slopes`` (the gradient norm over the hole) and
-``gradient_penalty`` (the whole masked penalty, with a given ``alpha``). Each check
+``gradient_penalty`` (the whole masked penalty, with a given ``alpha``); the open variant
+``unmasked_gradient_penalty`` (WGAN-GP's penalty over the whole image, to compare with it). Each check
 compares the student's function with :mod:`course_lib.critics` / :mod:`course_lib.losses`
 on seeded inputs and names the planted mistake that gives the student's answer.
 """
@@ -20,7 +21,7 @@ from course_lib.seed import make_generator, seed_everything
 from . import (Case, call, compare_cases, compare_gradients, expect_close, expect_gradient, fail,
                hinted_mistakes, register, require_phrases)
 
-__all__ = ["gradient_penalty_reference"]
+__all__ = ["gradient_penalty_reference", "unmasked_gradient_penalty_reference"]
 
 NB08 = "08_wgan_gp.ipynb"
 
@@ -277,7 +278,15 @@ require_phrases(_GP_HINTS, _GP_MISTAKES)
           mistakes=_GP_MISTAKES)
 def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
     """gradient_penalty(critic, real, fake, mask, alpha) = mean((masked_slopes(d critic / d x_hat) - 1)**2)."""
-    name = "gradient_penalty"
+    _check_a_penalty("gradient_penalty", fn, masked=True, hints=_GP_HINTS)
+
+
+def _check_a_penalty(name: str, fn: Callable[..., Any], masked: bool, hints: dict[str, str]) -> None:
+    """The gradient-penalty check, for the masked penalty (the release) or the unmasked one (WGAN-GP)."""
+    def args(critic, real, fake, mask, alpha):  # the exercise's own signature
+        return (critic, real, fake, mask, alpha) if masked else (critic, real, fake, alpha)
+
+    signature = f"{name}(critic, real, fake, {'mask, ' if masked else ''}alpha)"
     seed_everything(29)
     critic = Critic((4, 4, 8, 8), size=16).double()  # small DeepFill-style critic, float64
     gen = make_generator(31)
@@ -288,27 +297,27 @@ def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
     fake = fake * mask + real * (1 - mask)  # a completed image differs from the real one in the hole only
     alpha = torch.tensor([0.1, 0.5, 0.9], dtype=torch.float64).view(3, 1, 1, 1)
     critic.zero_grad(set_to_none=True)
-    expected = gradient_penalty_reference(critic, real, fake, mask, alpha)
+    expected = gradient_penalty_reference(critic, real, fake, mask if masked else torch.ones_like(mask), alpha)
     expected.backward()
     # the fc bias does not change d critic / d x: its gradient stays None (zero)
     want = [torch.zeros_like(p) if p.grad is None else p.grad.clone() for p in critic.parameters()]
     critic.zero_grad(set_to_none=True)
-    out = call(name, fn, critic, real, fake, mask, alpha)
-    expect_close(name, out, expected.detach(),
-                 "gradient_penalty(critic, real, fake, mask, alpha)",
-                 "interpolate with alpha, take d sum(critic(x_hat)) / d x_hat, masked_slopes, then "
-                 "mean((slopes - 1)**2)",
-                 variants=hinted_mistakes(name, _GP_HINTS, critic, real, fake, mask, alpha), atol=1e-8, rtol=1e-6)
+    out = call(name, fn, *args(critic, real, fake, mask, alpha))
+    expect_close(name, out, expected.detach(), signature,
+                 "interpolate with alpha, take d sum(critic(x_hat)) / d x_hat, "
+                 + ("masked_slopes" if masked else "its norm over C, H, W for each image")
+                 + ", then mean((slopes - 1)**2)",
+                 variants=hinted_mistakes(name, hints, *args(critic, real, fake, mask, alpha)), atol=1e-8, rtol=1e-6)
     if not out.requires_grad:
-        fail(name, "the penalty has no gradient with respect to the critic's weights", _GP_HINTS["create_graph"])
+        fail(name, "the penalty has no gradient with respect to the critic's weights", hints["create_graph"])
     try:
         out.backward()
     except Exception as err:
-        fail(name, f"backward through your penalty raised {type(err).__name__}: {err}", _GP_HINTS["create_graph"])
+        fail(name, f"backward through your penalty raised {type(err).__name__}: {err}", hints["create_graph"])
     got = [p.grad for p in critic.parameters()]
-    compare_gradients(name, "gradient_penalty(critic, real, fake, mask, alpha)", got, want,
+    compare_gradients(name, signature, got, want,
                       [f"the critic's {n}" for n, _ in critic.named_parameters()], atol=1e-8, rtol=1e-5,
-                      hint=_GP_HINTS["create_graph"])
+                      hint=hints["create_graph"])
     # In training `fake` comes out of the generator and requires grad: the penalty is a critic loss, so
     # x_hat must be detached, or its backward also trains the generator (and costs a second graph).
     critic.zero_grad(set_to_none=True)
@@ -317,7 +326,7 @@ def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
     live_fake = source * 1.0 + weights * 0.0  # (3, 3, 16, 16), non-leaf with a graph, like the generator's output
     live_real = real.detach().clone().requires_grad_(True)
     try:
-        out = fn(critic, live_real, live_fake, mask, alpha)
+        out = fn(*args(critic, live_real, live_fake, mask, alpha))
     except NotImplementedError:
         raise
     except Exception as err:  # noqa: BLE001 - the student's bug, reported with a hint
@@ -326,7 +335,7 @@ def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
                    f"{type(err).__name__}: {first}",
              "detach the interpolates before asking for their gradient: x_hat = (real + alpha * (fake - real))"
              ".detach().requires_grad_(True)")
-    expect_close(name, out, expected.detach(), "gradient_penalty with real and fake that require grad",
+    expect_close(name, out, expected.detach(), f"{name} with real and fake that require grad",
                  "the value must not depend on whether real and fake require grad: detach x_hat",
                  atol=1e-8, rtol=1e-6)
     out.backward()
@@ -337,3 +346,73 @@ def _check_gradient_penalty(fn: Callable[..., Any]) -> None:
         fail(name, f"the penalty's gradient reaches the {' and the '.join(leaked)} images",
              "detach the interpolates: x_hat = (real + alpha * (fake - real)).detach().requires_grad_(True); "
              "the penalty is a critic loss and must not train the generator through fake")
+
+
+# ---------------------------------------------------------------- unmasked_gradient_penalty
+
+def unmasked_gradient_penalty_reference(critic: Critic, real: torch.Tensor, fake: torch.Tensor,
+                                        alpha: torch.Tensor) -> torch.Tensor:
+    """The original WGAN-GP penalty (Gulrajani et al. 2017): the gradient's norm over the whole image.
+
+    The open variant of notebook 08, beside the release's masked penalty
+    (``gradients_penalty(..., mask=...)`` in ``inpaint_ops.py``, :func:`gradient_penalty_reference`).
+    """
+    ones = torch.ones_like(real[:, :1])  # (B, 1, H, W): every pixel counts
+    return gradient_penalty_reference(critic, real, fake, ones, alpha)
+
+
+def _ugp(critic, real, fake, alpha, **kwargs):
+    return _gp(critic, real, fake, torch.ones_like(real[:, :1]), alpha, **kwargs)
+
+
+def _ugp_mean_over_pixels(critic, real, fake, alpha):
+    x = (real + alpha * (fake - real)).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    slopes = torch.sqrt(torch.mean(grad ** 2, dim=(1, 2, 3)) + 1e-12)  # a mean: the norm shrinks by sqrt(C*H*W)
+    return torch.mean((slopes - 1.0) ** 2)
+
+
+def _ugp_one_norm(critic, real, fake, alpha):
+    x = (real + alpha * (fake - real)).detach().requires_grad_(True)
+    (grad,) = torch.autograd.grad(critic(x).sum(), x, create_graph=True)
+    return (torch.sqrt(torch.sum(grad ** 2) + 1e-12) - 1.0) ** 2  # one norm for the whole batch
+
+
+_UGP_HINTS = {
+    "sum of the squares": "the slope is the gradient's Euclidean norm per image: the square root of the sum "
+                          "of the squares over C, H and W, not of their mean",
+    "one slope per image": "take one slope per image (the norm summed over dims 1, 2, 3), then average the squared gaps "
+                           "over the batch; a single norm over the whole batch mixes the images",
+    "interpolates": _GP_HINTS["interpolates"],
+    "at the real": _GP_HINTS["at the real"],
+    "two-sided": _GP_HINTS["two-sided"],
+    "create_graph": _GP_HINTS["create_graph"],
+    "alpha argument": _GP_HINTS["alpha argument"],
+    "each sample's gap": _GP_HINTS["each sample's gap"],
+    "not their sum": _GP_HINTS["not their sum"],
+    "alpha * (fake - real)": _GP_HINTS["alpha * (fake - real)"],
+}
+_UGP_MISTAKES = {
+    "sum of the squares": _ugp_mean_over_pixels,
+    "one slope per image": _ugp_one_norm,
+    "interpolates": lambda critic, real, fake, alpha: _ugp(critic, real, fake, alpha, at="fake"),
+    "at the real": lambda critic, real, fake, alpha: _ugp(critic, real, fake, alpha, at="real"),
+    "two-sided": lambda critic, real, fake, alpha: _ugp(critic, real, fake, alpha, one_sided=True),
+    "create_graph": lambda critic, real, fake, alpha: _ugp(critic, real, fake, alpha, create_graph=False),
+    "alpha argument": lambda critic, real, fake, alpha: _ugp(critic, real, fake, torch.full_like(alpha, 0.5)),
+    "alpha * (fake - real)": lambda critic, real, fake, alpha: _ugp(critic, real, fake, 1.0 - alpha),
+    "each sample's gap": lambda critic, real, fake, alpha: _gp_mean_of_slopes(critic, real, fake,
+                                                                               torch.ones_like(real[:, :1]), alpha),
+    "not their sum": lambda critic, real, fake, alpha: _gp_summed(critic, real, fake, torch.ones_like(real[:, :1]),
+                                                                   alpha),
+}
+require_phrases(_UGP_HINTS, _UGP_MISTAKES)
+
+
+@register("unmasked_gradient_penalty", reference=unmasked_gradient_penalty_reference, notebook=NB08,
+          hint="unmasked_gradient_penalty(critic, real, fake, alpha) = mean((||d critic / d x_hat|| - 1)**2), "
+               "the norm over the whole image",
+          mistakes=_UGP_MISTAKES)
+def _check_unmasked_gradient_penalty(fn: Callable[..., Any]) -> None:
+    """unmasked_gradient_penalty(critic, real, fake, alpha): WGAN-GP's penalty, the norm over the whole image."""
+    _check_a_penalty("unmasked_gradient_penalty", fn, masked=False, hints=_UGP_HINTS)

@@ -2,7 +2,9 @@
 
 Exercises: ``stage_input`` (the 5-channel input of each stage), ``receptive_field`` (how
 far the dilated convs let stage 1 see), ``compose_stages`` (stage 2's input image, with
-gradients flowing back into stage 1) and ``coarse_stage`` (stage 1 run layer by layer).
+gradients flowing back into stage 1), ``compose_stages_detached`` (the open variant: the
+same input with the gradient into stage 1 stopped, for the detach ablation) and
+``coarse_stage`` (stage 1 run layer by layer).
 Each check compares the student's function with :mod:`course_lib.generator` /
 :mod:`course_lib.receptive_field` on seeded inputs; on a mismatch it runs the planted
 mistakes on the same input and names the one that gives the student's answer.
@@ -20,7 +22,7 @@ from course_lib.seed import make_generator, seed_everything
 from . import (Case, call, compare_cases, expect_close, expect_gradient, expect_tensor, fail,
                hinted_mistakes, register, require_phrases)
 
-__all__ = ["coarse_stage_reference"]
+__all__ = ["coarse_stage_reference", "compose_stages_detached_reference"]
 
 NB07 = "07_generator.ipynb"
 
@@ -277,6 +279,97 @@ def _check_compose_stages(fn: Callable[..., Any]) -> None:
     if not out.requires_grad:
         fail(name, "the result carries no gradient back to x_stage1", _COMPOSE_HINTS["stop-gradient"])
     expect_gradient(name, fn, G.compose_stages, cases[0], wrt=(0, 1))
+
+
+# ---------------------------------------------------------------- compose_stages_detached
+
+def compose_stages_detached_reference(x_stage1: torch.Tensor, x_incomplete: torch.Tensor,
+                                      mask: torch.Tensor) -> torch.Tensor:
+    """The ablation of notebook 07: stage 2's input with the gradient into stage 1 stopped.
+
+    Same values as :func:`course_lib.generator.compose_stages`; stage 2's losses then train
+    stage 2 only (the release does NOT do this: ``build_inpaint_net`` has no stop-gradient).
+    """
+    return x_stage1.detach() * mask + x_incomplete * (1.0 - mask)  # (B, 3, H, W)
+
+
+def _detached_not(x1, x_in, mask):
+    return x1 * mask + x_in * (1.0 - mask)  # the release's composite: nothing stopped
+
+
+def _detached_wrong_input(x1, x_in, mask):
+    return x1 * mask + x_in.detach() * (1.0 - mask)  # stops the gradient of the known pixels instead
+
+
+def _detached_inverted(x1, x_in, mask):
+    return x1.detach() * (1.0 - mask) + x_in * mask
+
+
+def _detached_forgot(x1, x_in, mask):
+    return x1.detach()  # stage 1's pixels everywhere
+
+
+_DETACHED_HINTS = {
+    "x_stage1.detach()": "stop the gradient of x_stage1 itself (x_stage1.detach()), not of the mask or of "
+                     "x_incomplete: stage 2's losses must not reach stage 1's output",
+    "inverted": "the mask is inverted: stage 1's pixels go where mask == 1 (the hole), the known "
+                "pixels where mask == 0",
+    "known pixels": "put the known pixels back: outside the hole stage 2 must see x_incomplete, "
+                    "not stage 1's (blurry) reconstruction",
+}
+_DETACHED_MISTAKES = {"x_stage1.detach()": _detached_not, "inverted": _detached_inverted,
+                      "known pixels": _detached_forgot}
+require_phrases(_DETACHED_HINTS, _DETACHED_MISTAKES)
+
+
+@register("compose_stages_detached", reference=compose_stages_detached_reference, notebook=NB07,
+          hint="compose_stages_detached(x_stage1, x_incomplete, mask): compose_stages's values, no "
+               "gradient into x_stage1",
+          mistakes=_DETACHED_MISTAKES)
+def _check_compose_stages_detached(fn: Callable[..., Any]) -> None:
+    """compose_stages_detached(x_stage1, x_incomplete, mask): compose_stages's values, no gradient into x_stage1."""
+    name = "compose_stages_detached"
+    gen = make_generator(17)
+    x_in = torch.rand(2, 3, 6, 10, generator=gen) * 2 - 1  # (2, 3, 6, 10)
+    mask = torch.zeros(1, 1, 6, 10)  # (1, 1, 6, 10), a shared box hole
+    mask[..., 1:4, 2:7] = 1.0
+    x1 = torch.rand(2, 3, 6, 10, generator=gen) * 2 - 1  # (2, 3, 6, 10)
+    per_image = (torch.rand(2, 1, 6, 10, generator=gen) > 0.5).float()  # (2, 1, 6, 10)
+    cases = [Case((x1, x_in, mask), {}, "compose_stages_detached(x_stage1, x_incomplete, shared mask)"),
+             Case((x1, x_in, per_image), {}, "compose_stages_detached(x_stage1, x_incomplete, one mask per image)"),
+             Case((x1[:1, :1, :2, :3].clone(), x_in[:1, :1, :2, :3].clone(), mask[..., 1:3, 1:4].clone()), {},
+                  "compose_stages_detached on 2x3 pixels")]  # clones, not views: a detach_() is told apart below
+    compare_cases(name, fn, compose_stages_detached_reference, cases,
+                  "the values are compose_stages's: inside the hole x_stage1, outside x_incomplete",
+                  variants=lambda case: hinted_mistakes(name, _DETACHED_HINTS, *case.args))
+    # x_stage1 as stage 1 gives it: a non-leaf with a graph back to stage 1's weights
+    weights = torch.linspace(0.5, 1.5, x1.numel()).view_as(x1)
+    for m, what in ((mask, "a shared mask"), (per_image, "one mask per image")):
+        source = x1.clone().requires_grad_(True)  # stands for stage 1's weights
+        live = source * weights  # (2, 3, 6, 10), non-leaf, like stage 1's output
+        known = x_in.clone().requires_grad_(True)
+        with torch.enable_grad():
+            out = call(name, fn, live, known, m)
+            expect_tensor(name, out, tuple(x1.shape), "the result")
+            if not live.requires_grad:
+                fail(name, "it switched off the gradient of the caller's x_stage1 (an in-place detach_())",
+                     "use x_stage1.detach(), which returns a new tensor, not x_stage1.detach_(), which "
+                     "cuts the caller's own graph and with it stage 1's own losses")
+            if out.requires_grad:
+                try:
+                    (out * _weight_for(out)).sum().backward()
+                except Exception as err:  # noqa: BLE001 - the student's bug, reported with a hint
+                    fail(name, f"backward through your result raised {type(err).__name__}", _DETACHED_HINTS["x_stage1.detach()"])
+        leaked = source.grad is not None and bool((source.grad != 0).any())
+        if leaked:
+            share = "the hole" if bool((source.grad * (1.0 - m) == 0).all()) else "the image"
+            fail(name, f"with {what}, the gradient of your result still reaches x_stage1 (in {share})",
+                 _DETACHED_HINTS["x_stage1.detach()"])
+
+
+def _weight_for(out: torch.Tensor) -> torch.Tensor:
+    gen = torch.Generator().manual_seed(2018)  # a fixed weighted sum: no cancellation by accident
+    return torch.randn(out.shape, generator=gen, dtype=torch.float64).to(out.dtype)
 
 
 # ---------------------------------------------------------------- coarse_stage
