@@ -297,7 +297,7 @@ def brush_stroke_mask(height: int = 256, width: int = 256, generator: GeneratorL
 
     DeepFill v2's sampler, re-written here with the paper's ranges. The release differs in
     three ways (lesson 11): its vertex count ``np.random.randint(4, 12)`` and width
-    ``int(np.random.uniform(12, 40))`` exclude the upper ends (4-11 vertices, 12-39 px), its
+    ``int(np.random.uniform(12, 40))`` exclude the upper ends (4-11 segments after a random start point, so 5-12 points; 12-39 px), its
     flips are computed and thrown away (the result of ``mask.transpose`` is not kept), and
     in training it ORs the strokes with a random box (course_lib's ``"box_or_strokes"``
     holes of :func:`training_holes`). Here:
