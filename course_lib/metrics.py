@@ -97,13 +97,18 @@ def _weights(mask: Optional[torch.Tensor], like: torch.Tensor) -> torch.Tensor:
     return mask.to(like).expand(B, 1, H, W)
 
 
+def _weight_sums(w: torch.Tensor) -> torch.Tensor:
+    """The weights' sum per image (B,) of ``w`` (B, 1, H, W), refusing an image with an empty hole."""
+    total = w.sum(dim=(1, 2, 3))  # (B,)
+    if bool((total == 0).any()):
+        raise ValueError("the mask has an image with no hole pixel: cannot average over an empty hole")
+    return total
+
+
 def _weighted_mean(v: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
     """Mean of ``v`` (B, C, H, W) over C, H, W weighted by ``w`` (B, 1, H, W) -> (B,)."""
     num = (v * w).sum(dim=(1, 2, 3))  # (B,)
-    den = w.sum(dim=(1, 2, 3)) * v.shape[1]  # (B,)
-    if bool((den == 0).any()):
-        raise ValueError("the mask has an image with no hole pixel: cannot average over an empty hole")
-    return num / den
+    return num / (_weight_sums(w) * v.shape[1])
 
 
 def _relative(num: torch.Tensor, den: torch.Tensor, name: str, norm: str) -> torch.Tensor:
@@ -116,6 +121,17 @@ def _relative(num: torch.Tensor, den: torch.Tensor, name: str, norm: str) -> tor
     return 100.0 * num / den
 
 
+def _error(err: torch.Tensor, ref: Optional[torch.Tensor], w: torch.Tensor, name: str, norm: str) -> torch.Tensor:
+    """``100 * weighted mean of err`` (absolute, ``ref`` None) or ``100 * sum(err) / sum(ref)`` over the
+    weights ``w`` (relative: :func:`_relative`); ``err``, ``ref`` (B, C, H, W), ``w`` (B, 1, H, W) -> (B,)."""
+    if ref is None:
+        return 100.0 * _weighted_mean(err, w)
+    _weight_sums(w)  # the same "empty hole" check as the absolute error
+    num = (err * w).sum(dim=(1, 2, 3))  # (B,)
+    den = (ref * w).sum(dim=(1, 2, 3))  # (B,)
+    return _relative(num, den, name, norm)
+
+
 def l1_error(x: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = None,
              value_range: ValueRange = (-1.0, 1.0), relative: bool = False) -> torch.Tensor:
     """L1 error in percent, per image, on [0, 1] images, ``x`` the ground truth. (B,).
@@ -126,13 +142,7 @@ def l1_error(x: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = No
     With ``mask`` (1 = hole) the means and sums run over the hole only.
     """
     x, y = _pair(x, y, value_range)
-    w = _weights(mask, x)  # (B, 1, H, W)
-    if not relative:
-        return 100.0 * _weighted_mean((y - x).abs(), w)
-    _weighted_mean(x, w)  # the same "empty hole" check as the absolute error
-    num = ((y - x).abs() * w).sum(dim=(1, 2, 3))  # (B,)
-    den = (x.abs() * w).sum(dim=(1, 2, 3))  # (B,)
-    return _relative(num, den, "l1 error", "sum |x|")
+    return _error((y - x).abs(), x.abs() if relative else None, _weights(mask, x), "l1 error", "sum |x|")
 
 
 def l2_error(x: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = None,
@@ -145,13 +155,7 @@ def l2_error(x: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = No
     ``sum x^2`` is 0. With ``mask`` (1 = hole) the means and sums run over the hole only.
     """
     x, y = _pair(x, y, value_range)
-    w = _weights(mask, x)  # (B, 1, H, W)
-    if not relative:
-        return 100.0 * _weighted_mean((y - x) ** 2, w)
-    _weighted_mean(x, w)  # the same "empty hole" check as the absolute error
-    num = ((y - x) ** 2 * w).sum(dim=(1, 2, 3))  # (B,)
-    den = (x**2 * w).sum(dim=(1, 2, 3))  # (B,)
-    return _relative(num, den, "squared l2 error", "sum x^2")
+    return _error((y - x) ** 2, x**2 if relative else None, _weights(mask, x), "squared l2 error", "sum x^2")
 
 
 def psnr(x: torch.Tensor, y: torch.Tensor, mask: Optional[torch.Tensor] = None,
