@@ -119,11 +119,7 @@ def all_reduce_flag(flag: bool, info: DistInfo) -> bool:
     Used so that all ranks stop together (Ctrl-C, a non-finite loss): a rank that
     stopped alone would leave the others waiting forever in the next all-reduce.
     """
-    if not info.distributed:
-        return bool(flag)
-    value = torch.tensor([1.0 if flag else 0.0], device=info.device)
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item() > 0)
+    return all_reduce_flags([flag], info)[0]
 
 
 def all_reduce_flags(flags: list[bool], info: DistInfo) -> list[bool]:

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import contextvars
+import functools
 import math
 from typing import Iterator
 
@@ -80,15 +81,10 @@ def make_color_wheel() -> torch.Tensor:
     return torch.cat(rows, dim=0)  # (55, 3)
 
 
-_WHEELS: dict[torch.device, torch.Tensor] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _wheel_on(device: torch.device) -> torch.Tensor:
     """:func:`make_color_wheel` on ``device``, made once per device (a copy to the GPU per call would wait)."""
-    device = torch.device(device)
-    if device not in _WHEELS:
-        _WHEELS[device] = make_color_wheel().to(device)
-    return _WHEELS[device]
+    return make_color_wheel().to(device)  # (55, 3), never written to
 
 
 def _check_offsets(offsets: torch.Tensor) -> None:

@@ -39,7 +39,7 @@ import torch.nn.functional as F
 from course_lib.attention import contextual_attention
 from course_lib.attention_fast import (contextual_attention_batched, contextual_attention_fast,
                                       fast_attention_settings)
-from course_lib.ops import GenConv, GenDeconv, nearest_indices, resize_nearest
+from course_lib.ops import GenConv, GenDeconv, _is_channels_last, nearest_indices, resize_nearest
 from course_lib.precision import autocast_on as _autocast_on
 
 __all__ = [
@@ -66,7 +66,7 @@ def stage_input(x: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     """
     ones = torch.ones_like(x[:, :1])  # (B, 1, H, W)
     h = torch.cat([x, ones, ones * mask], dim=1)  # (B, 5, H, W)
-    if x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+    if _is_channels_last(x):
         h = h.contiguous(memory_format=torch.channels_last)  # cat of 1-channel parts falls back to NCHW
     return h
 

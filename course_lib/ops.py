@@ -29,6 +29,7 @@ inference fold the symmetric 'SAME' paddings into the convs (equal to about 1e-6
 from __future__ import annotations
 
 import contextlib
+import functools
 import math
 from typing import Callable, Iterator, Optional
 
@@ -198,7 +199,7 @@ def upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     x = _cpu_channels_last(x)
     y = F.conv2d(x, kernels, b4, 1, 1).view(B, 2, 2, c_out, H + 1, W + 1)  # window start I + u
     parts = [y[:, u, v, :, u:u + H, v:v + W] for u in (0, 1) for v in (0, 1)]  # each (B, C_out, H, W)
-    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():  # NHWC: one interleaving copy
+    if _is_channels_last(x):  # NHWC: one interleaving copy
         out = y.new_empty(B, H, 2, W, 2, c_out)  # NHWC memory of the (B, 2H, 2W, C_out) result
         for k, part in enumerate(parts):
             out[:, :, k // 2, :, k % 2, :] = part.permute(0, 2, 3, 1)  # rows 2I + u, columns 2J + v
@@ -207,15 +208,10 @@ def upsample_conv2d(x: torch.Tensor, weight: torch.Tensor, bias: Optional[torch.
     return out.permute(0, 1, 2, 4, 3, 5).reshape(B, c_out, 2 * H, 2 * W)  # (B, C_out, 2H, 2W)
 
 
-_TAPS: dict[tuple[torch.dtype, torch.device], torch.Tensor] = {}
-
-
+@functools.lru_cache(maxsize=None)
 def _parity_taps(dtype: torch.dtype, device: torch.device) -> torch.Tensor:
     """``_PARITY_TAPS`` as a (2, 2, 3) tensor, made once per dtype and device (a copy per call would wait for the GPU)."""
-    key = (dtype, torch.device(device))
-    if key not in _TAPS:
-        _TAPS[key] = torch.tensor(_PARITY_TAPS, dtype=dtype, device=device)
-    return _TAPS[key]
+    return torch.tensor(_PARITY_TAPS, dtype=dtype, device=device)  # never written to
 
 
 def _is_channels_last(x: torch.Tensor) -> bool:

@@ -779,7 +779,7 @@ class Trainer:
         (:meth:`_check_iteration`; fp16's GradScaler adds one per update): holes are drawn on
         the device, the masks' values are checked on the first iteration only (the trainer's
         samplers make binary masks), and the flow picture is not drawn (:meth:`save_images`
-        draws it for the images it shows). ``tests/test_gpu_path.py`` counts the reads.
+        draws it for the images it shows). ``tests/test_gpu_loop.py`` counts the reads.
         """
         c = self.config
         self.generator.train(), self.local_critic.train(), self.global_critic.train()
