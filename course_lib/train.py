@@ -40,6 +40,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import csv
+import gc
 import math
 import os
 import shutil
@@ -1236,8 +1237,21 @@ class Trainer:
                            signal=self._stop_signal if status in ("stopped", "interrupted") else None)
 
     def close(self) -> None:
-        """Leave the process group of a distributed run."""
+        """Leave the process group of a distributed run (safe to call twice; a no-op for one process).
+
+        The DDP wrappers hold the gloo/NCCL process group and its C++ worker threads. Left to
+        the interpreter's shutdown, they are destroyed after Python is half torn down, and a
+        gloo rank then aborts at exit ("terminate called without an active exception", seen in
+        about one run in seven of ``tests/test_distributed.py``). So the wrappers are dropped and
+        collected while Python is whole, then the group is destroyed.
+        """
+        if not self.dist.distributed:
+            return
+        self.g_train, self.d_local_train, self.d_global_train = (
+            self.generator, self.local_critic, self.global_critic)
+        gc.collect()  # the DDP reducers (and their references to the group) go now
         cleanup_distributed()
+        gc.collect()
 
 
 def validation_metrics(x: torch.Tensor, completed: torch.Tensor, mask: torch.Tensor) -> dict[str, float]:

@@ -23,13 +23,17 @@ def _worker(out: Path) -> None:
     initial = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
     trainer.fit()
     rank = trainer.dist.rank
-    torch.save({"world_size": trainer.dist.world_size, "initial": initial,
+    world_size = trainer.dist.world_size
+    trainer.close()  # drops the DDP wrappers and leaves the group (no abort at the interpreter's exit)
+    trainer.close()  # twice is harmless
+    unwrapped = (trainer.g_train is trainer.generator and trainer.d_local_train is trainer.local_critic
+                 and trainer.d_global_train is trainer.global_critic)
+    torch.save({"world_size": world_size, "initial": initial, "unwrapped_after_close": unwrapped,
                 "generator": trainer.generator.state_dict(),
                 "local_critic": trainer.local_critic.state_dict(),
                 "global_critic": trainer.global_critic.state_dict(),
                 "first_index": trainer.stream.state_dict()},
                out / f"rank{rank}.pt")
-    trainer.close()
 
 
 def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
@@ -40,6 +44,7 @@ def test_two_gloo_ranks_end_with_identical_weights(tmp_path):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     r0, r1 = (torch.load(tmp_path / f"rank{r}.pt", weights_only=True) for r in (0, 1))
     assert r0["world_size"] == r1["world_size"] == 2
+    assert r0["unwrapped_after_close"] and r1["unwrapped_after_close"], "close() left a DDP wrapper holding the group"
     for net in ("generator", "local_critic", "global_critic"):
         for key in r0[net]:
             assert torch.equal(r0[net][key], r1[net][key]), f"{net}.{key} differs between ranks"
