@@ -391,7 +391,8 @@ def attention_weights(f: torch.Tensor, b: torch.Tensor, mask: Optional[torch.Ten
     ``l``, numbered row-major over the background grid ``(ceil(Hb/rate/stride), ceil(Wb/rate/stride))``
     (``l = row * grid_width + col``). Patches touching the hole get weight 0, and the weights
     of a cell sum to at most 1 (the release does not renormalise after masking). This is the
-    map that the paper's Figure 4 and notebook 10's attention explorer show.
+    map notebook 10's attention explorer shows (the course's own view: the paper's Figure 4
+    draws only the colour-coded flow of each position's argmax).
     """
     _check_positive_int("ksize", ksize)
     _check_positive_int("stride", stride)

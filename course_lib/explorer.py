@@ -1,7 +1,8 @@
 """Which background patches a hole pixel copies: the attention maps of a trained generator.
 
-The paper's Figure 4 shows, for a pixel in the hole, the contextual-attention weights over
-the background. :func:`attention_maps` runs a :class:`course_lib.generator.Generator` and keeps
+For a pixel in the hole, the contextual-attention weights over the background: the course's
+own view (the paper's Figure 4 draws only the colour-coded flow of each pixel's best patch,
+not these weights). :func:`attention_maps` runs a :class:`course_lib.generator.Generator` and keeps
 those weights (:func:`course_lib.attention.attention_weights` on the refinement network's own
 features); :func:`attention_at` picks the map of one image pixel, :func:`explorer_figure` draws
 it, and :class:`AttentionExplorer` (notebook 10) redraws it wherever the student clicks.
@@ -105,7 +106,7 @@ def top_patches(weights: torch.Tensor, k: int = 3) -> list[tuple[int, int, float
 
 
 def explorer_figure(maps: AttentionMaps, row: int, col: int, top: int = 3) -> Figure:
-    """Paper Figure 4 for one pixel: the completed image, and where pixel ``(row, col)`` copies from.
+    """Where pixel ``(row, col)`` copies from, beside the completed image (the course's own view).
 
     Left: the result with the hole outlined and the pixel marked. Right: the copy weights
     over the image (each cell's weight spread over its 8x8 pixels), with the ``top``

@@ -17,8 +17,8 @@ Convention (style guide): a ``mask`` is a float tensor of shape (B or 1, 1, H, W
   Its random flips do nothing: ``mask.transpose(...)`` returns a flipped copy that the
   release throws away. Its training code always ORs the strokes with a random box
   (``tf.logical_or``): strokes are never a training hole alone there. course_lib's
-  :func:`brush_stroke_mask` keeps the paper's ranges with both ends included (4-12
-  vertices, 12-40 px) and applies its random flips (lesson 11, glossary "Free-form mask");
+  :func:`brush_stroke_mask` reads the release's constants as ranges with both ends included
+  (4-12 vertices, 12-40 px) and applies its random flips (lesson 11, glossary "Free-form mask");
   it is rasterised by the pure function :func:`strokes_to_mask` (which a drawing widget can call);
   :func:`stroke_masks` scales them to small toy images, and :func:`partial_conv_mask_updates`
   / :func:`hole_boundary_fraction` show why vanilla and partial convolutions struggle on them
@@ -295,7 +295,7 @@ def brush_stroke_mask(height: int = 256, width: int = 256, generator: GeneratorL
                       random_flip: bool = True) -> torch.Tensor:
     """A free-form hole made of random brush strokes (DeepFill v2, "free-form masks").
 
-    DeepFill v2's sampler, re-written here with the paper's ranges. The release differs in
+    DeepFill v2's sampler, re-written here with the release's constants as inclusive ranges. The release differs in
     three ways (lesson 11): its vertex count ``np.random.randint(4, 12)`` and width
     ``int(np.random.uniform(12, 40))`` exclude the upper ends (4-11 segments after a random start point, so 5-12 points; 12-39 px), its
     flips are computed and thrown away (the result of ``mask.transpose`` is not kept), and
@@ -303,7 +303,7 @@ def brush_stroke_mask(height: int = 256, width: int = 256, generator: GeneratorL
     holes of :func:`training_holes`). Here:
 
     * 1..``max_strokes`` strokes (v2: 1..3), each a polyline of ``min_vertices`` ..
-      ``max_vertices`` vertices, both ends included (the paper's 4-12), drawn with a
+      ``max_vertices`` vertices, both ends included (4-12), drawn with a
       brush ``min_width`` .. ``max_width`` px wide (12-40, both ends included);
     * each stroke draws its own turning range ``[mean - u1, mean + u2]`` with
       ``u1, u2 ~ U(0, angle_range)`` around ``mean_angle = 2*pi/5`` (range 2*pi/15); each

@@ -63,9 +63,9 @@ def hinge_d_loss(pos: torch.Tensor, neg: torch.Tensor) -> torch.Tensor:
 
     ``pos`` = scores of real images, ``neg`` = of completed ones, any shape (for SN-PatchGAN
     the whole score map: every entry is one patch's GAN). A real score above +1 and a fake
-    one below -1 cost nothing. The release's ``gan_hinge_loss`` comes from neuralgym;
-    ports of it weigh each term by 0.5 (not checked against neuralgym itself), which only
-    scales the critic's gradient.
+    one below -1 cost nothing. The release's ``gan_hinge_loss`` (neuralgym,
+    ``ops/gan_ops.py``) returns ``0.5 * hinge_pos + 0.5 * hinge_neg``: a paper-vs-release
+    difference that only halves the critic's gradient. This function follows the paper.
     """
     pos, neg = _scores(pos, "pos"), _scores(neg, "neg")
     return torch.mean(F.relu(1.0 - pos)) + torch.mean(F.relu(1.0 + neg))

@@ -32,7 +32,8 @@ def hole_sizes() -> Figure:
 
 
 def attention_map() -> Figure:
-    """Figure 4 of the paper, for the toy model: where the centre of a box hole in a wall copies from."""
+    """The course's per-pixel attention view (the paper's Figure 4 shows only the argmax flow) for
+    the toy model: where the centre of a box hole in a wall copies from."""
     toy = load_generator(toy_weights())
     x = toy_image("bricks", size=64, generator=make_generator(2))[None]  # (1, 3, 64, 64)
     maps = attention_maps(toy, x, bbox_to_mask((20, 20, 24, 24), 64, 64, max_delta=0))  # a centred 24 px hole

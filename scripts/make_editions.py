@@ -26,7 +26,9 @@ that installs course_lib on Colab (and does nothing anywhere else). A notebook t
 them gets the install cell after its header cell, and the badge cell right above the install
 cell. With ``repository`` unset the notebooks carry no badge cell at all (a student has nothing
 to do about it: the publishing steps are in ``lessons/instructors.md``, "Publishing the
-course"), and the install cell stops on Colab with a message that names the fix.
+course"), and the install cell stops on Colab with a message for the student: ask whoever gave
+them the course for its address, and the one pip line to run then. Neither cell says anything
+about this script or ``pyproject.toml``: that is for whoever publishes, not for a student.
 
 Usage::
 
@@ -188,10 +190,9 @@ def badge_source(notebook: str, repository: CourseRepository) -> str:
             "its first code cell installs course_lib there.\n" + note)
 
 
-_MISSING_MESSAGE = ("This copy of the course does not name its GitHub repository, so Colab cannot install "
-                    "course_lib. Whoever publishes the course sets repository = \"owner/name\" (and ref, a "
-                    "branch or tag) under [tool.course] in pyproject.toml and runs `make editions`. Until then, "
-                    "install it yourself in a new cell: "
+_MISSING_MESSAGE = ("This copy of the course does not name its GitHub repository, so this cell cannot install "
+                    "course_lib on Colab. Ask whoever gave you the course for the repository's address "
+                    "(OWNER/NAME and a branch or tag), then run in a new cell: "
                     "!pip install -q --no-deps git+https://github.com/OWNER/NAME@BRANCH")
 
 
@@ -207,15 +208,16 @@ def install_source(repository: Optional[CourseRepository]) -> str:
 
     Everywhere else (``google.colab`` not imported, or course_lib already importable) it does
     nothing, and nbval skips it. With ``repository`` None it raises, on Colab only, a
-    ``RuntimeError`` that says what to set and where.
+    ``RuntimeError`` that tells the student what to ask for and what to run; the cell's text
+    speaks to students only (the publishing steps are in ``lessons/instructors.md``).
     """
     name, ref = (repository.repository, repository.ref) if repository else ("", "main")
     message = textwrap.wrap(_MISSING_MESSAGE, 84, drop_whitespace=False)  # pieces that join back exactly
     return "\n".join([
         "# NBVAL_SKIP",
         "# On Colab only: install course_lib (once per session) from the course's GitHub repository, without",
-        "# touching Colab's torch, numpy, pillow or ipywidgets. On your own machine `make install` did it and",
-        "# this cell does nothing. Written by scripts/make_editions.py from [tool.course] in pyproject.toml.",
+        "# touching Colab's torch, numpy, pillow or ipywidgets. On your own machine the course's set-up",
+        "# (README, lesson 00) installed it, and this cell does nothing.",
         "import importlib, importlib.util, subprocess, sys",
         f"COURSE_REPOSITORY, COURSE_REF = {json.dumps(name)}, {json.dumps(ref)}  # GitHub owner/name, branch or tag",
         "if \"google.colab\" in sys.modules and importlib.util.find_spec(\"course_lib\") is None:",
@@ -227,7 +229,7 @@ def install_source(repository: Optional[CourseRepository]) -> str:
         "    if subprocess.run([sys.executable, \"-m\", \"pip\", \"install\", \"-q\", \"--no-deps\", url, "
         + ", ".join(json.dumps(package) for package in COLAB_PACKAGES) + "]).returncode:",
         "        raise RuntimeError(f\"pip could not install {url} (see above): is the repository public, \"",
-        "                           f\"with a branch or tag {COURSE_REF!r}? ([tool.course] in pyproject.toml)\")",
+        "                           f\"with a branch or tag {COURSE_REF!r}?\")",
         "    importlib.invalidate_caches()",
         "if \"google.colab\" in sys.modules:  # Colab renders third-party widgets (ipycanvas) only when asked",
         "    from google.colab import output",
@@ -574,7 +576,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         return 1
     if repository is None and not args.check:
         print(f"note: {WHERE} names no repository: the notebooks get no Colab badge, and their install "
-              "cell stops on Colab with a message that says what to set (lessons/instructors.md, "
+              "cell stops on Colab asking the student for the repository's address (publishing: lessons/instructors.md, "
               "\"Publishing the course\")", file=sys.stderr)
     if args.check:
         stale = stale_editions(args.names)

@@ -11,7 +11,8 @@
 * every notebook links its lesson, and the lesson links back;
 * each edition's Open-in-Colab badge opens that edition's own file from the repository named
   in ``[tool.course]`` of pyproject.toml (the one place), and the install cell installs from
-  there on Colab only, or stops with a message saying what to set where when it is unset.
+  there on Colab only, or, when it is unset, stops with a message that tells the student what to ask
+  for and run (and says nothing about pyproject.toml or make editions).
 """
 from __future__ import annotations
 
@@ -381,6 +382,9 @@ def test_unset_repository_leaves_no_badge_and_no_maintainer_text():
         assert COLAB not in markdown
         for word in MAINTAINER_WORDS:
             assert word not in markdown, word
+        install = edition.cells[1].source  # the first code cell a student reads: no publishing steps either
+        for word in ("[tool.course]", "pyproject.toml", "make editions", "make_editions", "publish"):
+            assert word not in install, word
     assert 'COURSE_REPOSITORY, COURSE_REF = "", "main"' in student.cells[1].source
     me.apply_colab_cells(nb, "notebooks/solutions/42_tiny.ipynb", repo)  # and set once more
     assert _tags(nb) == [None, [me.BADGE_TAG], [me.INSTALL_TAG], None]
@@ -447,9 +451,12 @@ def test_the_install_cell_stops_on_colab_when_the_repository_is_unset(monkeypatc
     with pytest.raises(RuntimeError) as err:
         _run_install_cell(monkeypatch, None, on_colab=True, installed=False)
     message = str(err.value)
-    for phrase in ("does not name its GitHub repository", 'repository = "owner/name"', "[tool.course]",
-                   "pyproject.toml", "make editions", "pip install -q --no-deps git+https://github.com/"):
+    for phrase in ("does not name its GitHub repository", "Ask whoever gave you the course",
+                   "pip install -q --no-deps git+https://github.com/OWNER/NAME@BRANCH"):
         assert phrase in message, phrase
+    for word in MAINTAINER_WORDS + ("make_editions",):  # the student cannot act on those
+        if word != "GitHub repository":
+            assert word not in message, word
 
 
 @pytest.mark.parametrize("path", ALL, ids=_ids(ALL))
