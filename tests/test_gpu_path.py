@@ -213,7 +213,25 @@ def test_gpu_check_dry_run_runs_every_section_on_the_cpu(tmp_path, monkeypatch, 
     assert loop["device_reads_total"] == 1 and loop["passed"], loop  # the losses, read once per iteration
     assert loop["layers_not_channels_last"] == [] and loop["critic_score_dtype"] == "torch.float32"
     assert result["sections"]["throughput"]["flops_per_iteration"]["tflop"] > 0
-    assert "wrote" in capsys.readouterr().out
+    for row in result["sections"]["precisions"]["rows"]:  # every update of one iteration changed the weights
+        assert set(row["weights_changed"]) == {"generator", "local_critic", "global_critic"}, row
+        assert row["amp"] != "fp16" or set(row["grad_scale_after"]) == {"critics", "generator"}
+    inference = result["sections"]["inference"]  # both sizes compared with the reference, within the tolerance
+    assert set(inference["max_abs_diff_fast_vs_reference"]) == {"32", "64"} and inference["passed"], inference
+    assert all(d <= inference["tolerance"] for d in inference["max_abs_diff_fast_vs_reference"].values())
+    assert inference["reference_skipped"] == {} and result["within_budget"]
+    assert "fast vs reference differ by at most" in capsys.readouterr().out
+
+
+def test_gpu_check_runs_the_large_reference_only_where_the_memory_is_there():
+    plan = _gpu_check_module().reference_plan
+    assert plan(1024, 1024, "cuda", None, None) is None  # up to 1024 px always
+    assert plan(2048, 1024, "cpu", None, None) is None  # the CPU (dry run) always
+    # 1.5 GiB at 1024 px: x16 = 24 GiB at 2048, run on 80 GiB free, not on 20 GiB free (a T4's 15 GiB neither)
+    assert plan(2048, 1024, "cuda", (1024, 1536.0), 80 * 1024) is None
+    why = plan(2048, 1024, "cuda", (1024, 1536.0), 20 * 1024)
+    assert why == "not run: its dense score matrix needs about 24 GiB (1.5 GiB at 1024 px x 16), this GPU has 20 GiB free"
+    assert plan(2048, 1024, "cuda", None, 80 * 1024).startswith("not run: no smaller size's reference peak")
 
 
 # ----------------------------------------------------------------------------- fp16: skip, count, then stop
