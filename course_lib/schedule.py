@@ -128,6 +128,11 @@ def estimate_minutes(flops: dict[str, float], card: Card) -> tuple[float, float]
     return 1000 * min(seconds) / 60, 1000 * max(seconds) / 60
 
 
+def _thousands(n: float) -> str:
+    """``1537`` -> ``"1.5k"``, ``28000`` -> ``"28k"``: one decimal below 10k, so a range never reads "2k-2k"."""
+    return f"{n / 1000:.1f}k" if n < 10_000 else f"{n / 1000:.0f}k"
+
+
 def schedule_table(setups: dict[str, tuple[int, int]]) -> str:
     """Markdown rows: setup, TFLOP/iteration, and per card minutes/1,000 iterations and iterations in 1/4/12 h."""
     lines = ["| setup | TFLOP / iteration (counted) | card | min / 1,000 it. (estimate) | iterations in 1 h / 4 h / 12 h (estimate) |",
@@ -137,7 +142,7 @@ def schedule_table(setups: dict[str, tuple[int, int]]) -> str:
         for card_name, card in CARDS.items():
             fast, slow = estimate_minutes(flops, card)
             per_h = [int(60 / slow * 1000), int(60 / fast * 1000)]
-            its = " / ".join(f"{h * per_h[0] / 1000:.0f}k-{h * per_h[1] / 1000:.0f}k" for h in (1, 4, 12))
+            its = " / ".join(f"{_thousands(h * per_h[0])}-{_thousands(h * per_h[1])}" for h in (1, 4, 12))
             lines.append(f"| {name} ({size} px, batch {batch}) | {flops['total'] / 1e12:.2f} | {card_name} ({card.amp}) "
                          f"| {fast:.0f}-{slow:.0f} | {its} |")
     return "\n".join(lines)

@@ -172,6 +172,28 @@ def test_the_colab_configs_load_and_label_their_times_as_estimates():
         assert "ESTIMATES" in comment and "T4" in comment and "L4" in comment and "A100" in comment
 
 
+@pytest.mark.slow
+def test_the_readme_table_and_the_colab_configs_state_the_schedule_estimates():
+    from course_lib.schedule import schedule_table
+
+    table = schedule_table({"celeba_128_session": (128, 16), "celeba_256_instructor": (256, 16)})
+    assert table in (ROOT / "README.md").read_text()  # python -m course_lib.schedule, pasted as is
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    assert len(rows) == 6
+    for setup, _, card, minutes, iterations in rows:
+        comment = json.loads((ROOT / "course_lib" / "configs" / f"{setup.split()[0]}.json").read_text())["_comment"]
+        per_session = iterations.split(" / ")[1]  # the 4 h column
+        assert f"{card}: {minutes} min per 1,000 steps, {per_session} steps per 4 h session" in comment, (setup, card)
+    # one decimal below 10k, so a range never reads "2k-2k" (the T4 at 256 px: 1.6k-2.4k iterations per hour)
+    assert "| T4 (fp16) | 25-39 | 1.6k-2.4k / 6.2k-9.8k / 19k-29k |" in table
+
+
+def test_thousands_by_hand():
+    from course_lib.schedule import _thousands
+
+    assert [_thousands(n) for n in (1537, 9949, 10_000, 28_400, 132_000)] == ["1.5k", "9.9k", "10k", "28k", "132k"]
+
+
 # ----------------------------------------------------------------------------- the prepared GPU check
 
 def _gpu_check_module():
