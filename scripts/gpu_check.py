@@ -458,6 +458,19 @@ def _third_party_modules() -> list[str]:
     return sorted(r for r in roots if r not in std and not r.startswith("_") and r != "__main__")
 
 
+def _backend_flags() -> tuple[bool, bool, bool, bool, bool]:
+    """The global switches a section may change: cuDNN deterministic / benchmark, deterministic algorithms, TF32."""
+    return (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+            torch.are_deterministic_algorithms_enabled(), torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32)
+
+
+def _restore_backend_flags(flags: tuple[bool, bool, bool, bool, bool]) -> None:
+    (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, algorithms,
+     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = flags
+    torch.use_deterministic_algorithms(algorithms)
+
+
 def run(args: argparse.Namespace) -> dict:
     dry = args.dry_run
     s = DRY if dry else FULL
@@ -483,7 +496,9 @@ def run(args: argparse.Namespace) -> dict:
             ("inference", lambda: check_inference(device, s)),
             ("loop", lambda: check_loop(device, s, work)),
         ]
-        for name, fn in sections:
+        flags = _backend_flags()  # each section starts from the process's own settings: a Trainer sets
+        for name, fn in sections:  # cudnn.benchmark, the resume section cuDNN's deterministic mode
+            _restore_backend_flags(flags)
             t0 = time.perf_counter()
             try:
                 out = fn()
@@ -494,6 +509,7 @@ def run(args: argparse.Namespace) -> dict:
             result["sections"][name] = out
             print(f"{name:<12} {'ok' if out.get('passed') else 'FAILED'}  ({out['seconds']:.1f} s)"
                   + (f"  {out['error']}" if "error" in out else ""), flush=True)
+        _restore_backend_flags(flags)
         # the toy run gets what is left of the budget, at most train_minutes
         left = args.budget_minutes - (time.perf_counter() - t_start) / 60 - 0.5
         minutes = s["train_minutes"] if dry else max(0.5, min(s["train_minutes"], left))

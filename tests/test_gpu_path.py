@@ -245,6 +245,20 @@ def test_gpu_check_dry_run_runs_every_section_on_the_cpu(tmp_path, monkeypatch, 
     assert "fast vs reference differ by at most" in capsys.readouterr().out
 
 
+def test_gpu_check_restores_the_backend_switches_a_section_changed():
+    module = _gpu_check_module()
+    before = module._backend_flags()
+    try:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = (not before[0]), (not before[1])
+        torch.use_deterministic_algorithms(not before[2])
+        assert module._backend_flags()[:3] == tuple(not v for v in before[:3])
+        module._restore_backend_flags(before)
+        assert module._backend_flags() == before
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[0], before[1]
+        torch.use_deterministic_algorithms(before[2])
+
+
 def test_gpu_check_runs_the_large_reference_only_where_the_memory_is_there():
     plan = _gpu_check_module().reference_plan
     assert plan(1024, 1024, "cuda", None, None) is None  # up to 1024 px always
