@@ -13,7 +13,7 @@ tensor-core peak, the range the issue-27 reading of the layer table implies; a s
 32-128 channel convs and host syncs is far from a GEMM benchmark; 30-50 % of a T4's plain fp32
 peak for the float32 gradient penalty and attention, which cannot use its tensor cores).
 These are estimates until ``make gpu-check`` measures the card (its ``throughput`` section);
-a measurement replaces them. ``python -m course_lib.schedule`` prints the README table.
+a measurement replaces them. ``python -m course_lib.schedule`` prints the README's two tables.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import torch
 
-__all__ = ["Card", "CARDS", "UTILISATION", "count_iteration_flops", "estimate_minutes", "schedule_table"]
+__all__ = ["Card", "CARDS", "UTILISATION", "count_iteration_flops", "estimate_minutes", "schedule_table", "batch_table"]
 
 
 @dataclass(frozen=True)
@@ -148,5 +148,23 @@ def schedule_table(setups: dict[str, tuple[int, int]]) -> str:
     return "\n".join(lines)
 
 
+def batch_table(size: int = 256, batches: tuple[int, ...] = (8, 16, 32, 64)) -> str:
+    """Markdown rows: per batch size at ``size`` px, the counted TFLOP and each card's ESTIMATED minutes per 1,000 it.
+
+    The README's "Throughput and memory per batch size on a GPU" table, which the trainer's
+    out-of-memory message points to, until ``make gpu-check`` measures it.
+    """
+    heads = " | ".join(f"{name} {card.amp}{', min / 1,000 it.' if i == 0 else ''} (ESTIMATE)"
+                       for i, (name, card) in enumerate(CARDS.items()))
+    lines = [f"| batch_size | TFLOP / iteration (counted) | {heads} |", "|---" * (2 + len(CARDS)) + "|"]
+    for batch in batches:
+        flops = count_iteration_flops(size=size, batch=batch)
+        cells = " | ".join("{:.0f}-{:.0f}".format(*estimate_minutes(flops, card)) for card in CARDS.values())
+        lines.append(f"| {batch} | {flops['total'] / 1e12:.2f} | {cells} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     print(schedule_table({"celeba_128_session": (128, 16), "celeba_256_instructor": (256, 16)}))
+    print()
+    print(batch_table())

@@ -188,6 +188,15 @@ def test_the_readme_table_and_the_colab_configs_state_the_schedule_estimates():
     assert "| T4 (fp16) | 25-39 | 1.6k-2.4k / 6.2k-9.8k / 19k-29k |" in table
 
 
+@pytest.mark.slow
+def test_the_readme_per_batch_size_table_is_the_schedule_count():
+    from course_lib.schedule import batch_table
+
+    table = batch_table()
+    assert table in (ROOT / "README.md").read_text()  # the table the out-of-memory message points to
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["8", "16", "32", "64"]
+
+
 def test_thousands_by_hand():
     from course_lib.schedule import _thousands
 
