@@ -98,7 +98,8 @@ def _manual(name: str, item: DataFile, archives: Path) -> str:
     """The manual route for one file (appended to a refusal)."""
     mirror = (" (the page links CelebA's Google Drive folder and its Baidu mirror; if Drive says the quota "
               "is exceeded, wait a day or use 'Add shortcut to Drive' and copy the file from your own Drive)"
-              if name == "celeba" else "")
+              if name == "celeba" else
+              " (if the page asks you to request access with a form first, do so)")
     return (f"By hand: download {item.name} from {DATA_SOURCES[name].page}{mirror}, put it in {archives}, "
             f"and run the same command again (it checks md5 {item.md5} and unpacks).")
 

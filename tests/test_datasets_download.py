@@ -133,6 +133,10 @@ def test_a_truncated_archive_is_never_unpacked_and_the_next_call_resumes(server,
     root = tmp_path / "places2"
     with pytest.raises(FetchError, match="resumes from there"):
         D.download_data("places2-val", root, base_url=_base(server), quiet=True)
+    server.modes["val_256.tar"] = "forbidden"  # the host refuses: the manual route names the page and its form
+    with pytest.raises(SourceRefused, match=rf"refused access \(403.*By hand: download val_256.tar from "
+                                            rf"{re.escape(D.PLACES_PAGE)} \(if the page asks you to request access"):
+        D.download_data("places2-val", root, base_url=_base(server), quiet=True)
     part = part_path(root / "archives" / "val_256.tar")
     assert 0 < part.stat().st_size < len(PLACES_VAL["val_256.tar"])
     assert not (root / "val_256").exists() and not (root / ".val_256.tar.unpacked").exists()
