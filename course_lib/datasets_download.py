@@ -3,7 +3,7 @@
 Names: ``celeba`` (the aligned CelebA images and ``list_eval_partition.txt``, the layout
 :class:`course_lib.data.CelebADataset` reads), ``places2-val`` (Places365-Standard's file
 lists and its 36,500 validation images at 256x256: enough for evaluation and a first
-look) and ``places2`` (the same plus the 1.8 M training images at 256x256, about 24 GB,
+look) and ``places2`` (the same plus the 1.8 M training images at 256x256, a 26 GB archive,
 the layout :class:`course_lib.data.Places365Dataset` reads).
 
 Every file goes through :func:`course_lib.fetch.fetch` (the one downloader of course_lib):
@@ -81,7 +81,7 @@ _PLACES_LISTS = DataFile("filelist_places365-standard.tar", "35a0585fee1fa656440
 _PLACES_VAL = DataFile("val_256.tar", "e27b17d8d44f4af9a78502beb927f808",
                        url=PLACES_BASE + "val_256.tar", unpack=True, approx_gb=0.5)
 _PLACES_TRAIN = DataFile("train_256_places365standard.tar", "53ca1c756c3d1e7809517cc47c5561c5",
-                         url=PLACES_BASE + "train_256_places365standard.tar", unpack=True, approx_gb=24.0)
+                         url=PLACES_BASE + "train_256_places365standard.tar", unpack=True, approx_gb=26.1)
 _CELEBA_TERMS = ("CelebA is for non-commercial research purposes only; by downloading it you agree to the "
                  f"terms on {CELEBA_PAGE} (no redistribution, no commercial use of the images).")
 _PLACES_TERMS = ("Places365 is for non-commercial research and educational purposes only; by downloading it "
