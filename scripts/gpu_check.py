@@ -400,12 +400,15 @@ def check_inference(device: torch.device, s: dict) -> dict:
             free_mib = torch.cuda.mem_get_info(device)[0] / 2**20 if device.type == "cuda" else None
             why_not = reference_plan(size, s["reference_always"], device.type, last_reference, free_mib)
             try:
+                out_of_memory = False
                 try:
                     gen_rows = bench.bench_generator(s["cnum"], size, device, repeats=2, warmup=1,
                                                      gflops_rate=float("nan"), reference=why_not is None)
                 except torch.cuda.OutOfMemoryError:
                     if why_not is not None:
                         raise
+                    out_of_memory = True  # retried below, once the failed attempt's tensors are released
+                if out_of_memory:
                     torch.cuda.empty_cache()
                     why_not = "not run: out of memory"
                     gen_rows = bench.bench_generator(s["cnum"], size, device, repeats=2, warmup=1,
@@ -413,8 +416,8 @@ def check_inference(device: torch.device, s: dict) -> dict:
                 crop = bench.bench_inpaint_crop(s["cnum"], size, device, repeats=2, warmup=1)
                 rows.extend(asdict(r) for r in gen_rows + [crop])
                 if why_not is None:
-                    compared[size] = next(r.max_abs_diff for r in gen_rows if r.max_abs_diff is not None)
-                    reference_peak = next(r.peak_mb for r in gen_rows if r.name.endswith(" reference"))
+                    compared[size] = next((r.max_abs_diff for r in gen_rows if r.max_abs_diff is not None), None)
+                    reference_peak = next((r.peak_mb for r in gen_rows if r.name.endswith(" reference")), None)
                     if reference_peak:
                         last_reference = (size, float(reference_peak))
                 else:
@@ -548,8 +551,8 @@ def summary(result: dict) -> str:
                          f"({row['amp']})")
     inference = result["sections"].get("inference", {})
     for size, diff in inference.get("max_abs_diff_fast_vs_reference", {}).items():
-        lines.append(f"  inference {size} px: fast vs reference differ by at most {diff:.1e} "
-                     f"(tolerance {inference['tolerance']:g})")
+        shown = f"differ by at most {diff:.1e}" if diff is not None else "were not compared (no difference row)"
+        lines.append(f"  inference {size} px: fast vs reference {shown} (tolerance {inference['tolerance']:g})")
     for size, why in inference.get("reference_skipped", {}).items():
         lines.append(f"  inference {size} px: reference {why}")
     toy = result["sections"].get("toy_training", {})

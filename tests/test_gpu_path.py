@@ -279,6 +279,37 @@ def test_gpu_check_runs_the_large_reference_only_where_the_memory_is_there():
     assert plan(2048, 1024, "cuda", None, 80 * 1024).startswith("not run: no smaller size's reference peak")
 
 
+def test_gpu_check_inference_falls_back_to_the_fast_path_alone_on_out_of_memory(monkeypatch):
+    module = _gpu_check_module()
+    from course_lib.bench import Row
+
+    calls = []
+
+    def fake_generator(cnum, size, device, repeats, warmup, gflops_rate, reference=True, seed=0):
+        calls.append((size, reference))
+        if reference and size == 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (stand-in)")
+        rows = [Row(f"generator {size}x{size} fast", 1.0, "ms/image", peak_mb=10.0)]
+        if reference:
+            rows += [Row(f"generator {size}x{size} reference", 2.0, "ms/image", peak_mb=20.0),
+                     Row(f"generator {size}x{size} reference / fast", 2.0, "x", max_abs_diff=3e-7 if size == 32 else 0.5)]
+        return rows
+
+    monkeypatch.setattr(module.bench, "bench_generator", fake_generator)
+    monkeypatch.setattr(module.bench, "bench_inpaint_crop", lambda *a, **k: Row("crop", 1.0, "ms/image"))
+    out = module.check_inference(torch.device("cpu"), dict(module.DRY, inference=(32, 64), reference_always=32))
+    assert calls == [(32, True), (64, True), (64, False)]
+    assert out["max_abs_diff_fast_vs_reference"] == {"32": 3e-7} and out["passed"]
+    assert out["reference_skipped"] == {"64": "not run: out of memory"}
+    # a reference that disagrees beyond the tolerance fails the section
+    monkeypatch.setattr(module.bench, "bench_generator", lambda *a, **k: fake_generator(*a, **k)[:1] + [
+        Row("generator 9x9 reference", 2.0, "ms/image", peak_mb=1.0), Row("r / f", 2.0, "x", max_abs_diff=0.5)])
+    assert not module.check_inference(torch.device("cpu"), dict(module.DRY, inference=(32,), reference_always=32))["passed"]
+    # and so does a size up to reference_always whose reference did not run
+    monkeypatch.setattr(module.bench, "bench_generator", lambda *a, **k: fake_generator(*a, **{**k, "reference": False}))
+    assert not module.check_inference(torch.device("cpu"), dict(module.DRY, inference=(32,), reference_always=32))["passed"]
+
+
 # ----------------------------------------------------------------------------- fp16: skip, count, then stop
 
 def test_fp16_skips_a_non_finite_update_and_stops_only_after_several_in_a_row(tmp_path, monkeypatch):
