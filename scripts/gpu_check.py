@@ -84,10 +84,10 @@ ALLOWED_MODULES = {"torch", "numpy", "PIL", "matplotlib", "tqdm", "course_lib"}
 
 # Sizes of a real run and of a dry run (CPU, seconds).
 FULL = dict(size=256, cnum=32, critic_cnum=64, step_batch=4, batches=(8, 16, 32, 64), timed_steps=3,
-            inference=(512, 1024, 2048), reference_always=1024, resume_size=128, resume_cnum=32, train_minutes=3.0, flop_batch=16,
+            inference=(512, 1024, 2048), reference_always=1024, matmul_n=4096, resume_size=128, resume_cnum=32, train_minutes=3.0, flop_batch=16,
             resume_critic_steps=5)
 DRY = dict(size=64, cnum=4, critic_cnum=4, step_batch=2, batches=(2,), timed_steps=1,
-           inference=(32, 64), reference_always=32, resume_size=64, resume_cnum=4, train_minutes=0.05, flop_batch=2, resume_critic_steps=1)
+           inference=(32, 64), reference_always=32, matmul_n=256, resume_size=64, resume_cnum=4, train_minutes=0.05, flop_batch=2, resume_critic_steps=1)
 
 
 def _config(size: int, cnum: int, critic_cnum: int, batch: int, device: str, **extra: Any) -> Any:
@@ -396,6 +396,7 @@ def check_inference(device: torch.device, s: dict) -> dict:
     skipped: dict[int, str] = {}
     last_reference: Optional[tuple[int, float]] = None
     try:
+        rate = bench.matmul_gflops(device, n=s["matmul_n"])[0]  # fp32 GFLOP/s: the rows' "flop time" column
         for size in s["inference"]:
             free_mib = torch.cuda.mem_get_info(device)[0] / 2**20 if device.type == "cuda" else None
             why_not = reference_plan(size, s["reference_always"], device.type, last_reference, free_mib)
@@ -403,7 +404,7 @@ def check_inference(device: torch.device, s: dict) -> dict:
                 out_of_memory = False
                 try:
                     gen_rows = bench.bench_generator(s["cnum"], size, device, repeats=2, warmup=1,
-                                                     gflops_rate=float("nan"), reference=why_not is None)
+                                                     gflops_rate=rate, reference=why_not is None)
                 except torch.cuda.OutOfMemoryError:
                     if why_not is not None:
                         raise
@@ -412,7 +413,7 @@ def check_inference(device: torch.device, s: dict) -> dict:
                     torch.cuda.empty_cache()
                     why_not = "not run: out of memory"
                     gen_rows = bench.bench_generator(s["cnum"], size, device, repeats=2, warmup=1,
-                                                     gflops_rate=float("nan"), reference=False)
+                                                     gflops_rate=rate, reference=False)
                 crop = bench.bench_inpaint_crop(s["cnum"], size, device, repeats=2, warmup=1)
                 rows.extend(asdict(r) for r in gen_rows + [crop])
                 if why_not is None:
@@ -431,7 +432,7 @@ def check_inference(device: torch.device, s: dict) -> dict:
     must_compare = [size for size in s["inference"] if size <= s["reference_always"]]
     passed = (all("error" not in r for r in rows) and all(size in compared for size in must_compare)
               and all(d is not None and d <= INFERENCE_TOL for d in compared.values()))
-    return {"tolerance": INFERENCE_TOL, "dtype": "float32", "tf32": False,
+    return {"tolerance": INFERENCE_TOL, "dtype": "float32", "tf32": False, "matmul_gflops": rate,
             "max_abs_diff_fast_vs_reference": {str(k): v for k, v in compared.items()},
             "reference_skipped": {str(k): v for k, v in skipped.items()}, "rows": rows, "passed": passed}
 

@@ -250,7 +250,8 @@ def test_gpu_check_dry_run_runs_every_section_on_the_cpu(tmp_path, monkeypatch, 
     inference = result["sections"]["inference"]  # both sizes compared with the reference, within the tolerance
     assert set(inference["max_abs_diff_fast_vs_reference"]) == {"32", "64"} and inference["passed"], inference
     assert all(d <= inference["tolerance"] for d in inference["max_abs_diff_fast_vs_reference"].values())
-    assert inference["reference_skipped"] == {} and result["within_budget"]
+    assert inference["reference_skipped"] == {} and result["within_budget"] and inference["matmul_gflops"] > 0
+    assert "NaN" not in out.read_text()  # strict JSON: every rate is measured
     assert "fast vs reference differ by at most" in capsys.readouterr().out
 
 
