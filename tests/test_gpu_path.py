@@ -99,6 +99,19 @@ def test_to_cpu_moves_a_tensor_of_another_device(monkeypatch):
     assert moved and type(out["w"]) is torch.Tensor
 
 
+def test_a_run_folder_on_the_colab_drive_mount_is_named_in_one_warning(tmp_path, monkeypatch, capsys):
+    assert ckpt_io.drive_run_folder_note("/content/runs/c128") is None
+    assert ckpt_io.drive_run_folder_note("/content/drive2/x") is None  # another folder that starts alike
+    note = ckpt_io.drive_run_folder_note("/content/drive/MyDrive/runs/c128")
+    assert note.startswith("warning: the run folder /content/drive/MyDrive/runs/c128 is on Google Drive")
+    assert "--mirror /content/drive/MyDrive/runs/c128" in note and "\n" not in note
+    monkeypatch.setattr(ckpt_io, "COLAB_DRIVE_MOUNT", str(tmp_path / "drive"))  # a stand-in mount
+    Trainer(_toy(), tmp_path / "drive" / "MyDrive" / "run")
+    assert "is on Google Drive, where every pruned checkpoint goes to Drive's trash" in capsys.readouterr().err
+    Trainer(_toy(), tmp_path / "local" / "run")
+    assert "Google Drive" not in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- attention in float32
 
 def test_contextual_attention_runs_in_float32_with_autocast_off_under_bf16(monkeypatch):
