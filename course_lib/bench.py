@@ -114,7 +114,9 @@ class Row:
     peak memory of the row (see the module docstring; None for ratios); ``gflop`` the dense
     work of one call and ``flop_ms`` its time at the run's sgemm rate (None where not counted);
     ``cpu_ms`` the median process CPU time per item in ms, all threads together (where
-    measured: on a shared machine other jobs stretch the wall time, much less the CPU time).
+    measured: on a shared machine other jobs stretch the wall time, much less the CPU time);
+    ``max_abs_diff`` the largest absolute difference of two paths' outputs (on a ratio row
+    that compares a fast path with its reference; None elsewhere).
     """
 
     name: str
@@ -127,6 +129,7 @@ class Row:
     gflop: Optional[float] = None
     flop_ms: Optional[float] = None
     cpu_ms: Optional[float] = None
+    max_abs_diff: Optional[float] = None
 
 
 # ----------------------------------------------------------------------------- measuring
@@ -455,6 +458,7 @@ def bench_generator(cnum: int, size: int, device: torch.device, repeats: int, wa
     diff = float((outputs["fast"] - outputs["reference"]).abs().max())
     rows.append(_ratio_row(f"generator {size}x{size} reference / fast", rows[1].median, rows[0].median,
                            f">1: fast is faster; composites differ by at most {diff:.1e}"))
+    rows[-1].max_abs_diff = diff
     return rows + [conv_ratio]
 
 

@@ -53,6 +53,8 @@ __all__ = [
     "MIRROR_NAME",
     "mirror_checkpoint",
     "mirrored_checkpoint",
+    "COLAB_DRIVE_MOUNT",
+    "drive_run_folder_note",
 ]
 
 FORMAT_VERSION = 1
@@ -237,6 +239,25 @@ def prune_checkpoints(folder: PathLike, keep_last: int) -> list[Path]:
 
 
 MIRROR_NAME = "latest.pt"  # the one file of a mirror folder (train --mirror DIR)
+
+
+COLAB_DRIVE_MOUNT = "/content/drive"  # where google.colab.drive.mount puts Google Drive (notebook 95)
+
+
+def drive_run_folder_note(out_dir: PathLike) -> Optional[str]:
+    """A one-line warning when a run folder lies on Colab's Google Drive mount, else None.
+
+    The trainer prunes its rolling checkpoints (``keep_last``); on a Drive mount every pruned
+    file goes to Drive's trash and keeps using the quota (about 10 GB over a full run, issue 27).
+    The fix is the mirror: ``--out`` on the VM's disk, ``--mirror DIR`` on Drive.
+    """
+    folder = os.path.abspath(os.fspath(out_dir))
+    mount = os.path.abspath(COLAB_DRIVE_MOUNT)
+    if folder != mount and not folder.startswith(mount.rstrip(os.sep) + os.sep):
+        return None
+    return (f"warning: the run folder {folder} is on Google Drive, where every pruned checkpoint goes to Drive's "
+            "trash and keeps using your quota; train into a folder on the VM's disk (e.g. /content/runs/NAME) "
+            f"with --mirror {folder} (the newest checkpoint, copied to Drive after each save) instead")
 
 
 def mirror_checkpoint(path: PathLike, mirror_dir: PathLike, name: str = MIRROR_NAME) -> Path:

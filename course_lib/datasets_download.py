@@ -3,7 +3,7 @@
 Names: ``celeba`` (the aligned CelebA images and ``list_eval_partition.txt``, the layout
 :class:`course_lib.data.CelebADataset` reads), ``places2-val`` (Places365-Standard's file
 lists and its 36,500 validation images at 256x256: enough for evaluation and a first
-look) and ``places2`` (the same plus the 1.8 M training images at 256x256, about 24 GB,
+look) and ``places2`` (the same plus the 1.8 M training images at 256x256, a 26 GB archive,
 the layout :class:`course_lib.data.Places365Dataset` reads).
 
 Every file goes through :func:`course_lib.fetch.fetch` (the one downloader of course_lib):
@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import http.cookiejar
+import importlib.util
 import json
 import os
 import shutil
@@ -80,7 +81,7 @@ _PLACES_LISTS = DataFile("filelist_places365-standard.tar", "35a0585fee1fa656440
 _PLACES_VAL = DataFile("val_256.tar", "e27b17d8d44f4af9a78502beb927f808",
                        url=PLACES_BASE + "val_256.tar", unpack=True, approx_gb=0.5)
 _PLACES_TRAIN = DataFile("train_256_places365standard.tar", "53ca1c756c3d1e7809517cc47c5561c5",
-                         url=PLACES_BASE + "train_256_places365standard.tar", unpack=True, approx_gb=24.0)
+                         url=PLACES_BASE + "train_256_places365standard.tar", unpack=True, approx_gb=26.1)
 _CELEBA_TERMS = ("CelebA is for non-commercial research purposes only; by downloading it you agree to the "
                  f"terms on {CELEBA_PAGE} (no redistribution, no commercial use of the images).")
 _PLACES_TERMS = ("Places365 is for non-commercial research and educational purposes only; by downloading it "
@@ -97,7 +98,8 @@ def _manual(name: str, item: DataFile, archives: Path) -> str:
     """The manual route for one file (appended to a refusal)."""
     mirror = (" (the page links CelebA's Google Drive folder and its Baidu mirror; if Drive says the quota "
               "is exceeded, wait a day or use 'Add shortcut to Drive' and copy the file from your own Drive)"
-              if name == "celeba" else "")
+              if name == "celeba" else
+              " (if the page asks you to request access with a form first, do so)")
     return (f"By hand: download {item.name} from {DATA_SOURCES[name].page}{mirror}, put it in {archives}, "
             f"and run the same command again (it checks md5 {item.md5} and unpacks).")
 
@@ -113,18 +115,34 @@ def _url(item: DataFile, base_url: str) -> str:
 
 def _fetch_item(item: DataFile, url: str, dest: Path, manual: str, opener: urllib.request.OpenerDirector,
                 quiet: bool, drive: bool) -> Path:
-    """:func:`course_lib.fetch.fetch` with the md5; from Google Drive (``drive``) follows one confirmation page."""
+    """:func:`course_lib.fetch.fetch` with the md5; from Google Drive (``drive``) follows one confirmation page.
+
+    A ``dest`` that is already there but fails the md5 (e.g. a copy put in by hand from another
+    source) is replaced by a good download; when the download fails, the error says so too.
+    """
     try:
-        return fetch(url, dest, md5=item.md5, what=item.name, manual=manual, opener=opener, quiet=quiet)
-    except SourceRefused as err:
-        if not drive or not err.page:
+        try:
+            return fetch(url, dest, md5=item.md5, what=item.name, manual=manual, opener=opener, quiet=quiet)
+        except SourceRefused as err:
+            if not drive or not err.page:
+                raise
+            from course_lib.pretrained import _confirmation_url  # gdown reads Drive's large-file page
+            confirmed = _confirmation_url(err.page)
+            if confirmed is None and importlib.util.find_spec("gdown") is None:
+                raise SourceRefused(f"Google Drive answered with a page instead of {item.name}: a large-file "
+                                    "confirmation page, which course_lib follows with gdown (not installed: pip "
+                                    f"install gdown, then run the same command again), or its daily quota, or a "
+                                    f"sign-in. {manual}", url=url) from None
+            if confirmed is None or confirmed == url:
+                raise SourceRefused(f"Google Drive did not send {item.name}: its daily download quota is probably "
+                                    f"exceeded, or it wants a sign-in. {manual}", url=url) from None
+            return fetch(confirmed, dest, md5=item.md5, what=item.name, manual=manual, opener=opener, quiet=quiet)
+    except FetchError as err:
+        if not dest.is_file():
             raise
-        from course_lib.pretrained import _confirmation_url  # gdown reads Drive's large-file page
-        confirmed = _confirmation_url(err.page)
-        if confirmed is None or confirmed == url:
-            raise SourceRefused(f"Google Drive did not send {item.name}: its daily download quota is probably "
-                                f"exceeded, or it wants a sign-in. {manual}", url=url) from None
-        return fetch(confirmed, dest, md5=item.md5, what=item.name, manual=manual, opener=opener, quiet=quiet)
+        # fetch returns an existing dest at once when it passes the md5: this one did not
+        raise type(err)(f"{err} (The {item.name} already in {dest.parent} does not have the published md5 "
+                        f"{item.md5}: a different or damaged copy; a good download replaces it.)") from None
 
 
 def _safe_members(names: Sequence[str], archive: Path) -> None:
@@ -180,6 +198,32 @@ def unpack_archive(archive: PathLike, root: PathLike) -> list[str]:
     return entries
 
 
+def _same_disk(a: Path, b: Path) -> bool:
+    """True when two existing folders are on one file system (their free space is shared)."""
+    return a.stat().st_dev == b.stat().st_dev
+
+
+def _check_free_disk(name: str, source: DataSource, root: Path, archive_dir: Path) -> None:
+    """Refuse before any download when ``root`` (images) or ``archive_dir`` (archives) lacks the space.
+
+    Each archive not yet unpacked needs its size in ``archive_dir`` (unless it is already there)
+    and about its size again in ``root`` once unpacked; on one file system the two add up. The
+    archives folder may be another disk (a Google Drive mount, whose free space is the quota).
+    """
+    todo = [f for f in source.files if not (root / f".{f.name}.unpacked").is_file()]
+    archives_gb = sum(f.approx_gb for f in todo if f.unpack and not (archive_dir / f.name).is_file())
+    images_gb = sum(f.approx_gb for f in todo if f.unpack) + sum(
+        f.approx_gb for f in todo if not f.unpack and not (root / f.name).is_file())
+    same_disk = _same_disk(root, archive_dir)
+    needs = [(root, images_gb + archives_gb, "--root / --archives", "archives and images")] if same_disk else [
+        (archive_dir, archives_gb, "--archives", "archives"), (root, images_gb, "--root", "images")]
+    for folder, need_gb, option, what in needs:
+        free_gb = shutil.disk_usage(folder).free / 1e9
+        if need_gb > free_gb:
+            raise FetchError(f"{name} needs about {need_gb:.1f} GB free under {folder} ({what}), but only "
+                             f"{free_gb:.1f} GB are free; free some space or choose another {option}.")
+
+
 def download_data(name: str, root: Optional[PathLike] = None, *, archives: Optional[PathLike] = None,
                   base_url: Optional[str] = None, keep_archives: bool = True, quiet: bool = False) -> Path:
     """Fetch, check and unpack data set ``name`` (see the module docstring) into ``root``; returns ``root``.
@@ -201,12 +245,7 @@ def download_data(name: str, root: Optional[PathLike] = None, *, archives: Optio
     say = (lambda text: None) if quiet else (lambda text: print(text, file=sys.stderr, flush=True))
     say(source.terms)
     opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(http.cookiejar.CookieJar()))
-    todo = [f for f in source.files if not (root / f".{f.name}.unpacked").is_file()]
-    need_gb = sum(2 * f.approx_gb for f in todo if not (archive_dir / f.name).is_file())
-    free_gb = shutil.disk_usage(root).free / 1e9
-    if need_gb > free_gb:
-        raise FetchError(f"{name} needs about {need_gb:.0f} GB free under {root} (archives and images), but only "
-                         f"{free_gb:.0f} GB are free; free some space or choose another --root / --archives.")
+    _check_free_disk(name, source, root, archive_dir)
     for item in source.files:
         manual = _manual(name, item, archive_dir)
         url = _url(item, base)

@@ -13,7 +13,7 @@ tensor-core peak, the range the issue-27 reading of the layer table implies; a s
 32-128 channel convs and host syncs is far from a GEMM benchmark; 30-50 % of a T4's plain fp32
 peak for the float32 gradient penalty and attention, which cannot use its tensor cores).
 These are estimates until ``make gpu-check`` measures the card (its ``throughput`` section);
-a measurement replaces them. ``python -m course_lib.schedule`` prints the README table.
+a measurement replaces them. ``python -m course_lib.schedule`` prints the README's two tables.
 """
 from __future__ import annotations
 
@@ -23,7 +23,7 @@ from typing import Any, Iterator
 
 import torch
 
-__all__ = ["Card", "CARDS", "UTILISATION", "count_iteration_flops", "estimate_minutes", "schedule_table"]
+__all__ = ["Card", "CARDS", "UTILISATION", "count_iteration_flops", "estimate_minutes", "schedule_table", "batch_table"]
 
 
 @dataclass(frozen=True)
@@ -128,6 +128,11 @@ def estimate_minutes(flops: dict[str, float], card: Card) -> tuple[float, float]
     return 1000 * min(seconds) / 60, 1000 * max(seconds) / 60
 
 
+def _thousands(n: float) -> str:
+    """``1537`` -> ``"1.5k"``, ``28000`` -> ``"28k"``: one decimal below 10k, so a range never reads "2k-2k"."""
+    return f"{n / 1000:.1f}k" if n < 10_000 else f"{n / 1000:.0f}k"
+
+
 def schedule_table(setups: dict[str, tuple[int, int]]) -> str:
     """Markdown rows: setup, TFLOP/iteration, and per card minutes/1,000 iterations and iterations in 1/4/12 h."""
     lines = ["| setup | TFLOP / iteration (counted) | card | min / 1,000 it. (estimate) | iterations in 1 h / 4 h / 12 h (estimate) |",
@@ -137,11 +142,29 @@ def schedule_table(setups: dict[str, tuple[int, int]]) -> str:
         for card_name, card in CARDS.items():
             fast, slow = estimate_minutes(flops, card)
             per_h = [int(60 / slow * 1000), int(60 / fast * 1000)]
-            its = " / ".join(f"{h * per_h[0] / 1000:.0f}k-{h * per_h[1] / 1000:.0f}k" for h in (1, 4, 12))
+            its = " / ".join(f"{_thousands(h * per_h[0])}-{_thousands(h * per_h[1])}" for h in (1, 4, 12))
             lines.append(f"| {name} ({size} px, batch {batch}) | {flops['total'] / 1e12:.2f} | {card_name} ({card.amp}) "
                          f"| {fast:.0f}-{slow:.0f} | {its} |")
     return "\n".join(lines)
 
 
+def batch_table(size: int = 256, batches: tuple[int, ...] = (8, 16, 32, 64)) -> str:
+    """Markdown rows: per batch size at ``size`` px, the counted TFLOP and each card's ESTIMATED minutes per 1,000 it.
+
+    The README's "Throughput and memory per batch size on a GPU" table, which the trainer's
+    out-of-memory message points to, until ``make gpu-check`` measures it.
+    """
+    heads = " | ".join(f"{name} {card.amp}{', min / 1,000 it.' if i == 0 else ''} (ESTIMATE)"
+                       for i, (name, card) in enumerate(CARDS.items()))
+    lines = [f"| batch_size | TFLOP / iteration (counted) | {heads} |", "|---" * (2 + len(CARDS)) + "|"]
+    for batch in batches:
+        flops = count_iteration_flops(size=size, batch=batch)
+        cells = " | ".join("{:.0f}-{:.0f}".format(*estimate_minutes(flops, card)) for card in CARDS.values())
+        lines.append(f"| {batch} | {flops['total'] / 1e12:.2f} | {cells} |")
+    return "\n".join(lines)
+
+
 if __name__ == "__main__":
     print(schedule_table({"celeba_128_session": (128, 16), "celeba_256_instructor": (256, 16)}))
+    print()
+    print(batch_table())

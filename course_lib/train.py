@@ -480,6 +480,8 @@ class Trainer:
         self._lock: Optional[RunLock] = RunLock(self.out_dir) if self.dist.is_main else None
         if self._lock is not None:
             self._lock.check()
+            if (note := ckpt_io.drive_run_folder_note(self.out_dir)) is not None:  # pruning fills Drive's trash
+                print(note, file=sys.stderr, flush=True)
         resume_path = self._resolve_resume(resume)
         saved = ckpt_io.load_checkpoint(resume_path) if resume_path is not None else None
         changed = self._check_compatible(TrainConfig.from_dict(saved["config"])) if saved is not None else {}

@@ -9,7 +9,8 @@ lands in the JSON; one failing section does not stop the others):
    (max abs difference relative to the CPU output's max abs value).
 2. ``precisions``: one release iteration (5 critic + 1 generator step, :meth:`Trainer.train_step`)
    in float32, bf16 and fp16 (with the scaler), with and without channels-last: losses finite,
-   weights finite, time of the step.
+   weights finite and (float32, bf16) changed by the updates, time of the step; under fp16 the
+   scaler's scale after the step (a first iteration may skip updates while the scale settles).
 3. ``throughput``: steps/s and peak memory at 256 px, batch 8, 16, 32 and 64, in the amp
    mode :func:`course_lib.precision.choose_amp` picks, channels-last; an out-of-memory error
    is caught and recorded; plus the FLOPs of one iteration
@@ -23,9 +24,11 @@ lands in the JSON; one failing section does not stop the others):
    The script sets ``CUBLAS_WORKSPACE_CONFIG=:4096:8`` before CUDA starts (as a fresh
    ``train --deterministic`` process does) so that this section can run in the same process.
 5. ``inference``: :func:`course_lib.bench.bench_generator` (the fast exact path against the
-   reference ops with the release's per-image attention, in the same run; the reference is
-   skipped at 2048 where its dense score matrix alone is 16 GiB) and
-   :func:`course_lib.bench.bench_inpaint_crop` at 512, 1024 and 2048 px.
+   reference ops with the release's per-image attention, in the same run, float32 with TF32
+   off; their composites must agree within ``INFERENCE_TOL``) and
+   :func:`course_lib.bench.bench_inpaint_crop` at 512, 1024 and 2048 px. The reference always
+   runs at 512 and 1024; at 2048 its dense score matrix (16 GiB, several copies at its peak)
+   runs only when :func:`reference_plan` finds the memory on this GPU, else the JSON says why.
 6. ``loop``: the training loop's GPU hygiene (issue 27): the reads of device values in one
    release iteration (:func:`course_lib.value_checks.count_value_reads`, and on CUDA the
    warnings of ``torch.cuda.set_sync_debug_mode``): at most 1 (the losses, read together) plus
@@ -76,14 +79,15 @@ from course_lib.value_checks import count_value_reads, is_host_side
 
 PARITY_TOL = 1e-3   # max |cuda - cpu| / max |cpu|, float32 with TF32 off
 RESUME_TOL = 1e-4   # max |resumed - uninterrupted| of the generator's weights (fp32)
+INFERENCE_TOL = 1e-3  # max |fast - reference| of the inpainted composite (values in [-1, 1]), fp32, TF32 off
 ALLOWED_MODULES = {"torch", "numpy", "PIL", "matplotlib", "tqdm", "course_lib"}
 
 # Sizes of a real run and of a dry run (CPU, seconds).
 FULL = dict(size=256, cnum=32, critic_cnum=64, step_batch=4, batches=(8, 16, 32, 64), timed_steps=3,
-            inference=(512, 1024, 2048), resume_size=128, resume_cnum=32, train_minutes=3.0, flop_batch=16,
+            inference=(512, 1024, 2048), reference_always=1024, matmul_n=4096, resume_size=128, resume_cnum=32, train_minutes=3.0, flop_batch=16,
             resume_critic_steps=5)
 DRY = dict(size=64, cnum=4, critic_cnum=4, step_batch=2, batches=(2,), timed_steps=1,
-           inference=(64,), resume_size=64, resume_cnum=4, train_minutes=0.05, flop_batch=2, resume_critic_steps=1)
+           inference=(32, 64), reference_always=32, matmul_n=256, resume_size=64, resume_cnum=4, train_minutes=0.05, flop_batch=2, resume_critic_steps=1)
 
 
 def _config(size: int, cnum: int, critic_cnum: int, batch: int, device: str, **extra: Any) -> Any:
@@ -153,6 +157,9 @@ def check_precisions(device: torch.device, s: dict, work: Path) -> dict:
                 cfg = _config(s["size"], s["cnum"], s["critic_cnum"], s["step_batch"], device.type, amp=amp,
                               channels_last=channels_last, critic_steps=5)
                 trainer = Trainer(cfg, work / f"prec_{amp}_{int(channels_last)}")
+                start = {name: [p.detach().clone() for p in m.parameters()] for name, m in
+                         (("generator", trainer.generator), ("local_critic", trainer.local_critic),
+                          ("global_critic", trainer.global_critic))}
                 t0 = time.perf_counter()
                 losses = trainer.train_step()
                 _sync(device)
@@ -160,7 +167,15 @@ def check_precisions(device: torch.device, s: dict, work: Path) -> dict:
                 row["losses"] = losses
                 row["skipped_updates"] = trainer.skipped_updates  # fp16: updates the scaler skipped
                 finite_w = all(bool(torch.isfinite(p).all()) for m in trainer.models for p in m.parameters())
-                row["passed"] = finite_w and all(v == v and abs(v) != float("inf") for v in losses.values())
+                changed = {name: any(not torch.equal(p.detach(), q) for p, q in zip(m.parameters(), start[name]))
+                           for name, m in (("generator", trainer.generator), ("local_critic", trainer.local_critic),
+                                           ("global_critic", trainer.global_critic))}
+                row["weights_changed"] = changed  # fp16: the scaler may skip every update of a first iteration
+                if amp == "fp16":
+                    row["grad_scale_after"] = {"critics": trainer.scaler_d.get_scale(),
+                                               "generator": trainer.scaler_g.get_scale()}
+                row["passed"] = (finite_w and all(v == v and abs(v) != float("inf") for v in losses.values())
+                                 and (amp == "fp16" or all(changed.values())))
             except Exception as err:  # recorded, the other modes still run
                 row.update(passed=False, error=f"{type(err).__name__}: {err}")
             rows.append(row)
@@ -345,18 +360,81 @@ def check_loop(device: torch.device, s: dict, work: Path) -> dict:
     return out
 
 
+def reference_plan(size: int, always_up_to: int, device_type: str, last_reference: Optional[tuple[int, float]],
+                   free_mib: Optional[float]) -> Optional[str]:
+    """None when the reference path should run at ``size``, else why not (one phrase, for the JSON).
+
+    Up to ``always_up_to`` px (and always on the CPU) it runs. Above, on CUDA, its dense score
+    matrix grows as ``size ** 4``: its need is estimated as the peak of the last size whose
+    reference ran (``last_reference = (size, peak MiB)``) times ``(size / that size) ** 4``, and
+    it runs only when that is at most 90 % of the device's free memory (``free_mib``).
+    """
+    if size <= always_up_to or device_type != "cuda":
+        return None
+    if last_reference is None or free_mib is None:
+        return "not run: no smaller size's reference peak to estimate its memory from"
+    need = last_reference[1] * (size / last_reference[0]) ** 4
+    if need <= 0.9 * free_mib:
+        return None
+    return (f"not run: its dense score matrix needs about {need / 1024:.0f} GiB ({last_reference[1] / 1024:.1f} GiB "
+            f"at {last_reference[0]} px x {(size / last_reference[0]) ** 4:.0f}), this GPU has {free_mib / 1024:.0f} "
+            "GiB free")
+
+
 def check_inference(device: torch.device, s: dict) -> dict:
-    """Exact (fast vs reference ops + per-image attention) and crop inference at each size."""
-    rows = []
-    for size in s["inference"]:
-        try:
-            gen_rows = bench.bench_generator(s["cnum"], size, device, repeats=2, warmup=1, gflops_rate=float("nan"),
-                                             reference=size <= 1024)
-            crop = bench.bench_inpaint_crop(s["cnum"], size, device, repeats=2, warmup=1)
-            rows.extend(asdict(r) for r in gen_rows + [crop])
-        except (torch.cuda.OutOfMemoryError, RuntimeError) as err:
-            rows.append({"name": f"inference {size}", "error": f"{type(err).__name__}: {str(err)[:200]}"})
-    return {"rows": rows, "passed": all("error" not in r for r in rows)}
+    """Exact (fast vs reference ops + per-image attention, float32, TF32 off) and crop inference at each size.
+
+    Passes when every size's fast path ran, the reference ran at least up to
+    ``s["reference_always"]`` px, and wherever it ran the composites differ by at most
+    ``INFERENCE_TOL``. Above that size the reference runs when :func:`reference_plan` says the
+    device has the memory (else, or on out-of-memory, the row says why it did not run).
+    """
+    old = torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = False
+    rows: list[dict] = []
+    compared: dict[int, Optional[float]] = {}
+    skipped: dict[int, str] = {}
+    last_reference: Optional[tuple[int, float]] = None
+    try:
+        rate = bench.matmul_gflops(device, n=s["matmul_n"])[0]  # fp32 GFLOP/s: the rows' "flop time" column
+        for size in s["inference"]:
+            free_mib = torch.cuda.mem_get_info(device)[0] / 2**20 if device.type == "cuda" else None
+            why_not = reference_plan(size, s["reference_always"], device.type, last_reference, free_mib)
+            try:
+                out_of_memory = False
+                try:
+                    gen_rows = bench.bench_generator(s["cnum"], size, device, repeats=2, warmup=1,
+                                                     gflops_rate=rate, reference=why_not is None)
+                except torch.cuda.OutOfMemoryError:
+                    if why_not is not None:
+                        raise
+                    out_of_memory = True  # retried below, once the failed attempt's tensors are released
+                if out_of_memory:
+                    torch.cuda.empty_cache()
+                    why_not = "not run: out of memory"
+                    gen_rows = bench.bench_generator(s["cnum"], size, device, repeats=2, warmup=1,
+                                                     gflops_rate=rate, reference=False)
+                crop = bench.bench_inpaint_crop(s["cnum"], size, device, repeats=2, warmup=1)
+                rows.extend(asdict(r) for r in gen_rows + [crop])
+                if why_not is None:
+                    compared[size] = next((r.max_abs_diff for r in gen_rows if r.max_abs_diff is not None), None)
+                    reference_peak = next((r.peak_mb for r in gen_rows if r.name.endswith(" reference")), None)
+                    if reference_peak:
+                        last_reference = (size, float(reference_peak))
+                else:
+                    skipped[size] = why_not
+            except (torch.cuda.OutOfMemoryError, RuntimeError) as err:
+                rows.append({"name": f"inference {size}", "error": f"{type(err).__name__}: {str(err)[:200]}"})
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = old
+    must_compare = [size for size in s["inference"] if size <= s["reference_always"]]
+    passed = (all("error" not in r for r in rows) and all(size in compared for size in must_compare)
+              and all(d is not None and d <= INFERENCE_TOL for d in compared.values()))
+    return {"tolerance": INFERENCE_TOL, "dtype": "float32", "tf32": False, "matmul_gflops": rate,
+            "max_abs_diff_fast_vs_reference": {str(k): v for k, v in compared.items()},
+            "reference_skipped": {str(k): v for k, v in skipped.items()}, "rows": rows, "passed": passed}
 
 
 def check_toy_training(device: torch.device, s: dict, work: Path, minutes: float) -> dict:
@@ -384,6 +462,19 @@ def _third_party_modules() -> list[str]:
     return sorted(r for r in roots if r not in std and not r.startswith("_") and r != "__main__")
 
 
+def _backend_flags() -> tuple[bool, bool, bool, bool, bool]:
+    """The global switches a section may change: cuDNN deterministic / benchmark, deterministic algorithms, TF32."""
+    return (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark,
+            torch.are_deterministic_algorithms_enabled(), torch.backends.cuda.matmul.allow_tf32,
+            torch.backends.cudnn.allow_tf32)
+
+
+def _restore_backend_flags(flags: tuple[bool, bool, bool, bool, bool]) -> None:
+    (torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark, algorithms,
+     torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32) = flags
+    torch.use_deterministic_algorithms(algorithms)
+
+
 def run(args: argparse.Namespace) -> dict:
     dry = args.dry_run
     s = DRY if dry else FULL
@@ -409,7 +500,9 @@ def run(args: argparse.Namespace) -> dict:
             ("inference", lambda: check_inference(device, s)),
             ("loop", lambda: check_loop(device, s, work)),
         ]
-        for name, fn in sections:
+        flags = _backend_flags()  # each section starts from the process's own settings: a Trainer sets
+        for name, fn in sections:  # cudnn.benchmark, the resume section cuDNN's deterministic mode
+            _restore_backend_flags(flags)
             t0 = time.perf_counter()
             try:
                 out = fn()
@@ -420,6 +513,7 @@ def run(args: argparse.Namespace) -> dict:
             result["sections"][name] = out
             print(f"{name:<12} {'ok' if out.get('passed') else 'FAILED'}  ({out['seconds']:.1f} s)"
                   + (f"  {out['error']}" if "error" in out else ""), flush=True)
+        _restore_backend_flags(flags)
         # the toy run gets what is left of the budget, at most train_minutes
         left = args.budget_minutes - (time.perf_counter() - t_start) / 60 - 0.5
         minutes = s["train_minutes"] if dry else max(0.5, min(s["train_minutes"], left))
@@ -433,8 +527,11 @@ def run(args: argparse.Namespace) -> dict:
         print(f"{'toy_training':<12} {'ok' if out.get('passed') else 'FAILED'}  ({out['seconds']:.1f} s)"
               + (f"  {out['error']}" if "error" in out else ""), flush=True)
     result["seconds"] = round(time.perf_counter() - t_start, 1)
+    result["budget_minutes"] = args.budget_minutes
+    result["within_budget"] = result["seconds"] <= 60 * args.budget_minutes  # the "at most 8 minutes" claim
     result["third_party_modules"] = _third_party_modules()
-    result["passed"] = all(sec.get("passed") for sec in result["sections"].values())
+    result["passed"] = (all(sec.get("passed") for sec in result["sections"].values())
+                        and (dry or result["within_budget"]))
     result["ran_every_section"] = all("error" not in sec for sec in result["sections"].values())
     return result
 
@@ -453,10 +550,19 @@ def summary(result: dict) -> str:
             lines.append(f"  {tp['size']} px batch {row['batch']:>3}: {row['steps_per_second']:.2f} steps/s, "
                          f"{row['minutes_per_1000_steps']:.1f} min/1000 steps, peak {row['peak_memory_mib']:.0f} MiB "
                          f"({row['amp']})")
+    inference = result["sections"].get("inference", {})
+    for size, diff in inference.get("max_abs_diff_fast_vs_reference", {}).items():
+        shown = f"differ by at most {diff:.1e}" if diff is not None else "were not compared (no difference row)"
+        lines.append(f"  inference {size} px: fast vs reference {shown} (tolerance {inference['tolerance']:g})")
+    for size, why in inference.get("reference_skipped", {}).items():
+        lines.append(f"  inference {size} px: reference {why}")
     toy = result["sections"].get("toy_training", {})
     if "hole_psnr_model_db" in toy:
         lines.append(f"  toy run {toy['steps']} steps: hole PSNR {toy['hole_psnr_model_db']:.2f} dB vs diffusion "
                      f"{toy['hole_psnr_diffusion_db']:.2f} dB")
+    if not result["dry_run"]:
+        lines.append(f"  {result['seconds'] / 60:.1f} min in all: "
+                     f"{'within' if result['within_budget'] else 'OVER'} the {result['budget_minutes']:g}-minute budget")
     return "\n".join(lines)
 
 

@@ -11,6 +11,7 @@ import dataclasses
 import hashlib
 import io
 import re
+import sys
 import tarfile
 import zipfile
 from pathlib import Path
@@ -132,6 +133,10 @@ def test_a_truncated_archive_is_never_unpacked_and_the_next_call_resumes(server,
     root = tmp_path / "places2"
     with pytest.raises(FetchError, match="resumes from there"):
         D.download_data("places2-val", root, base_url=_base(server), quiet=True)
+    server.modes["val_256.tar"] = "forbidden"  # the host refuses: the manual route names the page and its form
+    with pytest.raises(SourceRefused, match=rf"refused access \(403.*By hand: download val_256.tar from "
+                                            rf"{re.escape(D.PLACES_PAGE)} \(if the page asks you to request access"):
+        D.download_data("places2-val", root, base_url=_base(server), quiet=True)
     part = part_path(root / "archives" / "val_256.tar")
     assert 0 < part.stat().st_size < len(PLACES_VAL["val_256.tar"])
     assert not (root / "val_256").exists() and not (root / ".val_256.tar.unpacked").exists()
@@ -246,3 +251,74 @@ def test_too_little_free_disk_is_refused_before_any_download(server, tmp_path, m
     with pytest.raises(FetchError, match=r"needs about .* GB free under .* free some space"):
         D.download_data("celeba", tmp_path / "c", base_url=_base(server), quiet=True)
     assert server.requests == []
+
+
+def test_archives_on_another_disk_are_checked_for_their_own_share(server, tmp_path, monkeypatch):
+    server.files.update(CELEBA)
+    _use_md5_of(monkeypatch, "celeba", CELEBA)
+    source = D.DATA_SOURCES["celeba"]
+    sized = tuple(dataclasses.replace(f, approx_gb=1.4 if f.unpack else 0.0) for f in source.files)
+    monkeypatch.setitem(D.DATA_SOURCES, "celeba", dataclasses.replace(source, files=sized))
+    root, drive = tmp_path / "local", tmp_path / "MyDrive"
+    free = {root: 100e9, drive: 1e9}  # a full Drive: 1 GB free for a 1.4 GB archive
+    monkeypatch.setattr(D, "_same_disk", lambda a, b: False)
+    monkeypatch.setattr(D.shutil, "disk_usage", lambda p: type("U", (), {"free": free[Path(p)]})())
+    with pytest.raises(FetchError, match=rf"celeba needs about 1.4 GB free under {re.escape(str(drive))} \(archives\), "
+                                         r"but only 1.0 GB are free; free some space or choose another --archives\."):
+        D.download_data("celeba", root, archives=drive, base_url=_base(server), quiet=True)
+    assert server.requests == []
+    free.update({root: 1e9, drive: 100e9})  # now the local disk is the short one: 1.4 GB of images
+    with pytest.raises(FetchError, match=r"needs about 1.4 GB free under .*local \(images\), but only 1.0 GB are free; .* another --root\."):
+        D.download_data("celeba", root, archives=drive, base_url=_base(server), quiet=True)
+    free.update({root: 2e9, drive: 2e9})  # enough on each disk, though not 2.8 GB on either: it goes on
+    assert D.download_data("celeba", root, archives=drive, base_url=_base(server), quiet=True) == root
+    assert (root / "img_align_celeba" / "000001.jpg").is_file() and (drive / "img_align_celeba.zip").is_file()
+
+
+def test_one_disk_needs_the_archive_and_its_images_together(tmp_path, monkeypatch):
+    source = D.DataSource((D.DataFile("a.tar", "0" * 32, url="http://127.0.0.1:9/a.tar", unpack=True, approx_gb=3.0),
+                           D.DataFile("l.txt", "0" * 32, url="http://127.0.0.1:9/l.txt", approx_gb=0.5)), "x", "http://p", "t")
+    root = tmp_path / "r"
+    (root / "archives").mkdir(parents=True)
+    monkeypatch.setattr(D.shutil, "disk_usage", lambda p: type("U", (), {"free": 6.0e9})())
+    with pytest.raises(FetchError, match=r"needs about 6.5 GB free under .* \(archives and images\), but only 6.0 GB"):
+        D._check_free_disk("x", source, root, root / "archives")  # 3 + 3 + 0.5 = 6.5 GB > 6.0 GB
+    (root / "archives" / "a.tar").write_bytes(b"")  # the archive is there: 3 + 0.5 GB
+    (root / "l.txt").write_bytes(b"")  # and the list: 3 GB
+    monkeypatch.setattr(D.shutil, "disk_usage", lambda p: type("U", (), {"free": 3.1e9})())
+    D._check_free_disk("x", source, root, root / "archives")
+
+
+def test_a_drive_confirmation_page_without_gdown_says_to_install_it(server, tmp_path, monkeypatch):
+    ids = {f.name: f.drive_id for f in D.DATA_SOURCES["celeba"].files}
+    server.files[ids["img_align_celeba.zip"]] = CELEBA["img_align_celeba.zip"]
+    server.modes[ids["img_align_celeba.zip"]] = "confirm"
+    _use_md5_of(monkeypatch, "celeba", CELEBA)
+    monkeypatch.setenv("COURSE_LIB_DRIVE_URL", server.template)
+    monkeypatch.setitem(sys.modules, "gdown", None)  # as if gdown were not installed
+    monkeypatch.setitem(sys.modules, "gdown.download", None)
+    with pytest.raises(SourceRefused) as info:
+        D.download_data("celeba", tmp_path / "celeba", quiet=True)
+    message = str(info.value)
+    assert "large-file confirmation page, which course_lib follows with gdown (not installed: pip install gdown" in message
+    assert "By hand: download img_align_celeba.zip" in message and "\n" not in message
+
+
+def test_a_wrong_archive_put_in_by_hand_is_named_when_the_source_refuses(server, tmp_path, monkeypatch):
+    server.files.update(CELEBA)
+    _use_md5_of(monkeypatch, "celeba", CELEBA)
+    server.modes["img_align_celeba.zip"] = "forbidden"
+    archives = tmp_path / "MyDrive"
+    archives.mkdir()
+    other = _zip({"img_align_celeba/000001.jpg": _jpeg(7)})  # e.g. a copy from an unofficial mirror
+    (archives / "img_align_celeba.zip").write_bytes(other)
+    root = tmp_path / "celeba"
+    with pytest.raises(SourceRefused, match=r"refused access \(403.*The img_align_celeba.zip already in "
+                                            rf"{re.escape(str(archives))} does not have the published md5 "
+                                            rf"{_md5(CELEBA['img_align_celeba.zip'])}: a different or damaged copy"):
+        D.download_data("celeba", root, archives=archives, base_url=_base(server), quiet=True)
+    assert (archives / "img_align_celeba.zip").read_bytes() == other  # left as it was, and not unpacked
+    assert not (root / "img_align_celeba").exists()
+    server.modes["img_align_celeba.zip"] = "ok"  # the source answers again: a good download replaces it
+    D.download_data("celeba", root, archives=archives, base_url=_base(server), quiet=True)
+    assert (archives / "img_align_celeba.zip").read_bytes() == CELEBA["img_align_celeba.zip"]

@@ -99,6 +99,19 @@ def test_to_cpu_moves_a_tensor_of_another_device(monkeypatch):
     assert moved and type(out["w"]) is torch.Tensor
 
 
+def test_a_run_folder_on_the_colab_drive_mount_is_named_in_one_warning(tmp_path, monkeypatch, capsys):
+    assert ckpt_io.drive_run_folder_note("/content/runs/c128") is None
+    assert ckpt_io.drive_run_folder_note("/content/drive2/x") is None  # another folder that starts alike
+    note = ckpt_io.drive_run_folder_note("/content/drive/MyDrive/runs/c128")
+    assert note.startswith("warning: the run folder /content/drive/MyDrive/runs/c128 is on Google Drive")
+    assert "--mirror /content/drive/MyDrive/runs/c128" in note and "\n" not in note
+    monkeypatch.setattr(ckpt_io, "COLAB_DRIVE_MOUNT", str(tmp_path / "drive"))  # a stand-in mount
+    Trainer(_toy(), tmp_path / "drive" / "MyDrive" / "run")
+    assert "is on Google Drive, where every pruned checkpoint goes to Drive's trash" in capsys.readouterr().err
+    Trainer(_toy(), tmp_path / "local" / "run")
+    assert "Google Drive" not in capsys.readouterr().err
+
+
 # ----------------------------------------------------------------------------- attention in float32
 
 def test_contextual_attention_runs_in_float32_with_autocast_off_under_bf16(monkeypatch):
@@ -172,6 +185,37 @@ def test_the_colab_configs_load_and_label_their_times_as_estimates():
         assert "ESTIMATES" in comment and "T4" in comment and "L4" in comment and "A100" in comment
 
 
+@pytest.mark.slow
+def test_the_readme_table_and_the_colab_configs_state_the_schedule_estimates():
+    from course_lib.schedule import schedule_table
+
+    table = schedule_table({"celeba_128_session": (128, 16), "celeba_256_instructor": (256, 16)})
+    assert table in (ROOT / "README.md").read_text()  # python -m course_lib.schedule, pasted as is
+    rows = [[c.strip() for c in line.strip("|").split("|")] for line in table.splitlines()[2:]]
+    assert len(rows) == 6
+    for setup, _, card, minutes, iterations in rows:
+        comment = json.loads((ROOT / "course_lib" / "configs" / f"{setup.split()[0]}.json").read_text())["_comment"]
+        per_session = iterations.split(" / ")[1]  # the 4 h column
+        assert f"{card}: {minutes} min per 1,000 steps, {per_session} steps per 4 h session" in comment, (setup, card)
+    # one decimal below 10k, so a range never reads "2k-2k" (the T4 at 256 px: 1.6k-2.4k iterations per hour)
+    assert "| T4 (fp16) | 25-39 | 1.6k-2.4k / 6.2k-9.8k / 19k-29k |" in table
+
+
+@pytest.mark.slow
+def test_the_readme_per_batch_size_table_is_the_schedule_count():
+    from course_lib.schedule import batch_table
+
+    table = batch_table()
+    assert table in (ROOT / "README.md").read_text()  # the table the out-of-memory message points to
+    assert [line.split("|")[1].strip() for line in table.splitlines()[2:]] == ["8", "16", "32", "64"]
+
+
+def test_thousands_by_hand():
+    from course_lib.schedule import _thousands
+
+    assert [_thousands(n) for n in (1537, 9949, 10_000, 28_400, 132_000)] == ["1.5k", "9.9k", "10k", "28k", "132k"]
+
+
 # ----------------------------------------------------------------------------- the prepared GPU check
 
 def _gpu_check_module():
@@ -213,7 +257,71 @@ def test_gpu_check_dry_run_runs_every_section_on_the_cpu(tmp_path, monkeypatch, 
     assert loop["device_reads_total"] == 1 and loop["passed"], loop  # the losses, read once per iteration
     assert loop["layers_not_channels_last"] == [] and loop["critic_score_dtype"] == "torch.float32"
     assert result["sections"]["throughput"]["flops_per_iteration"]["tflop"] > 0
-    assert "wrote" in capsys.readouterr().out
+    for row in result["sections"]["precisions"]["rows"]:  # every update of one iteration changed the weights
+        assert set(row["weights_changed"]) == {"generator", "local_critic", "global_critic"}, row
+        assert row["amp"] != "fp16" or set(row["grad_scale_after"]) == {"critics", "generator"}
+    inference = result["sections"]["inference"]  # both sizes compared with the reference, within the tolerance
+    assert set(inference["max_abs_diff_fast_vs_reference"]) == {"32", "64"} and inference["passed"], inference
+    assert all(d <= inference["tolerance"] for d in inference["max_abs_diff_fast_vs_reference"].values())
+    assert inference["reference_skipped"] == {} and result["within_budget"] and inference["matmul_gflops"] > 0
+    assert "NaN" not in out.read_text()  # strict JSON: every rate is measured
+    assert "fast vs reference differ by at most" in capsys.readouterr().out
+
+
+def test_gpu_check_restores_the_backend_switches_a_section_changed():
+    module = _gpu_check_module()
+    before = module._backend_flags()
+    try:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = (not before[0]), (not before[1])
+        torch.use_deterministic_algorithms(not before[2])
+        assert module._backend_flags()[:3] == tuple(not v for v in before[:3])
+        module._restore_backend_flags(before)
+        assert module._backend_flags() == before
+    finally:
+        torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark = before[0], before[1]
+        torch.use_deterministic_algorithms(before[2])
+
+
+def test_gpu_check_runs_the_large_reference_only_where_the_memory_is_there():
+    plan = _gpu_check_module().reference_plan
+    assert plan(1024, 1024, "cuda", None, None) is None  # up to 1024 px always
+    assert plan(2048, 1024, "cpu", None, None) is None  # the CPU (dry run) always
+    # 1.5 GiB at 1024 px: x16 = 24 GiB at 2048, run on 80 GiB free, not on 20 GiB free (a T4's 15 GiB neither)
+    assert plan(2048, 1024, "cuda", (1024, 1536.0), 80 * 1024) is None
+    why = plan(2048, 1024, "cuda", (1024, 1536.0), 20 * 1024)
+    assert why == "not run: its dense score matrix needs about 24 GiB (1.5 GiB at 1024 px x 16), this GPU has 20 GiB free"
+    assert plan(2048, 1024, "cuda", None, 80 * 1024).startswith("not run: no smaller size's reference peak")
+
+
+def test_gpu_check_inference_falls_back_to_the_fast_path_alone_on_out_of_memory(monkeypatch):
+    module = _gpu_check_module()
+    from course_lib.bench import Row
+
+    calls = []
+
+    def fake_generator(cnum, size, device, repeats, warmup, gflops_rate, reference=True, seed=0):
+        calls.append((size, reference))
+        if reference and size == 64:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory (stand-in)")
+        rows = [Row(f"generator {size}x{size} fast", 1.0, "ms/image", peak_mb=10.0)]
+        if reference:
+            rows += [Row(f"generator {size}x{size} reference", 2.0, "ms/image", peak_mb=20.0),
+                     Row(f"generator {size}x{size} reference / fast", 2.0, "x", max_abs_diff=3e-7 if size == 32 else 0.5)]
+        return rows
+
+    monkeypatch.setattr(module.bench, "bench_generator", fake_generator)
+    monkeypatch.setattr(module.bench, "bench_inpaint_crop", lambda *a, **k: Row("crop", 1.0, "ms/image"))
+    out = module.check_inference(torch.device("cpu"), dict(module.DRY, inference=(32, 64), reference_always=32))
+    assert calls == [(32, True), (64, True), (64, False)]
+    assert out["max_abs_diff_fast_vs_reference"] == {"32": 3e-7} and out["passed"]
+    assert out["reference_skipped"] == {"64": "not run: out of memory"}
+    # a reference that disagrees beyond the tolerance fails the section
+    monkeypatch.setattr(module.bench, "bench_generator", lambda *a, **k: fake_generator(*a, **k)[:1] + [
+        Row("generator 9x9 reference", 2.0, "ms/image", peak_mb=1.0), Row("r / f", 2.0, "x", max_abs_diff=0.5)])
+    assert not module.check_inference(torch.device("cpu"), dict(module.DRY, inference=(32,), reference_always=32))["passed"]
+    # and so does a size up to reference_always whose reference did not run
+    monkeypatch.setattr(module.bench, "bench_generator", lambda *a, **k: fake_generator(*a, **{**k, "reference": False}))
+    assert not module.check_inference(torch.device("cpu"), dict(module.DRY, inference=(32,), reference_always=32))["passed"]
 
 
 # ----------------------------------------------------------------------------- fp16: skip, count, then stop
