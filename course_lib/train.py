@@ -1077,7 +1077,9 @@ class Trainer:
         if self._tb is not None:
             for k, v in metrics.items():
                 self._tb.add_scalar(f"val/{k}", v, self.step)
-        self._say(f"validation at step {self.step}: " + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
+        # l1, l2, hole_l1 are absolute errors in % (metrics.l1_error), not the paper's relative ones (release #146)
+        self._say(f"validation at step {self.step} (absolute l1/l2 %): "
+                  + ", ".join(f"{k} {v:.4g}" for k, v in metrics.items()))
 
     # -- progress
     def _say(self, text: str) -> None:
