@@ -85,6 +85,16 @@ def _base(server: FileServer) -> str:
     return f"http://127.0.0.1:{server.port}/file"
 
 
+def _serve_celeba_from_drive(server, monkeypatch, mode: str, names: tuple[str, ...] = ("img_align_celeba.zip",)) -> None:
+    """The local server stands in for Drive: it serves ``names`` by their Drive ids, the zip in ``mode``."""
+    ids = {f.name: f.drive_id for f in D.DATA_SOURCES["celeba"].files}
+    for name in names:
+        server.files[ids[name]] = CELEBA[name]
+    server.modes[ids["img_align_celeba.zip"]] = mode
+    _use_md5_of(monkeypatch, "celeba", CELEBA)
+    monkeypatch.setenv("COURSE_LIB_DRIVE_URL", server.template)
+
+
 def test_the_source_table_holds_the_official_sources_and_md5s():
     for name, source in D.DATA_SOURCES.items():
         assert source.terms and source.page.startswith("http")
@@ -174,23 +184,14 @@ def test_an_html_page_is_one_sentence_with_the_manual_route(server, tmp_path, mo
 
 def test_celeba_from_google_drive_follows_the_confirmation_page(server, tmp_path, monkeypatch):
     pytest.importorskip("gdown")
-    ids = {f.name: f.drive_id for f in D.DATA_SOURCES["celeba"].files}
-    for name, data in CELEBA.items():
-        server.files[ids[name]] = data
-    server.modes[ids["img_align_celeba.zip"]] = "confirm"
-    _use_md5_of(monkeypatch, "celeba", CELEBA)
-    monkeypatch.setenv("COURSE_LIB_DRIVE_URL", server.template)
+    _serve_celeba_from_drive(server, monkeypatch, "confirm", names=tuple(CELEBA))
     root = D.download_data("celeba", tmp_path / "celeba", quiet=True)
     assert (root / "img_align_celeba" / "000004.jpg").is_file()
     assert any(path.endswith("-confirmed") or "-confirmed?" in path for path, _ in server.requests)
 
 
 def test_a_drive_quota_page_names_the_quota_and_the_manual_route(server, tmp_path, monkeypatch):
-    ids = {f.name: f.drive_id for f in D.DATA_SOURCES["celeba"].files}
-    server.files[ids["img_align_celeba.zip"]] = CELEBA["img_align_celeba.zip"]
-    server.modes[ids["img_align_celeba.zip"]] = "quota"
-    _use_md5_of(monkeypatch, "celeba", CELEBA)
-    monkeypatch.setenv("COURSE_LIB_DRIVE_URL", server.template)
+    _serve_celeba_from_drive(server, monkeypatch, "quota")
     with pytest.raises(SourceRefused, match="quota.*By hand.*Baidu"):
         D.download_data("celeba", tmp_path / "celeba", quiet=True)
 
@@ -290,11 +291,7 @@ def test_one_disk_needs_the_archive_and_its_images_together(tmp_path, monkeypatc
 
 
 def test_a_drive_confirmation_page_without_gdown_says_to_install_it(server, tmp_path, monkeypatch):
-    ids = {f.name: f.drive_id for f in D.DATA_SOURCES["celeba"].files}
-    server.files[ids["img_align_celeba.zip"]] = CELEBA["img_align_celeba.zip"]
-    server.modes[ids["img_align_celeba.zip"]] = "confirm"
-    _use_md5_of(monkeypatch, "celeba", CELEBA)
-    monkeypatch.setenv("COURSE_LIB_DRIVE_URL", server.template)
+    _serve_celeba_from_drive(server, monkeypatch, "confirm")
     monkeypatch.setitem(sys.modules, "gdown", None)  # as if gdown were not installed
     monkeypatch.setitem(sys.modules, "gdown.download", None)
     with pytest.raises(SourceRefused) as info:
