@@ -23,12 +23,11 @@ def _worker(out: Path) -> None:
     initial = {k: v.clone() for k, v in trainer.generator.state_dict().items()}
     trainer.fit()
     rank = trainer.dist.rank
-    world_size = trainer.dist.world_size
     trainer.close()  # drops the DDP wrappers and leaves the group (no abort at the interpreter's exit)
     trainer.close()  # twice is harmless
     unwrapped = (trainer.g_train is trainer.generator and trainer.d_local_train is trainer.local_critic
                  and trainer.d_global_train is trainer.global_critic)
-    torch.save({"world_size": world_size, "initial": initial, "unwrapped_after_close": unwrapped,
+    torch.save({"world_size": trainer.dist.world_size, "initial": initial, "unwrapped_after_close": unwrapped,
                 "generator": trainer.generator.state_dict(),
                 "local_critic": trainer.local_critic.state_dict(),
                 "global_critic": trainer.global_critic.state_dict(),
